@@ -1,0 +1,117 @@
+"""Fleet state: the latest of each vehicle, forecasts, grid signals and DR events.
+
+State only moves forward in event time: telemetry older than what a vehicle already
+reported is ignored, so late, duplicated or replayed records never roll it back.
+Applying telemetry yields the fleet events that should trigger re-planning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from streams.messages import DemandResponseEvent, GridSignal, SolarForecast, Telemetry
+
+
+class FleetEventKind(StrEnum):
+    ARRIVED = "arrived"
+    DEPARTED = "departed"
+    PLUGGED_IN = "plugged-in"
+    UNPLUGGED = "unplugged"
+    CONSENT_WITHDRAWN = "consent-withdrawn"
+    CONSENT_GIVEN = "consent-given"
+
+
+@dataclass(frozen=True)
+class FleetEvent:
+    kind: FleetEventKind
+    vehicle_id: str
+    site_id: str | None
+    event_time: datetime
+
+
+def _derive_events(before: Telemetry | None, after: Telemetry) -> list[FleetEvent]:
+    def event(kind: FleetEventKind, site_id: str | None) -> FleetEvent:
+        return FleetEvent(kind, after.vehicle_id, site_id, after.event_time)
+
+    was_site = before.site_id if before else None
+    was_plugged = bool(before and before.site_id and before.plugged_in)
+    events: list[FleetEvent] = []
+    if was_site is not None and was_site != after.site_id:
+        events.append(event(FleetEventKind.DEPARTED, was_site))
+    if after.site_id is not None and after.site_id != was_site:
+        events.append(event(FleetEventKind.ARRIVED, after.site_id))
+    is_plugged = after.site_id is not None and after.plugged_in
+    if is_plugged and not was_plugged:
+        events.append(event(FleetEventKind.PLUGGED_IN, after.site_id))
+    if was_plugged and not is_plugged:
+        events.append(event(FleetEventKind.UNPLUGGED, was_site))
+    if before is not None and before.participating != after.participating:
+        kind = (
+            FleetEventKind.CONSENT_GIVEN
+            if after.participating
+            else FleetEventKind.CONSENT_WITHDRAWN
+        )
+        events.append(event(kind, after.site_id))
+    return events
+
+
+@dataclass
+class FleetState:
+    """What the planner knows about the fleet and its surroundings."""
+
+    vehicles: dict[str, Telemetry] = field(default_factory=dict)
+    arrivals: dict[str, datetime] = field(default_factory=dict)
+    solar: dict[str, SolarForecast] = field(default_factory=dict)
+    grid: dict[str, GridSignal] = field(default_factory=dict)
+    dr_events: dict[str, DemandResponseEvent] = field(default_factory=dict)
+
+    def apply_telemetry(self, telemetry: Telemetry) -> list[FleetEvent]:
+        """Take a vehicle's report if it is newer than the last; return derived events."""
+        before = self.vehicles.get(telemetry.vehicle_id)
+        if before is not None and telemetry.event_time <= before.event_time:
+            return []
+        self.vehicles[telemetry.vehicle_id] = telemetry
+        events = _derive_events(before, telemetry)
+        for event in events:
+            if event.kind is FleetEventKind.ARRIVED:
+                self.arrivals[telemetry.vehicle_id] = telemetry.event_time
+            elif event.kind is FleetEventKind.DEPARTED:
+                self.arrivals.pop(telemetry.vehicle_id, None)
+        return events
+
+    def apply_solar(self, forecast: SolarForecast) -> bool:
+        """Keep the newest forecast per site; True when it replaced something."""
+        current = self.solar.get(forecast.site_id)
+        if current is not None and forecast.issued_at <= current.issued_at:
+            return False
+        self.solar[forecast.site_id] = forecast
+        return True
+
+    def apply_grid(self, signal: GridSignal) -> bool:
+        """Keep the newest intensity signal per region; True when it replaced something."""
+        current = self.grid.get(signal.region)
+        if current is not None and signal.issued_at <= current.issued_at:
+            return False
+        self.grid[signal.region] = signal
+        return True
+
+    def apply_dr_event(self, event: DemandResponseEvent) -> bool:
+        """Add, modify or cancel a DR event; True when the set of caps changed."""
+        if event.cancelled:
+            return self.dr_events.pop(event.event_id, None) is not None
+        changed = self.dr_events.get(event.event_id) != event
+        self.dr_events[event.event_id] = event
+        return changed
+
+    def parked(self) -> list[Telemetry]:
+        """Vehicles at a site and plugged in, ordered by id."""
+        return sorted(
+            (t for t in self.vehicles.values() if t.site_id is not None and t.plugged_in),
+            key=lambda t: t.vehicle_id,
+        )
+
+    def watermark(self) -> datetime | None:
+        """The latest event time any vehicle has reported."""
+        return max((t.event_time for t in self.vehicles.values()), default=None)
