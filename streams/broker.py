@@ -35,6 +35,11 @@ def free_loopback_port() -> int:
 
 def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
     """True when a Kafka broker at `bootstrap_servers` answers a metadata request."""
+    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError):
+        return False
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap_servers,

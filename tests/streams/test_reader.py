@@ -1,0 +1,101 @@
+"""The reader on the real broker: valid records reach the handler, bad ones dead-letter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams.clients import KafkaSettings
+from streams.consumer import StreamReader
+from streams.errors import MessageError
+from streams.messages import Message, Telemetry
+from streams.producer import Publisher
+from streams.topics import Stream
+from tests.streams.test_serde import T0, telemetry
+
+
+def read_dead_letters(settings: KafkaSettings, count: int) -> list[dict[str, bytes | None]]:
+    consumer = KafkaConsumer(
+        settings.topics.name(Stream.DEAD_LETTER),
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    letters = []
+    for record in consumer:
+        letters.append({**{k: v for k, v in record.headers}, "value": record.value})
+        if len(letters) == count:
+            break
+    consumer.close()
+    return letters
+
+
+def test_valid_records_are_handled_and_bad_ones_dead_lettered(
+    kafka_settings: KafkaSettings,
+) -> None:
+    received: list[Message] = []
+
+    def handler(stream: Stream, message: Message) -> None:
+        assert stream is Stream.TELEMETRY
+        if isinstance(message, Telemetry) and message.vehicle_id == "car-poison":
+            raise MessageError("vehicle car-poison is not registered")
+        received.append(message)
+
+    publisher = Publisher(kafka_settings)
+    reader = StreamReader(
+        kafka_settings, "test-service", [Stream.TELEMETRY], handler, publisher
+    ).start()
+    try:
+        good = [telemetry(vehicle_id=f"car-{i}", event_time=T0 + timedelta(minutes=i))
+                for i in range(5)]
+        for message in good:
+            publisher.publish(Stream.TELEMETRY, message)
+        publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-poison"))
+        raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+        raw.send(kafka_settings.topics.name(Stream.TELEMETRY), key=b"car-x", value=b"{oops")
+        raw.flush()
+        raw.close()
+        publisher.flush()
+        assert reader.wait_caught_up(timeout_s=30)
+        assert sorted(m.vehicle_id for m in received if isinstance(m, Telemetry)) == [
+            f"car-{i}" for i in range(5)
+        ]
+        assert reader.records_dead_lettered == 2
+        publisher.flush()
+        letters = read_dead_letters(kafka_settings, 2)
+        reasons = sorted(str(letter["reason"]) for letter in letters)
+        assert any("invalid Telemetry" in reason for reason in reasons)
+        assert any("car-poison is not registered" in reason for reason in reasons)
+        for letter in letters:
+            assert letter["source_topic"] == kafka_settings.topics.name(Stream.TELEMETRY).encode()
+            assert letter["source_offset"] is not None
+        assert {letter["value"] for letter in letters} >= {b"{oops"}
+    finally:
+        reader.stop()
+        publisher.close()
+    assert reader.failure is None
+
+
+def test_a_restarted_reader_resumes_after_its_committed_offsets(
+    kafka_settings: KafkaSettings,
+) -> None:
+    seen: list[str] = []
+
+    def handler(stream: Stream, message: Message) -> None:
+        assert isinstance(message, Telemetry)
+        seen.append(message.vehicle_id)
+
+    publisher = Publisher(kafka_settings)
+    publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-a"))
+    publisher.flush()
+    first = StreamReader(kafka_settings, "resume", [Stream.TELEMETRY], handler, publisher).start()
+    assert first.wait_caught_up(timeout_s=30)
+    first.stop()
+    publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-b"))
+    publisher.flush()
+    second = StreamReader(kafka_settings, "resume", [Stream.TELEMETRY], handler, publisher).start()
+    assert second.wait_caught_up(timeout_s=30)
+    second.stop()
+    publisher.close()
+    assert seen == ["car-a", "car-b"]
