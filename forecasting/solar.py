@@ -151,9 +151,8 @@ def linke_turbidity(spec: PvSystemSpec, times: pd.DatetimeIndex) -> pd.Series:
 
 def _month_middles_doy(leap: bool) -> np.ndarray:
     """Day of year of the middle of each month, with last December and next January."""
-    days = np.array(calendar.mdays[1:], dtype=float)
-    if leap:
-        days[1] += 1.0
+    year = 2020 if leap else 2019
+    days = np.array([calendar.monthrange(year, m)[1] for m in range(1, 13)], dtype=np.float64)
     middles = np.cumsum(days) - days / 2.0
     return np.concatenate([[-days[11] / 2.0], middles, [days.sum() + days[0] / 2.0]])
 

@@ -26,11 +26,12 @@ def require_utc_datetime(value: object, field: str) -> datetime:
         raise TypeError(f"{field} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{field} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    moment: datetime = value
     if isinstance(value, pd.Timestamp):
         if value.nanosecond:
             raise ValueError(f"{field} has sub-microsecond precision: {value}")
-        value = value.to_pydatetime()
-    return value.astimezone(UTC)
+        moment = value.to_pydatetime()
+    return moment.astimezone(UTC)
 
 
 def require_utc_index(index: pd.Index, field: str) -> pd.DatetimeIndex:
