@@ -1,0 +1,225 @@
+"""The car's agent: apply an assignment's charge power, run its work, report results.
+
+`VehicleAgent.handle` never raises for a bad work item: each one ends in a `Result`, "done"
+with the output's URI and sha256 or "failed" with a one-line reason, and the next item
+still runs. `AgentPool` holds many agents in one process for simulated fleets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from executor.errors import ExecutionError, one_line
+from executor.runtime import OnnxRunner
+from executor.storage import load_input_array, read_verified_model, write_output_array
+from streams.messages import Assignment, Result, WorkItem
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_HOUR = 3600.0
+
+
+class ChargerControl(Protocol):
+    """The car's charger (hardware or simulator): holds a power over a slot."""
+
+    def set_charge_power_kw(
+        self, slot_start: datetime, slot_end: datetime, power_kw: float
+    ) -> None:
+        """Charge at `power_kw` [kW] (grid side) over [slot_start, slot_end), UTC."""
+        ...
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    """Largest files an agent reads [bytes]."""
+
+    max_model_bytes: int = 512 * 1024 * 1024
+    max_input_bytes: int = 256 * 1024 * 1024
+
+
+class VehicleAgent:
+    """Runs one vehicle's assignments.
+
+    `compute_kw` [kW] is the battery power drawn while computing; a result's energy is
+    `energy_kwh = compute_kw * runtime_s / 3600`, where `runtime_s` [s] is the item's wall
+    time (reading and verifying, inference, writing), failed items included. `clock` returns
+    the current time, UTC and timezone-aware.
+    """
+
+    def __init__(
+        self,
+        vehicle_id: str,
+        runner: OnnxRunner,
+        charger: ChargerControl,
+        compute_kw: float,
+        clock: Callable[[], datetime],
+        *,
+        limits: AgentLimits | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if not math.isfinite(compute_kw) or compute_kw < 0:
+            raise ValueError(f"compute_kw must be finite and non-negative, got {compute_kw}")
+        if clock().tzinfo is None:
+            raise ValueError("clock must return timezone-aware datetimes")
+        self.vehicle_id = vehicle_id
+        self.runner = runner
+        self.charger = charger
+        self.compute_kw = compute_kw
+        self.limits = limits or AgentLimits()
+        self._clock = clock
+        self._timer = timer
+
+    def handle(self, assignment: Assignment) -> list[Result]:
+        """Apply the slot's charge power, then run every work item; one Result per item.
+
+        An assignment for another vehicle is refused (logged, no results). Items that
+        cannot start before the slot (the lease) ends fail without running, as do all items
+        when the charger refuses the slot's power.
+        """
+        if assignment.vehicle_id != self.vehicle_id:
+            logger.warning(
+                "agent %s refuses assignment %s addressed to %s",
+                self.vehicle_id,
+                assignment.assignment_id,
+                assignment.vehicle_id,
+            )
+            return []
+        if self._clock() >= assignment.slot_end:
+            return self._fail_all(assignment, "slot ended before the assignment was handled")
+        try:
+            self.charger.set_charge_power_kw(
+                assignment.slot_start, assignment.slot_end, assignment.charge_power_kw
+            )
+        except Exception as exc:  # the charger is outside our control; report, do not crash
+            logger.exception("charger refused assignment %s", assignment.assignment_id)
+            return self._fail_all(
+                assignment, f"charger refused {assignment.charge_power_kw} kW: {exc}"
+            )
+        results = []
+        for item in assignment.work:
+            if self._clock() >= assignment.slot_end:
+                results.append(self._failed(assignment, item, "slot ended before item started"))
+            else:
+                results.append(self._run_item(assignment, item))
+        return results
+
+    def _run_item(self, assignment: Assignment, item: WorkItem) -> Result:
+        started_s = self._timer()
+        provider = None
+        try:
+            model = read_verified_model(item.model, self.limits.max_model_bytes)
+            array = load_input_array(item.input_uri, self.limits.max_input_bytes)
+            outcome = self.runner.run(model, item.model.sha256, array)
+            provider = outcome.provider
+            output_uri, output_sha256 = write_output_array(
+                item.output_uri, item.job_id, item.shard_index, self.vehicle_id, outcome.outputs
+            )
+        except ExecutionError as exc:
+            reason = exc.reason
+        except Exception as exc:  # a bug or an unforeseen library error: still one Result
+            logger.exception("work item %s failed unexpectedly", item.work_id)
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+        else:
+            runtime_s = self._elapsed_s(started_s)
+            return self._result(
+                assignment,
+                item,
+                "done",
+                runtime_s,
+                provider=provider,
+                output_uri=output_uri,
+                output_sha256=output_sha256,
+            )
+        logger.info("work item %s failed: %s", item.work_id, reason)
+        return self._failed(assignment, item, reason, self._elapsed_s(started_s), provider)
+
+    def _elapsed_s(self, started_s: float) -> float:
+        return max(self._timer() - started_s, 0.0)
+
+    def _fail_all(self, assignment: Assignment, reason: str) -> list[Result]:
+        return [self._failed(assignment, item, reason) for item in assignment.work]
+
+    def _failed(
+        self,
+        assignment: Assignment,
+        item: WorkItem,
+        reason: str,
+        runtime_s: float = 0.0,
+        provider: str | None = None,
+    ) -> Result:
+        return self._result(
+            assignment, item, "failed", runtime_s, provider=provider, reason=one_line(reason)
+        )
+
+    def _result(
+        self,
+        assignment: Assignment,
+        item: WorkItem,
+        status: str,
+        runtime_s: float,
+        **fields: str | None,
+    ) -> Result:
+        return Result.model_validate(
+            {
+                "work_id": item.work_id,
+                "assignment_id": assignment.assignment_id,
+                "job_id": item.job_id,
+                "shard_index": item.shard_index,
+                "vehicle_id": self.vehicle_id,
+                "status": status,
+                "runtime_s": runtime_s,
+                "energy_kwh": self.compute_kw * runtime_s / SECONDS_PER_HOUR,
+                "finished_at": self._clock(),
+                **fields,
+            }
+        )
+
+
+class AgentPool:
+    """Many agents in one process, routing assignments by `vehicle_id`."""
+
+    def __init__(self, agents: Iterable[VehicleAgent] = ()) -> None:
+        self._agents: dict[str, VehicleAgent] = {}
+        for agent in agents:
+            self.add(agent)
+
+    def add(self, agent: VehicleAgent) -> None:
+        """Add an agent; ValueError if its vehicle already has one."""
+        if agent.vehicle_id in self._agents:
+            raise ValueError(f"vehicle {agent.vehicle_id!r} already has an agent")
+        self._agents[agent.vehicle_id] = agent
+
+    def __len__(self) -> int:
+        return len(self._agents)
+
+    def __iter__(self) -> Iterator[VehicleAgent]:
+        return iter(self._agents.values())
+
+    def __contains__(self, vehicle_id: object) -> bool:
+        return vehicle_id in self._agents
+
+    def get(self, vehicle_id: str) -> VehicleAgent | None:
+        """The agent of `vehicle_id`, if the pool holds one."""
+        return self._agents.get(vehicle_id)
+
+    def handle(self, assignment: Assignment) -> list[Result]:
+        """Route to the vehicle's agent; an unknown vehicle is logged and yields nothing."""
+        agent = self._agents.get(assignment.vehicle_id)
+        if agent is None:
+            logger.warning(
+                "no agent for vehicle %s (assignment %s)",
+                assignment.vehicle_id,
+                assignment.assignment_id,
+            )
+            return []
+        return agent.handle(assignment)
+
+    def handle_all(self, assignments: Iterable[Assignment]) -> list[Result]:
+        """Handle each assignment in order; all results, in order."""
+        return [result for assignment in assignments for result in self.handle(assignment)]

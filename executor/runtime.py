@@ -1,0 +1,253 @@
+"""Run ONNX models with onnxruntime: provider choice, a session cache, input contracts.
+
+Providers are checked before a session is created (only those this onnxruntime build offers
+are requested, best first, CPU last) and confirmed afterwards: the provider a session reports
+first is the one that attached, and that is what a `Result` names. The input contract (dtype,
+rank, static dimensions) is read from the session and checked before running, so a bad shard
+fails with "expected ..., got ..." rather than an onnxruntime stack trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from executor.errors import InferenceError, InputError, ModelError
+
+logger = logging.getLogger(__name__)
+
+CPU_PROVIDER = "CPUExecutionProvider"
+
+# Best first. Providers that do not run the graph locally (e.g. AzureExecutionProvider) are
+# deliberately absent, so they are never requested.
+PREFERRED_PROVIDERS: tuple[str, ...] = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "MIGraphXExecutionProvider",
+    "ROCMExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "QNNExecutionProvider",
+    "CANNExecutionProvider",
+    "XnnpackExecutionProvider",
+    CPU_PROVIDER,
+)
+
+# ONNX tensor element types the executor feeds, as onnxruntime names them.
+_ONNX_TO_NUMPY: dict[str, np.dtype] = {
+    f"tensor({name})": np.dtype(dtype)
+    for name, dtype in {
+        "float": np.float32,
+        "double": np.float64,
+        "float16": np.float16,
+        "int8": np.int8,
+        "int16": np.int16,
+        "int32": np.int32,
+        "int64": np.int64,
+        "uint8": np.uint8,
+        "uint16": np.uint16,
+        "uint32": np.uint32,
+        "uint64": np.uint64,
+        "bool": np.bool_,
+    }.items()
+}
+
+Dim = int | str | None
+
+
+def choose_providers(available: Sequence[str]) -> list[str]:
+    """The providers to request, best first: `PREFERRED_PROVIDERS` ∩ `available`, CPU last.
+
+    CPU is always included: it is built into every onnxruntime and is the fallback when an
+    accelerator cannot take the model.
+    """
+    offered = set(available)
+    chosen = [name for name in PREFERRED_PROVIDERS if name in offered and name != CPU_PROVIDER]
+    return [*chosen, CPU_PROVIDER]
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """A loaded model's single input and first output, as its session reports them."""
+
+    input_name: str
+    input_dtype: np.dtype
+    input_shape: tuple[Dim, ...]
+    output_name: str
+    provider: str
+
+    def check(self, array: np.ndarray) -> None:
+        """Raise InputError unless `array` has the input's dtype, rank and static dims."""
+        expected = "[" + ", ".join("?" if d is None else str(d) for d in self.input_shape) + "]"
+        if array.dtype != self.input_dtype:
+            raise InputError(
+                f"input {self.input_name!r} expects dtype {self.input_dtype}, got {array.dtype}"
+            )
+        if array.ndim != len(self.input_shape):
+            raise InputError(
+                f"input {self.input_name!r} expects rank {len(self.input_shape)} {expected}, "
+                f"got rank {array.ndim} {list(array.shape)}"
+            )
+        for axis, (want, got) in enumerate(zip(self.input_shape, array.shape, strict=True)):
+            if isinstance(want, int) and want >= 0 and want != got:
+                raise InputError(
+                    f"input {self.input_name!r} expects shape {expected}, got "
+                    f"{list(array.shape)} (dimension {axis} must be {want})"
+                )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One inference: the first output, the provider that ran it, the time it took [s]."""
+
+    outputs: np.ndarray
+    provider: str
+    runtime_s: float
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    session: ort.InferenceSession
+    contract: ModelContract
+
+
+class OnnxRunner:
+    """Creates, caches (least recently used, by model sha256) and runs inference sessions.
+
+    `providers` defaults to `choose_providers(onnxruntime.get_available_providers())`; an
+    explicit list must name only providers this build offers. `intra_op_threads` 0 lets
+    onnxruntime decide. Safe to share between agents and threads.
+    """
+
+    def __init__(
+        self,
+        providers: Sequence[str] | None = None,
+        *,
+        max_sessions: int = 8,
+        intra_op_threads: int = 0,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = choose_providers(available)
+        missing = [name for name in providers if name not in available]
+        if missing or not providers:
+            raise ValueError(
+                f"providers {missing or list(providers)} are not available here "
+                f"(onnxruntime offers {available})"
+            )
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
+        self.providers: tuple[str, ...] = tuple(providers)
+        self.max_sessions = max_sessions
+        self.intra_op_threads = intra_op_threads
+        self._timer = timer
+        self._sessions: OrderedDict[str, _Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def cached_models(self) -> list[str]:
+        """The sha256 of every model with a live session, least recently used first."""
+        with self._lock:
+            return list(self._sessions)
+
+    def contract(self, model_bytes: bytes, sha256: str) -> ModelContract:
+        """The model's input/output contract and attached provider (loads it if needed)."""
+        return self._load(model_bytes, sha256).contract
+
+    def run(self, model_bytes: bytes, sha256: str, array: np.ndarray) -> RunOutcome:
+        """Run the model on `array` and return its first output.
+
+        `sha256` keys the session cache; on a cache miss the bytes are hashed and must match.
+        Raises ModelError (model cannot load or does not have one input), InputError (array
+        does not fit the input contract) or InferenceError (onnxruntime failed while running).
+        """
+        loaded = self._load(model_bytes, sha256)
+        contract = loaded.contract
+        contract.check(array)
+        started_s = self._timer()
+        try:
+            outputs = loaded.session.run([contract.output_name], {contract.input_name: array})
+        except Exception as exc:  # onnxruntime raises its own Exception subclasses
+            raise InferenceError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+        runtime_s = max(self._timer() - started_s, 0.0)
+        output = outputs[0]
+        if not isinstance(output, np.ndarray):
+            raise ModelError(
+                f"output {contract.output_name!r} is a {type(output).__name__}, not a tensor"
+            )
+        return RunOutcome(outputs=output, provider=contract.provider, runtime_s=runtime_s)
+
+    def _load(self, model_bytes: bytes, sha256: str) -> _Loaded:
+        with self._lock:
+            loaded = self._sessions.get(sha256)
+            if loaded is not None:
+                self._sessions.move_to_end(sha256)
+                return loaded
+        actual = hashlib.sha256(model_bytes).hexdigest()
+        if actual != sha256:
+            raise ModelError(f"model bytes do not match sha256: expected {sha256}, got {actual}")
+        loaded = self._create(model_bytes, sha256)
+        with self._lock:
+            self._sessions[sha256] = loaded
+            self._sessions.move_to_end(sha256)
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+        return loaded
+
+    def _create(self, model_bytes: bytes, sha256: str) -> _Loaded:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only; failures surface as exceptions
+        options.intra_op_num_threads = self.intra_op_threads
+        try:
+            session = ort.InferenceSession(
+                model_bytes, sess_options=options, providers=list(self.providers)
+            )
+        except Exception as exc:  # onnxruntime raises its own Exception subclasses
+            raise ModelError(
+                f"onnxruntime cannot load model {sha256[:12]}: {type(exc).__name__}: {exc}"
+            ) from exc
+        attached = session.get_providers()[0]
+        if attached != self.providers[0]:
+            logger.info(
+                "model %s runs on %s, not the preferred %s",
+                sha256[:12],
+                attached,
+                self.providers[0],
+            )
+        inputs = session.get_inputs()
+        outputs = session.get_outputs()
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs)
+            raise ModelError(f"model has {len(inputs)} inputs ({names}); the executor feeds one")
+        if not outputs:
+            raise ModelError("model has no outputs")
+        dtype = _ONNX_TO_NUMPY.get(inputs[0].type)
+        if dtype is None:
+            raise ModelError(
+                f"model input {inputs[0].name!r} has unsupported type {inputs[0].type}"
+            )
+        contract = ModelContract(
+            input_name=inputs[0].name,
+            input_dtype=dtype,
+            input_shape=tuple(_dim(d) for d in inputs[0].shape),
+            output_name=outputs[0].name,
+            provider=attached,
+        )
+        return _Loaded(session=session, contract=contract)
+
+
+def _dim(value: object) -> Dim:
+    """A dimension as onnxruntime reports it: int (static), str (symbolic) or None."""
+    if isinstance(value, int) or value is None:
+        return value
+    return str(value)
