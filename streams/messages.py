@@ -37,28 +37,36 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    message_version: Literal[1] = MESSAGE_VERSION
+    message_version: Literal[1] = Field(MESSAGE_VERSION, description="payload schema version")
 
 
 class Telemetry(Message):
     """A vehicle's latest state. Topic `telemetry`, key `vehicle_id`."""
 
-    vehicle_id: Identifier
-    event_time: UtcDatetime
+    vehicle_id: Identifier = Field(description="the car")
+    event_time: UtcDatetime = Field(description="when the car measured this state")
     site_id: Identifier | None = Field(description="site the car is parked at; null when away")
-    plugged_in: bool
+    plugged_in: bool = Field(description="connected to a charger")
     energy_kwh: NonNegativeFloat = Field(description="energy in the battery now [kWh]")
     battery_kwh: PositiveFloat = Field(description="usable battery capacity [kWh]")
     reserve_kwh: NonNegativeFloat = Field(0.0, description="owner's floor [kWh]")
     target_kwh: NonNegativeFloat = Field(description="owner's wish at departure [kWh]")
-    expected_departure: UtcDatetime | None = None
+    expected_departure: UtcDatetime | None = Field(
+        None, description="owner's planned departure; null: unknown, no target this horizon"
+    )
     charger_kw: NonNegativeFloat = Field(0.0, description="most grid power the car may draw [kW]")
-    charge_efficiency_frac: Fraction = 0.92
+    charge_efficiency_frac: Fraction = Field(0.92, description="battery energy per grid energy")
     compute_kw: NonNegativeFloat = Field(description="battery power while computing [kW]")
-    shards_per_slot: Annotated[int, Field(ge=0, le=10_000)] = 1
-    wear_cost_per_kwh: NonNegativeFloat = 0.0
+    shards_per_slot: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        1, description="shards the accelerator completes in one slot [count]"
+    )
+    wear_cost_per_kwh: NonNegativeFloat = Field(
+        0.0, description="battery wear per kWh of throughput [currency/kWh]"
+    )
     participating: bool = Field(True, description="owner consents to compute")
-    accelerator: Annotated[str, Field(max_length=100)] = "cpu"
+    accelerator: Annotated[str, Field(max_length=100)] = Field(
+        "cpu", description="the car's AI computer, e.g. cuda, tensorrt, cpu"
+    )
 
     @model_validator(mode="after")
     def _energies_fit_battery(self) -> Telemetry:
@@ -71,25 +79,31 @@ class Telemetry(Message):
 class SlotSeries(Message):
     """A value per slot on an explicit grid: slot i covers [start + i*Δ, start + (i+1)*Δ)."""
 
-    issued_at: UtcDatetime
-    start: UtcDatetime
-    slot_minutes: Annotated[int, Field(gt=0, le=1440)]
-    source: Annotated[str, Field(min_length=1, max_length=200)]
+    issued_at: UtcDatetime = Field(description="when the series was made; newest wins")
+    start: UtcDatetime = Field(description="start of slot 0")
+    slot_minutes: Annotated[int, Field(gt=0, le=1440)] = Field(description="slot length [min]")
+    source: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="model or data set behind the values"
+    )
 
 
 class SolarForecast(SlotSeries):
     """Mean AC PV output per slot at a site. Topic `solar-forecasts`, key `site_id`."""
 
-    site_id: Identifier
-    pv_kw: Annotated[list[NonNegativeFloat], Field(min_length=1, max_length=10_000)]
+    site_id: Identifier = Field(description="the site")
+    pv_kw: Annotated[list[NonNegativeFloat], Field(min_length=1, max_length=10_000)] = Field(
+        description="mean AC PV power over each slot [kW]"
+    )
 
 
 class GridSignal(SlotSeries):
     """Average (location-based) carbon intensity per slot. Topic `grid-signals`, key `region`."""
 
-    region: Identifier
-    kind: Literal["forecast", "actual"]
-    intensity_g_per_kwh: Annotated[list[NonNegativeFloat], Field(min_length=1, max_length=10_000)]
+    region: Identifier = Field(description="grid region, e.g. DE, GB, FR")
+    kind: Literal["forecast", "actual"] = Field(description="a forecast or measured values")
+    intensity_g_per_kwh: Annotated[
+        list[NonNegativeFloat], Field(min_length=1, max_length=10_000)
+    ] = Field(description="average (location-based) intensity per slot [gCO2/kWh]")
 
 
 class ModelRef(BaseModel):
@@ -97,22 +111,28 @@ class ModelRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    uri: Uri
-    sha256: Sha256Hex
+    uri: Uri = Field(description="file path or file:// URI of the .onnx file")
+    sha256: Sha256Hex = Field(description="lowercase hex sha256 of the model bytes")
 
 
 class Job(Message):
     """Inference work: one input shard per URI. Topic `jobs`, key `job_id`."""
 
-    job_id: Identifier
-    submitted_at: UtcDatetime
-    model: ModelRef
-    input_uris: Annotated[list[Uri], Field(min_length=1, max_length=100_000)]
-    output_uri: Uri
-    replicas: Annotated[int, Field(ge=1, le=16)] = 1
-    value_per_shard: NonNegativeFloat
-    release: UtcDatetime
-    deadline: UtcDatetime
+    job_id: Identifier = Field(description="the job; submitting it again changes nothing")
+    submitted_at: UtcDatetime = Field(description="when it was submitted")
+    model: ModelRef = Field(description="the ONNX model to run")
+    input_uris: Annotated[list[Uri], Field(min_length=1, max_length=100_000)] = Field(
+        description="one .npy array per shard"
+    )
+    output_uri: Uri = Field(description="directory the outputs are written to")
+    replicas: Annotated[int, Field(ge=1, le=16)] = Field(
+        1, description="distinct cars each shard runs on (result validation)"
+    )
+    value_per_shard: NonNegativeFloat = Field(
+        description="penalty per execution left undone [currency]"
+    )
+    release: UtcDatetime = Field(description="earliest start of work")
+    deadline: UtcDatetime = Field(description="work must end by then")
     sites: list[Identifier] | None = Field(None, description="data residency; null: anywhere")
 
     @model_validator(mode="after")
@@ -131,12 +151,12 @@ class WorkItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    work_id: Identifier
-    job_id: Identifier
-    shard_index: Annotated[int, Field(ge=0)]
-    model: ModelRef
-    input_uri: Uri
-    output_uri: Uri
+    work_id: Identifier = Field(description="this execution; results are deduplicated by it")
+    job_id: Identifier = Field(description="the job")
+    shard_index: Annotated[int, Field(ge=0)] = Field(description="which input shard [index]")
+    model: ModelRef = Field(description="the ONNX model to run")
+    input_uri: Uri = Field(description="the shard's .npy array")
+    output_uri: Uri = Field(description="directory to write the output to")
 
 
 class Assignment(Message):
@@ -146,31 +166,39 @@ class Assignment(Message):
     the work ends with the slot.
     """
 
-    assignment_id: Identifier
-    plan_id: Identifier
-    vehicle_id: Identifier
-    slot_start: UtcDatetime
-    slot_end: UtcDatetime
-    charge_power_kw: NonNegativeFloat
-    work: list[WorkItem] = Field(default_factory=list)
+    assignment_id: Identifier = Field(description="this assignment")
+    plan_id: Identifier = Field(description="the plan it comes from")
+    vehicle_id: Identifier = Field(description="the car")
+    slot_start: UtcDatetime = Field(description="slot start")
+    slot_end: UtcDatetime = Field(description="slot end; the work's lease ends here")
+    charge_power_kw: NonNegativeFloat = Field(description="grid power to draw all slot [kW]")
+    work: list[WorkItem] = Field(default_factory=list, description="shards to run this slot")
+
+    @model_validator(mode="after")
+    def _slot_is_ordered(self) -> Assignment:
+        if self.slot_end <= self.slot_start:
+            raise ValueError("slot_end must be after slot_start")
+        return self
 
 
 class Result(Message):
     """The outcome of one work item. Topic `results`, key `job_id`."""
 
-    work_id: Identifier
-    assignment_id: Identifier
-    job_id: Identifier
-    shard_index: Annotated[int, Field(ge=0)]
-    vehicle_id: Identifier
-    status: Literal["done", "failed"]
-    reason: str | None = None
-    output_uri: Uri | None = None
-    output_sha256: Sha256Hex | None = None
-    runtime_s: NonNegativeFloat = 0.0
+    work_id: Identifier = Field(description="the execution this reports on")
+    assignment_id: Identifier = Field(description="the assignment that carried it")
+    job_id: Identifier = Field(description="the job")
+    shard_index: Annotated[int, Field(ge=0)] = Field(description="which input shard [index]")
+    vehicle_id: Identifier = Field(description="the car that ran it")
+    status: Literal["done", "failed"] = Field(description="outcome")
+    reason: Annotated[str, Field(max_length=1000)] | None = Field(None, description="why it failed")
+    output_uri: Uri | None = Field(None, description="where the output array is")
+    output_sha256: Sha256Hex | None = Field(None, description="sha256 of the output file")
+    runtime_s: NonNegativeFloat = Field(0.0, description="wall time of the whole item [s]")
     energy_kwh: NonNegativeFloat = Field(0.0, description="compute power x runtime [kWh]")
-    provider: Annotated[str, Field(max_length=100)] | None = None
-    finished_at: UtcDatetime
+    provider: Annotated[str, Field(max_length=100)] | None = Field(
+        None, description="onnxruntime execution provider that ran it"
+    )
+    finished_at: UtcDatetime = Field(description="when it finished")
 
     @model_validator(mode="after")
     def _done_has_output(self) -> Result:
@@ -184,13 +212,13 @@ class Result(Message):
 class DemandResponseEvent(Message):
     """A cap on grid import for a site or a region. Topic `dr-events`, key `event_id`."""
 
-    event_id: Identifier
-    site_id: Identifier | None = None
-    region: Identifier | None = None
-    start: UtcDatetime
-    end: UtcDatetime
-    max_import_kw: NonNegativeFloat
-    cancelled: bool = False
+    event_id: Identifier = Field(description="the event; a later message modifies it")
+    site_id: Identifier | None = Field(None, description="capped site (or region)")
+    region: Identifier | None = Field(None, description="capped region (or site)")
+    start: UtcDatetime = Field(description="cap starts")
+    end: UtcDatetime = Field(description="cap ends")
+    max_import_kw: NonNegativeFloat = Field(description="most grid import allowed [kW]")
+    cancelled: bool = Field(False, description="true withdraws the event")
 
     @model_validator(mode="after")
     def _one_target(self) -> DemandResponseEvent:

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from streams.catalog import T0
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
 from streams.errors import MessageError
 from streams.messages import Message, Telemetry
 from streams.producer import Publisher
 from streams.topics import Stream
-from tests.streams.test_serde import T0, telemetry
+from tests.streams.test_serde import telemetry
 
 
 def read_dead_letters(settings: KafkaSettings, count: int) -> list[dict[str, bytes | None]]:
@@ -47,8 +48,9 @@ def test_valid_records_are_handled_and_bad_ones_dead_lettered(
         kafka_settings, "test-service", [Stream.TELEMETRY], handler, publisher
     ).start()
     try:
-        good = [telemetry(vehicle_id=f"car-{i}", event_time=T0 + timedelta(minutes=i))
-                for i in range(5)]
+        good = [
+            telemetry(vehicle_id=f"car-{i}", event_time=T0 + timedelta(minutes=i)) for i in range(5)
+        ]
         for message in good:
             publisher.publish(Stream.TELEMETRY, message)
         publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-poison"))

@@ -3,82 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.catalog import EXAMPLES, T0, render_topic_docs
 from streams.errors import MessageError
-from streams.messages import (
-    Assignment,
-    DemandResponseEvent,
-    GridSignal,
-    Job,
-    Message,
-    ModelRef,
-    Result,
-    SolarForecast,
-    Telemetry,
-    WorkItem,
-)
+from streams.messages import Telemetry
 from streams.serde import MAX_MESSAGE_BYTES, decode, encode, key_of
 from streams.topics import STREAM_SPECS, Stream, Topics
 
-T0 = datetime(2020, 6, 1, 12, 0, tzinfo=UTC)
-SHA = "ab" * 32
-
 
 def telemetry(**overrides: object) -> Telemetry:
-    fields: dict[str, object] = {
-        "vehicle_id": "car-001",
-        "event_time": T0,
-        "site_id": "berlin-depot",
-        "plugged_in": True,
-        "energy_kwh": 30.0,
-        "battery_kwh": 75.0,
-        "reserve_kwh": 15.0,
-        "target_kwh": 60.0,
-        "expected_departure": T0 + timedelta(hours=8),
-        "charger_kw": 11.0,
-        "compute_kw": 0.3,
-    }
+    """The catalog's telemetry example with some fields changed."""
+    fields = EXAMPLES[Stream.TELEMETRY].model_dump()
     fields.update(overrides)
     return Telemetry.model_validate(fields)
-
-
-EXAMPLES: dict[Stream, Message] = {
-    Stream.TELEMETRY: telemetry(),
-    Stream.SOLAR_FORECASTS: SolarForecast(
-        site_id="berlin-depot", issued_at=T0, start=T0, slot_minutes=15,
-        source="pvlib-clearsky", pv_kw=[0.0, 1.5],
-    ),
-    Stream.GRID_SIGNALS: GridSignal(
-        region="DE", issued_at=T0, start=T0, slot_minutes=15, source="entsoe-2020",
-        kind="actual", intensity_g_per_kwh=[310.5, 305.1],
-    ),
-    Stream.JOBS: Job(
-        job_id="embed-1", submitted_at=T0, model=ModelRef(uri="/m.onnx", sha256=SHA),
-        input_uris=["/in/0.npy", "/in/1.npy"], output_uri="/out", replicas=2,
-        value_per_shard=0.5, release=T0, deadline=T0 + timedelta(hours=4),
-    ),
-    Stream.ASSIGNMENTS: Assignment(
-        assignment_id="a-1", plan_id="p-1", vehicle_id="car-001", slot_start=T0,
-        slot_end=T0 + timedelta(minutes=15), charge_power_kw=11.0,
-        work=[WorkItem(work_id="w-1", job_id="embed-1", shard_index=0,
-                       model=ModelRef(uri="/m.onnx", sha256=SHA),
-                       input_uri="/in/0.npy", output_uri="/out")],
-    ),
-    Stream.RESULTS: Result(
-        work_id="w-1", assignment_id="a-1", job_id="embed-1", shard_index=0,
-        vehicle_id="car-001", status="done", output_uri="/out/x.npy", output_sha256=SHA,
-        runtime_s=0.01, energy_kwh=1e-6, provider="CPUExecutionProvider", finished_at=T0,
-    ),
-    Stream.DR_EVENTS: DemandResponseEvent(
-        event_id="evt-1", site_id="berlin-depot", start=T0, end=T0 + timedelta(hours=2),
-        max_import_kw=40.0,
-    ),
-}
 
 
 @pytest.mark.parametrize("stream", list(EXAMPLES))
@@ -119,8 +62,11 @@ def _mutated(stream: Stream, **changes: object) -> bytes:
 @pytest.mark.parametrize(
     ("stream", "payload", "field"),
     [
-        (Stream.TELEMETRY, _mutated(Stream.TELEMETRY, event_time="2020-06-01T12:00:00"),
-         "event_time"),
+        (
+            Stream.TELEMETRY,
+            _mutated(Stream.TELEMETRY, event_time="2020-06-01T12:00:00"),
+            "event_time",
+        ),
         (Stream.TELEMETRY, _mutated(Stream.TELEMETRY, energy_kwh=-1.0), "energy_kwh"),
         (Stream.TELEMETRY, _mutated(Stream.TELEMETRY, energy_kwh=80.0), "energy_kwh"),
         (Stream.TELEMETRY, _mutated(Stream.TELEMETRY, energy_kwh=float("nan")), "energy_kwh"),
@@ -168,3 +114,10 @@ def test_topic_names_carry_the_prefix() -> None:
         topics.stream_of("other.telemetry")
     with pytest.raises(ValueError, match="prefix"):
         Topics("")
+
+
+def test_the_topics_page_is_generated_from_the_models() -> None:
+    page = Path(__file__).parents[2] / "docs" / "topics.md"
+    assert page.read_text() == render_topic_docs(), (
+        "run: python -m streams.catalog > docs/topics.md"
+    )

@@ -1,0 +1,315 @@
+"""`idlefleet demo`: the whole loop on a simulated, accelerated clock.
+
+Everything crosses the broker: the simulator publishes telemetry, forecasting publishes PV
+and grid intensity, jobs are submitted, the service plans (Pyomo + HiGHS) and dispatches
+assignments, car agents run the ONNX model and publish results. The clock is simulated and
+advances in lock-step: a slot ends once every hop has handled it, so a day takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from executor.agent import AgentPool, VehicleAgent
+from executor.demo_model import build_demo_model
+from executor.runtime import OnnxRunner
+from forecasting.carbon import intensity_on_grid
+from forecasting.solar import clear_sky_pv_kw
+from forecasting.timegrid import SlotGrid
+from idlefleet.service import PlannerService
+from idlefleet.settings import PlannerSettings
+from idlefleet.simulator import SimulatedCar, generate_fleet, load_sessions
+from idlefleet.sites import SiteConfig
+from idlefleet.summary import DemoSummary, summarise
+from streams.broker import EmbeddedBroker
+from streams.clients import KafkaSettings, ensure_topics
+from streams.consumer import StreamReader
+from streams.messages import Assignment, GridSignal, Job, Message, ModelRef, SolarForecast
+from streams.producer import Publisher
+from streams.topics import Stream
+
+log = logging.getLogger(__name__)
+
+#: Depots in the three regions with real carbon data (city-centre coordinates).
+SITE_CATALOG = (
+    ("berlin-depot", "DE", "Europe/Berlin", 52.520, 13.405, 34.0),
+    ("london-depot", "GB", "Europe/London", 51.507, -0.128, 11.0),
+    ("paris-depot", "FR", "Europe/Paris", 48.857, 2.352, 35.0),
+    ("munich-depot", "DE", "Europe/Berlin", 48.137, 11.575, 519.0),
+    ("manchester-depot", "GB", "Europe/London", 53.481, -2.242, 38.0),
+    ("lyon-depot", "FR", "Europe/Paris", 45.764, 4.836, 173.0),
+)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    cars: int = 20
+    sites: int = 2
+    hours: float = 24.0
+    seed: int = 7
+    date: str = "2020-06-10"
+    slot_minutes: int = 15
+    out_dir: Path = Path("demo-out")
+    bootstrap_servers: str | None = None
+    shared_data_dir: Path | None = None
+
+
+def demo_sites(count: int, cars: int) -> list[SiteConfig]:
+    """`count` sites from the catalog, each sized for its share of the cars."""
+    if not 1 <= count <= len(SITE_CATALOG):
+        raise ValueError(f"--sites must be 1..{len(SITE_CATALOG)}, got {count}")
+    per_site = max(1, -(-cars // count))
+    return [
+        SiteConfig(
+            site_id=site_id,
+            region=region,
+            timezone=zone,
+            latitude_deg=lat,
+            longitude_deg=lon,
+            altitude_m=alt,
+            # Half the cars may charge at full power at once: the connection binds.
+            grid_limit_kw=max(22.0, 11.0 * per_site * 0.5),
+            pv_dc_peak_kw=round(3.0 * per_site, 1),
+        )
+        for site_id, region, zone, lat, lon, alt in SITE_CATALOG[:count]
+    ]
+
+
+def demo_jobs(
+    cars: int, start: datetime, end: datetime, out_dir: Path
+) -> list[tuple[datetime, Job]]:
+    """Inference jobs on real input (features of the Caltech sessions), with submit times."""
+    model_path = out_dir / "models" / "demo-mlp.onnx"
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_bytes = build_demo_model()
+    model_path.write_bytes(model_bytes)
+    model = ModelRef(
+        uri=model_path.resolve().as_uri(), sha256=hashlib.sha256(model_bytes).hexdigest()
+    )
+    sessions = load_sessions()
+    features = np.array(
+        [
+            [s.arrival_local_hour / 24, s.weekday / 6, s.plugged_hours / 24, s.energy_kwh / 60]
+            for s in sessions
+        ],
+        dtype=np.float32,
+    )
+    specs = (
+        ("session-embeddings", 4 * cars, 1, start, start, end),
+        (
+            "validated-embeddings",
+            cars,
+            2,
+            start,
+            start + (end - start) / 4,
+            end - (end - start) / 4,
+        ),
+        ("late-embeddings", cars, 1, start + (end - start) / 2, start + (end - start) / 2, end),
+    )
+    jobs = []
+    for job_id, shards, replicas, submitted, release, deadline in specs:
+        input_dir = out_dir / "inputs" / job_id
+        input_dir.mkdir(parents=True, exist_ok=True)
+        uris = []
+        for index, chunk in enumerate(np.array_split(features, shards)):
+            path = input_dir / f"shard-{index:04d}.npy"
+            np.save(path, chunk, allow_pickle=False)
+            uris.append(path.resolve().as_uri())
+        output_dir = out_dir / "outputs" / job_id
+        output_dir.mkdir(parents=True, exist_ok=True)
+        jobs.append(
+            (
+                submitted,
+                Job(
+                    job_id=job_id,
+                    submitted_at=submitted,
+                    model=model,
+                    input_uris=uris,
+                    output_uri=output_dir.resolve().as_uri(),
+                    replicas=replicas,
+                    value_per_shard=0.5,
+                    release=release,
+                    deadline=deadline,
+                ),
+            )
+        )
+    return jobs
+
+
+def forecast_messages(
+    sites: list[SiteConfig], grid: SlotGrid, issued_at: datetime, data_dir: Path | None
+) -> list[tuple[Stream, Message]]:
+    """Clear-sky PV per site (pvlib) and the real 2020 intensity per region."""
+    messages: list[tuple[Stream, Message]] = []
+    for region in sorted({site.region for site in sites}):
+        messages.append(
+            (
+                Stream.GRID_SIGNALS,
+                GridSignal(
+                    region=region,
+                    issued_at=issued_at,
+                    start=grid.start,
+                    slot_minutes=grid.slot_minutes,
+                    kind="actual",
+                    source="ENTSO-E 2020 via Wiesner et al. (Let's Wait Awhile)",
+                    intensity_g_per_kwh=intensity_on_grid(region, grid, data_dir).tolist(),
+                ),
+            )
+        )
+    for site in sites:
+        system = site.pv_system()
+        if system is None:
+            continue
+        messages.append(
+            (
+                Stream.SOLAR_FORECASTS,
+                SolarForecast(
+                    site_id=site.site_id,
+                    issued_at=issued_at,
+                    start=grid.start,
+                    slot_minutes=grid.slot_minutes,
+                    source="pvlib clear-sky (Ineichen)",
+                    pv_kw=clear_sky_pv_kw(system, grid).tolist(),
+                ),
+            )
+        )
+    return messages
+
+
+class SimClock:
+    """The demo's simulated time, set by the driver [UTC]."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@contextmanager
+def kafka_for(config: DemoConfig) -> Iterator[KafkaSettings]:
+    """The configured Kafka, or an embedded broker for the demo's lifetime."""
+    if config.bootstrap_servers:
+        yield KafkaSettings(
+            bootstrap_servers=config.bootstrap_servers,
+            topic_prefix=f"idlefleet-demo-{int(time.time())}",
+        )
+        return
+    with EmbeddedBroker() as broker:
+        yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+
+
+def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
+    """Run the demo and write its summary to `config.out_dir`."""
+    started = time.perf_counter()
+    start = datetime.fromisoformat(config.date).replace(tzinfo=UTC)
+    end = start + timedelta(hours=config.hours)
+    slots = round(config.hours * 60 / config.slot_minutes)
+    grid = SlotGrid(start, config.slot_minutes, slots)
+    out_dir = config.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    sites = demo_sites(config.sites, config.cars)
+    fleet = generate_fleet(config.cars, sites, start, config.hours, config.slot_minutes, rng)
+    jobs = demo_jobs(config.cars, start, end, out_dir)
+    forecasts = forecast_messages(sites, grid, start, config.shared_data_dir)
+    clock = SimClock(start)
+    settings = PlannerSettings(
+        slot_minutes=config.slot_minutes,
+        horizon_hours=config.hours,
+        shared_data_dir=config.shared_data_dir,
+    )
+
+    with kafka_for(config) as kafka:
+        ensure_topics(kafka)
+        publisher = Publisher(kafka)
+        service = PlannerService(kafka, settings, sites).start()
+        agents = AgentPool(
+            VehicleAgent(car.vehicle_id, OnnxRunner(), car, car.compute_kw, clock) for car in fleet
+        )
+        cars = {car.vehicle_id: car for car in fleet}
+
+        def run_assignment(stream: Stream, message: Message) -> None:
+            assert isinstance(message, Assignment)
+            results = agents.handle(message)
+            if message.work:
+                cars[message.vehicle_id].compute_slots.add(message.slot_start)
+            for result in results:
+                publisher.publish(Stream.RESULTS, result)
+
+        agent_reader = StreamReader(
+            kafka, "idlefleet-demo-agents", [Stream.ASSIGNMENTS], run_assignment, publisher
+        ).start()
+        try:
+            for stream, message in forecasts:
+                publisher.publish(stream, message)
+            _run_slots(grid, fleet, jobs, publisher, service, agent_reader, clock, progress)
+            summary = summarise(
+                grid,
+                sites,
+                fleet,
+                [job for _, job in jobs],
+                service,
+                forecasts,
+                elapsed_s=time.perf_counter() - started,
+            )
+        finally:
+            agent_reader.stop()
+            service.stop()
+            publisher.close()
+    summary.write(out_dir)
+    return summary
+
+
+def _run_slots(
+    grid: SlotGrid,
+    fleet: list[SimulatedCar],
+    jobs: list[tuple[datetime, Job]],
+    publisher: Publisher,
+    service: PlannerService,
+    agent_reader: StreamReader,
+    clock: SimClock,
+    progress: bool,
+) -> None:
+    pending_jobs = sorted(jobs, key=lambda pair: pair[0])
+    for slot in range(grid.slots + 1):
+        now = grid.slot_start(slot) if slot < grid.slots else grid.end
+        clock.now = now
+        for car in fleet:
+            telemetry = car.telemetry(now)
+            if telemetry is not None:
+                publisher.publish(Stream.TELEMETRY, telemetry)
+        while pending_jobs and pending_jobs[0][0] <= now:
+            publisher.publish(Stream.JOBS, pending_jobs.pop(0)[1])
+        publisher.flush()
+        if slot == grid.slots:
+            service.catch_up()
+            break
+        report = service.tick(now)
+        if not agent_reader.wait_caught_up(timeout_s=60):
+            log.warning("agents did not catch up with slot %s", now.isoformat())
+        publisher.flush()
+        for car in fleet:
+            car.advance(now, now + timedelta(minutes=grid.slot_minutes))
+        if progress:
+            planned = ""
+            if report.replanned is not None:
+                r = report.replanned
+                planned = f"  re-planned ({','.join(r.reasons)}): {r.status} in {r.solve_s:.2f} s"
+            print(
+                f"[{slot + 1:3d}/{grid.slots}] {now:%Y-%m-%d %H:%M}Z"
+                f"  parked={report.assignments:3d}"
+                f"  work={report.work_items:3d}  done={service.results_accepted:4d}{planned}",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -1,0 +1,25 @@
+"""One typed settings object for the service, read from flags and IDLEFLEET_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlannerSettings(BaseSettings):
+    """How the service plans. Environment: IDLEFLEET_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="IDLEFLEET_", extra="forbid", frozen=True)
+
+    slot_minutes: int = Field(15, gt=0, le=240, description="slot length [min]")
+    horizon_hours: float = Field(24.0, gt=0, le=168, description="planning look-ahead [h]")
+    replan_every_slots: int = Field(4, gt=0, description="re-plan cadence without events")
+    solver_time_limit_s: float = Field(20.0, gt=0)
+    solver_mip_gap_frac: float = Field(0.005, ge=0, lt=1)
+    carbon_price_per_tonne: float = Field(100.0, ge=0)
+    group_id: str = "idlefleet-planner"
+    shared_data_dir: Path | None = Field(
+        None, description="full data sets (../shared/data) for runs beyond the shipped excerpts"
+    )

@@ -1,0 +1,200 @@
+"""A simulated fleet for the demo: cars drawn from real Caltech sessions, batteries that
+follow the charge power their agents are told, and telemetry published every slot.
+
+Each car's arrival time of day, plugged duration and energy need come from one real
+session of the Caltech ACN-Data set (March 2019), shifted to the site's local time.
+Arrival rounds up and departure down to slot boundaries, as the scenario contract does.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from idlefleet.sites import SiteConfig
+from streams.messages import Telemetry
+
+BATTERY_SIZES_KWH = (40.0, 58.0, 64.0, 77.0)
+CHARGER_KW = 11.0
+COMPUTE_KW = 0.3
+WEAR_COST_PER_KWH = 0.03
+TARGET_FRAC = 0.8
+RESERVE_FRAC = 0.25
+PARTICIPATION_FRAC = 0.9
+
+
+@dataclass(frozen=True)
+class Session:
+    """One real charging session, in local time of day."""
+
+    arrival_local_hour: float
+    weekday: int
+    plugged_hours: float
+    energy_kwh: float
+
+
+def load_sessions() -> list[Session]:
+    """The 954 Caltech sessions shipped in idlefleet/data (see its README)."""
+    text = (resources.files("idlefleet") / "data" / "caltech_sessions_2019-03.csv").read_text()
+    return [
+        Session(
+            float(row["arrival_local_hour"]),
+            int(row["weekday"]),
+            float(row["plugged_hours"]),
+            float(row["energy_kwh"]),
+        )
+        for row in csv.DictReader(text.splitlines())
+    ]
+
+
+@dataclass
+class SimulatedCar:
+    """A car whose battery follows its charger and accelerator. Implements ChargerControl."""
+
+    vehicle_id: str
+    site: SiteConfig
+    arrival: datetime
+    departure: datetime
+    battery_kwh: float
+    arrival_energy_kwh: float
+    reserve_kwh: float
+    target_kwh: float
+    participating: bool
+    charger_kw: float = CHARGER_KW
+    charge_efficiency_frac: float = 0.92
+    compute_kw: float = COMPUTE_KW
+    wear_cost_per_kwh: float = WEAR_COST_PER_KWH
+    energy_kwh: float = field(init=False)
+    charge_kw_by_slot: dict[datetime, float] = field(default_factory=dict)
+    compute_slots: set[datetime] = field(default_factory=set)
+    departure_energy_kwh: float | None = None
+
+    def __post_init__(self) -> None:
+        self.energy_kwh = self.arrival_energy_kwh
+
+    def set_charge_power_kw(
+        self, slot_start: datetime, slot_end: datetime, power_kw: float
+    ) -> None:
+        """Hold `power_kw` [kW] over the slot; refuse what the charger cannot do."""
+        if not self.is_parked(slot_start, slot_end):
+            raise ValueError(f"{self.vehicle_id} is not plugged in at {slot_start.isoformat()}")
+        if power_kw > self.charger_kw + 1e-9:
+            raise ValueError(f"{power_kw} kW exceeds the {self.charger_kw} kW charger")
+        self.charge_kw_by_slot[slot_start] = power_kw
+
+    def is_parked(self, slot_start: datetime, slot_end: datetime) -> bool:
+        return self.arrival <= slot_start and slot_end <= self.departure
+
+    def advance(self, slot_start: datetime, slot_end: datetime) -> None:
+        """Move the battery through one slot [kWh]: charging in, computing out."""
+        if not self.is_parked(slot_start, slot_end):
+            return
+        dt_h = (slot_end - slot_start) / timedelta(hours=1)
+        charge_kwh = (
+            self.charge_efficiency_frac * self.charge_kw_by_slot.get(slot_start, 0.0) * dt_h
+        )
+        compute_kwh = self.compute_kw * dt_h if slot_start in self.compute_slots else 0.0
+        self.energy_kwh = min(
+            self.battery_kwh, max(0.0, self.energy_kwh + charge_kwh - compute_kwh)
+        )
+
+    def telemetry(self, now: datetime) -> Telemetry | None:
+        """What the car reports at `now`: parked, just departed, or nothing."""
+        common = {
+            "vehicle_id": self.vehicle_id,
+            "event_time": now,
+            "energy_kwh": round(self.energy_kwh, 9),
+            "battery_kwh": self.battery_kwh,
+            "reserve_kwh": self.reserve_kwh,
+            "target_kwh": self.target_kwh,
+            "charger_kw": self.charger_kw,
+            "charge_efficiency_frac": self.charge_efficiency_frac,
+            "compute_kw": self.compute_kw,
+            "wear_cost_per_kwh": self.wear_cost_per_kwh,
+            "participating": self.participating,
+        }
+        if self.arrival <= now < self.departure:
+            return Telemetry(
+                **common,
+                site_id=self.site.site_id,
+                plugged_in=True,
+                expected_departure=self.departure,
+            )
+        if now >= self.departure and self.departure_energy_kwh is None:
+            self.departure_energy_kwh = self.energy_kwh
+            return Telemetry(**common, site_id=None, plugged_in=False)
+        return None
+
+
+def generate_fleet(
+    cars: int,
+    sites: list[SiteConfig],
+    start: datetime,
+    hours: float,
+    slot_minutes: int,
+    rng: np.random.Generator,
+) -> list[SimulatedCar]:
+    """`cars` cars spread over `sites`, each from one real session that fits the horizon."""
+    sessions = load_sessions()
+    slot = timedelta(minutes=slot_minutes)
+    end = start + timedelta(hours=hours)
+    fleet = []
+    for number in range(cars):
+        site = sites[number % len(sites)]
+        arrival, departure, session = _fitting_session(sessions, site, start, end, slot, rng)
+        battery_kwh = float(rng.choice(BATTERY_SIZES_KWH))
+        target_kwh = TARGET_FRAC * battery_kwh
+        need_kwh = min(session.energy_kwh, target_kwh - 0.1 * battery_kwh)
+        fleet.append(
+            SimulatedCar(
+                vehicle_id=f"car-{number + 1:04d}",
+                site=site,
+                arrival=arrival,
+                departure=departure,
+                battery_kwh=battery_kwh,
+                arrival_energy_kwh=round(target_kwh - need_kwh, 3),
+                reserve_kwh=RESERVE_FRAC * battery_kwh,
+                target_kwh=target_kwh,
+                participating=bool(rng.random() < PARTICIPATION_FRAC),
+            )
+        )
+    return fleet
+
+
+def _fitting_session(
+    sessions: list[Session],
+    site: SiteConfig,
+    start: datetime,
+    end: datetime,
+    slot: timedelta,
+    rng: np.random.Generator,
+) -> tuple[datetime, datetime, Session]:
+    """Draw sessions until one gives at least two whole slots inside [start, end)."""
+    zone = ZoneInfo(site.timezone)
+    local_day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(1000):
+        session = sessions[int(rng.integers(len(sessions)))]
+        arrival = (local_day + timedelta(hours=session.arrival_local_hour)).astimezone(start.tzinfo)
+        if arrival < start:
+            arrival += timedelta(days=1)
+        arrival = _round_up(arrival, start, slot)
+        departure = min(
+            end, _round_down(arrival + timedelta(hours=session.plugged_hours), start, slot)
+        )
+        if departure - arrival >= 2 * slot:
+            return arrival, departure, session
+    raise ValueError("no Caltech session fits the demo horizon: make it longer")
+
+
+def _round_up(moment: datetime, origin: datetime, slot: timedelta) -> datetime:
+    return origin + math.ceil((moment - origin) / slot) * slot
+
+
+def _round_down(moment: datetime, origin: datetime, slot: timedelta) -> datetime:
+    return origin + math.floor((moment - origin) / slot) * slot

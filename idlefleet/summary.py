@@ -1,0 +1,310 @@
+"""The demo's summary: what the fleet did, judged on the day as it really was.
+
+The realised schedule (what the simulated chargers and accelerators did under the rolling
+MILP) is scored with the optimizer's own KPI code and feasibility checker on a hindsight
+scenario: the real arrivals, departures and energies, the actual carbon intensity and PV.
+On the same scenario the `immediate` baseline and a perfect-foresight MILP are planned,
+so every figure in the table is computed the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from forecasting.timegrid import SlotGrid
+from idlefleet.planning import iso
+from idlefleet.service import PlannerService
+from idlefleet.simulator import SimulatedCar
+from idlefleet.sites import SiteConfig
+from optimizer import Plan, Scenario, check_plan, load_scenario, plan_scenario
+from optimizer.assemble import assemble_plan
+from optimizer.plan import Assignment, SolveStatus
+from streams.messages import GridSignal, Job, Message, SolarForecast
+from streams.topics import Stream
+
+
+@dataclass(frozen=True)
+class StrategyOutcome:
+    """One strategy scored on the hindsight scenario."""
+
+    strategy: str
+    emissions_kg: float
+    deferred_emissions_kg: float
+    grid_energy_kwh: float
+    pv_energy_kwh: float
+    wear_cost: float
+    executions: int
+    unmet_shards: int
+    owners_met: int
+    violations: list[str]
+
+
+@dataclass(frozen=True)
+class OwnerOutcome:
+    vehicle_id: str
+    site_id: str
+    arrival: str
+    departure: str
+    arrival_kwh: float
+    owed_kwh: float
+    departure_kwh: float
+    lowest_kwh: float
+    floor_kwh: float
+    met: bool
+
+
+@dataclass(frozen=True)
+class JobOutcomeRow:
+    job_id: str
+    executions: int
+    accepted: int
+    failed_results: int
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    start: str
+    slots: int
+    slot_minutes: int
+    cars: int
+    sites: list[str]
+    jobs: list[JobOutcomeRow]
+    strategies: list[StrategyOutcome]
+    owners: list[OwnerOutcome]
+    plans_made: int
+    mean_solve_s: float
+    max_solve_s: float
+    dead_letters: int
+    elapsed_s: float
+
+    @property
+    def owners_met(self) -> int:
+        return sum(owner.met for owner in self.owners)
+
+    def table(self) -> str:
+        """The human-readable summary."""
+        lines = [
+            f"idlefleet demo: {self.cars} cars at {len(self.sites)} sites "
+            f"({', '.join(self.sites)}), {self.slots} slots of {self.slot_minutes} min "
+            f"from {self.start}",
+            "",
+            f"{'job':<24}{'executions':>12}{'done':>8}{'failed':>8}",
+        ]
+        for job in self.jobs:
+            lines.append(
+                f"{job.job_id:<24}{job.executions:>12}{job.accepted:>8}{job.failed_results:>8}"
+            )
+        lines += [
+            "",
+            f"{'strategy':<22}{'CO2 kg':>9}{'deferred':>10}{'grid kWh':>10}{'PV kWh':>9}"
+            f"{'shards':>8}{'unmet':>7}{'owners ok':>11}",
+        ]
+        for s in self.strategies:
+            lines.append(
+                f"{s.strategy:<22}{s.emissions_kg:>9.2f}{s.deferred_emissions_kg:>10.2f}"
+                f"{s.grid_energy_kwh:>10.1f}{s.pv_energy_kwh:>9.1f}{s.executions:>8}"
+                f"{s.unmet_shards:>7}{s.owners_met:>6}/{len(self.owners)}"
+            )
+        realised, immediate = self.strategies[0], self.strategies[1]
+        if immediate.emissions_kg > 0:
+            saving = 1 - realised.emissions_kg / immediate.emissions_kg
+            lines.append(f"\nemissions against immediate: {saving:+.1%} saved")
+        lines += [
+            f"owners' departure targets and floors met: {self.owners_met}/{len(self.owners)}",
+            f"plans: {self.plans_made} (mean solve {self.mean_solve_s:.2f} s, "
+            f"max {self.max_solve_s:.2f} s); dead letters: {self.dead_letters}; "
+            f"wall time {self.elapsed_s:.1f} s",
+        ]
+        for s in self.strategies:
+            for violation in s.violations[:5]:
+                lines.append(f"VIOLATION ({s.strategy}): {violation}")
+        return "\n".join(lines)
+
+    def write(self, out_dir: Path) -> None:
+        (out_dir / "summary.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+        (out_dir / "summary.txt").write_text(self.table() + "\n")
+
+
+def hindsight_document(
+    grid: SlotGrid,
+    sites: list[SiteConfig],
+    fleet: list[SimulatedCar],
+    jobs: list[Job],
+    forecasts: list[tuple[Stream, Message]],
+    carbon_price_per_tonne: float,
+) -> dict[str, Any]:
+    """The day as it was, as a scenario-v1 document."""
+    signals = [m for _, m in forecasts if isinstance(m, GridSignal)]
+    solar = {m.site_id: m.pv_kw for _, m in forecasts if isinstance(m, SolarForecast)}
+    return {
+        "scenario_version": 1,
+        "horizon": {
+            "start": iso(grid.start),
+            "slot_minutes": grid.slot_minutes,
+            "slots": grid.slots,
+        },
+        "objective": {"carbon_price_per_tonne": carbon_price_per_tonne},
+        "regions": [
+            {"id": s.region, "intensity_g_per_kwh": s.intensity_g_per_kwh} for s in signals
+        ],
+        "sites": [
+            {
+                "id": site.site_id,
+                "region": site.region,
+                "grid_limit_kw": site.grid_limit_kw,
+                **({"pv_kw": solar[site.site_id]} if site.site_id in solar else {}),
+            }
+            for site in sites
+        ],
+        "vehicles": [
+            {
+                "id": car.vehicle_id,
+                "site": car.site.site_id,
+                "arrival": iso(car.arrival),
+                "departure": iso(car.departure),
+                "battery_kwh": car.battery_kwh,
+                "soc_kwh": car.arrival_energy_kwh,
+                "reserve_kwh": car.reserve_kwh,
+                "target_kwh": car.target_kwh,
+                "charger_kw": car.charger_kw,
+                "charge_efficiency_frac": car.charge_efficiency_frac,
+                "compute_kw": car.compute_kw,
+                "wear_cost_per_kwh": car.wear_cost_per_kwh,
+                "participating": car.participating,
+            }
+            for car in fleet
+        ],
+        "jobs": [
+            {
+                "id": job.job_id,
+                "shards": job.shards,
+                "replicas": job.replicas,
+                "value_per_shard": job.value_per_shard,
+                "release": iso(job.release),
+                "deadline": iso(job.deadline),
+            }
+            for job in jobs
+        ],
+    }
+
+
+def realised_plan(
+    scenario: Scenario, grid: SlotGrid, fleet: list[SimulatedCar], service: PlannerService
+) -> Plan:
+    """What the chargers and accelerators actually did, as a plan of the hindsight scenario."""
+    slot = timedelta(minutes=grid.slot_minutes)
+    starts = [grid.slot_start(s) for s in range(grid.slots)]
+    charge = {car.vehicle_id: [car.charge_kw_by_slot.get(t, 0.0) for t in starts] for car in fleet}
+    running = {car.vehicle_id: [int(t in car.compute_slots) for t in starts] for car in fleet}
+    executions: Counter[tuple[str, str, int]] = Counter()
+    for result in service.accepted_results:
+        index = int((result.finished_at - grid.start) // slot)
+        executions[(result.job_id, result.vehicle_id, index)] += 1
+    assignments = [
+        Assignment(job, vehicle, index, n) for (job, vehicle, index), n in executions.items()
+    ]
+    return assemble_plan(
+        scenario, "realised (rolling MILP)", SolveStatus.feasible, charge, running, assignments
+    )
+
+
+def _outcome(scenario: Scenario, plan: Plan) -> StrategyOutcome:
+    found = check_plan(scenario, plan)
+    violations = [str(v) for v in found]
+    if not plan.is_feasible or plan.kpis is None:
+        return StrategyOutcome(
+            plan.strategy, 0, 0, 0, 0, 0, 0, 0, 0, [f"{plan.status.value}: {plan.reason}"]
+        )
+    bad_vehicles = {v.subject for v in found}
+    return StrategyOutcome(
+        strategy=plan.strategy,
+        emissions_kg=plan.kpis.emissions_kg,
+        deferred_emissions_kg=plan.kpis.deferred_emissions_kg,
+        grid_energy_kwh=plan.kpis.grid_energy_kwh,
+        pv_energy_kwh=plan.kpis.pv_energy_kwh,
+        wear_cost=plan.kpis.wear_cost,
+        executions=sum(o.executions for o in plan.jobs.values()),
+        unmet_shards=plan.kpis.unmet_shards,
+        owners_met=sum(v.id not in bad_vehicles for v in scenario.vehicles),
+        violations=violations,
+    )
+
+
+def _owner(car: SimulatedCar, plan: Plan, scenario: Scenario) -> OwnerOutcome:
+    vehicle = scenario.vehicle_by_id[car.vehicle_id]
+    usable = len(scenario.horizon.slots_within(vehicle.arrival, vehicle.departure))
+    owed = min(
+        vehicle.wished_kwh,
+        vehicle.soc_kwh
+        + vehicle.charge_efficiency_frac * vehicle.charger_kw * scenario.horizon.dt_h * usable,
+        vehicle.battery_kwh,
+    )
+    path = [x for x in plan.vehicles[car.vehicle_id].soc_kwh if x is not None]
+    departed = car.departure_energy_kwh if car.departure_energy_kwh is not None else car.energy_kwh
+    lowest = min(path) if path else car.arrival_energy_kwh
+    return OwnerOutcome(
+        vehicle_id=car.vehicle_id,
+        site_id=car.site.site_id,
+        arrival=iso(car.arrival),
+        departure=iso(car.departure),
+        arrival_kwh=car.arrival_energy_kwh,
+        owed_kwh=round(owed, 6),
+        departure_kwh=round(departed, 6),
+        lowest_kwh=round(lowest, 6),
+        floor_kwh=vehicle.floor_kwh,
+        met=departed >= owed - 1e-6 and lowest >= vehicle.floor_kwh - 1e-6,
+    )
+
+
+def summarise(
+    grid: SlotGrid,
+    sites: list[SiteConfig],
+    fleet: list[SimulatedCar],
+    jobs: list[Job],
+    service: PlannerService,
+    forecasts: list[tuple[Stream, Message]],
+    elapsed_s: float,
+) -> DemoSummary:
+    scenario = load_scenario(
+        hindsight_document(
+            grid, sites, fleet, jobs, forecasts, service.settings.carbon_price_per_tonne
+        )
+    )
+    realised = realised_plan(scenario, grid, fleet, service)
+    baseline = plan_scenario(scenario, "immediate")
+    foresight = plan_scenario(
+        scenario,
+        "milp",
+        time_limit_s=service.settings.solver_time_limit_s,
+        mip_gap_frac=service.settings.solver_mip_gap_frac,
+    )
+    foresight = replace(foresight, strategy="milp (perfect foresight)")
+    solve_times = [record.solve_s for record in service.plans] or [0.0]
+    return DemoSummary(
+        start=iso(grid.start),
+        slots=grid.slots,
+        slot_minutes=grid.slot_minutes,
+        cars=len(fleet),
+        sites=[site.site_id for site in sites],
+        jobs=[
+            JobOutcomeRow(
+                job.job_id,
+                job.shards * job.replicas,
+                (p := service.ledger.job_progress(job.job_id)).accepted,
+                p.failed_results,
+            )
+            for job in jobs
+        ],
+        strategies=[_outcome(scenario, plan) for plan in (realised, baseline, foresight)],
+        owners=[_owner(car, realised, scenario) for car in fleet],
+        plans_made=len(service.plans),
+        mean_solve_s=sum(solve_times) / len(solve_times),
+        max_solve_s=max(solve_times),
+        dead_letters=service.dead_letters,
+        elapsed_s=elapsed_s,
+    )
