@@ -14,6 +14,10 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idlefleet.sites import SiteConfig
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -105,7 +109,7 @@ def _tick_every_slot(
         stop.wait(max(0.0, (boundary - datetime.now(UTC)).total_seconds()))
 
 
-def _default_sites() -> list:  # type: ignore[type-arg]
+def _default_sites() -> list[SiteConfig]:
     from idlefleet.sites import load_sites
 
     with resources.as_file(resources.files("idlefleet") / "data" / "sites.json") as path:

@@ -192,9 +192,10 @@ def render_topic_docs(topics: Topics | None = None) -> str:
         lines += ["", *_fields_table(model), "", "Example:", "", "```json"]
         lines.append(json.dumps(json.loads(example.model_dump_json()), indent=2))
         lines.append("```")
-    for model in nested:
-        lines += ["", f"## {model.__name__} (nested)", "", (model.__doc__ or "").strip(), ""]
-        lines += _fields_table(model)
+    for nested_model in nested:
+        doc = (nested_model.__doc__ or "").strip()
+        lines += ["", f"## {nested_model.__name__} (nested)", "", doc, ""]
+        lines += _fields_table(nested_model)
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,115 @@
+"""The command line as a user runs it: separate processes, real broker, exit codes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from streams.broker import broker_answers
+
+IDLEFLEET = [sys.executable, "-m", "idlefleet.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*IDLEFLEET, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("demo", "serve", "broker", "plan"):
+        assert command in result.stdout
+
+
+def test_broker_prints_its_address_and_stops_on_sigint() -> None:
+    with subprocess.Popen(
+        [*IDLEFLEET, "broker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            address = process.stdout.readline().strip()
+            assert address.startswith("127.0.0.1:")
+            assert broker_answers(address)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=20) == 0
+            assert not broker_answers(address, timeout_s=0.5)
+        finally:
+            process.kill()
+
+
+def scenario_doc() -> dict[str, object]:
+    """One car, three hourly slots; the cleanest slot is the second."""
+    return {
+        "scenario_version": 1,
+        "horizon": {"start": "2020-06-01T00:00:00Z", "slot_minutes": 60, "slots": 3},
+        "objective": {"carbon_price_per_tonne": 100.0},
+        "regions": [{"id": "DE", "intensity_g_per_kwh": [400.0, 100.0, 300.0]}],
+        "sites": [{"id": "s", "region": "DE", "grid_limit_kw": 50.0}],
+        "vehicles": [
+            {
+                "id": "car",
+                "site": "s",
+                "arrival": "2020-06-01T00:00:00Z",
+                "departure": "2020-06-01T03:00:00Z",
+                "battery_kwh": 60.0,
+                "soc_kwh": 20.0,
+                "target_kwh": 30.0,
+                "charger_kw": 11.0,
+                "charge_efficiency_frac": 1.0,
+                "compute_kw": 0.0,
+            }
+        ],
+        "jobs": [],
+    }
+
+
+def test_a_bad_scenario_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
+    doc = scenario_doc()
+    doc["vehicles"][0]["soc_kwh"] = 80.0  # type: ignore[index]
+    scenario = tmp_path / "bad.json"
+    scenario.write_text(json.dumps(doc))
+    out = tmp_path / "plan.json"
+    result = run("plan", str(scenario), "-o", str(out))
+    assert result.returncode == 2
+    assert "vehicles[0].soc_kwh" in result.stderr
+    assert not out.exists()
+
+
+def test_plan_writes_a_contract_plan(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(
+        json.dumps(
+            {
+                "scenario_version": 1,
+                "horizon": {"start": "2020-06-01T00:00:00Z", "slot_minutes": 60, "slots": 3},
+                "objective": {"carbon_price_per_tonne": 100.0},
+                "regions": [{"id": "DE", "intensity_g_per_kwh": [400.0, 100.0, 300.0]}],
+                "sites": [{"id": "s", "region": "DE", "grid_limit_kw": 50.0}],
+                "vehicles": [
+                    {
+                        "id": "car",
+                        "site": "s",
+                        "arrival": "2020-06-01T00:00:00Z",
+                        "departure": "2020-06-01T03:00:00Z",
+                        "battery_kwh": 60.0,
+                        "soc_kwh": 20.0,
+                        "target_kwh": 30.0,
+                        "charger_kw": 11.0,
+                        "charge_efficiency_frac": 1.0,
+                        "compute_kw": 0.0,
+                    }
+                ],
+                "jobs": [],
+            }
+        )
+    )
+    out = tmp_path / "plan.json"
+    result = run("plan", str(scenario), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(out.read_text())
+    assert plan["status"] == "optimal"
+    # 10 kWh are owed; the cleanest slot (100 g/kWh) takes the charger's full 11 kW.
+    assert plan["vehicles"]["car"]["charge_kw"][1] > 9.9
