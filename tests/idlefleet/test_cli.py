@@ -113,3 +113,18 @@ def test_plan_writes_a_contract_plan(tmp_path: Path) -> None:
     assert plan["status"] == "optimal"
     # 10 kWh are owed; the cleanest slot (100 g/kWh) takes the charger's full 11 kW.
     assert plan["vehicles"]["car"]["charge_kw"][1] > 9.9
+
+
+def test_serve_starts_its_own_broker_and_stops_on_sigterm() -> None:
+    with subprocess.Popen(
+        [*IDLEFLEET, "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stderr is not None
+            lines = [process.stderr.readline() for _ in range(2)]
+            assert lines[0].startswith("embedded broker on 127.0.0.1:")
+            assert lines[1].startswith("serving on 127.0.0.1:")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            process.kill()

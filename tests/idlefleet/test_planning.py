@@ -1,0 +1,102 @@
+"""From fleet state to a scenario the optimizer accepts, and from a plan back to dispatch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from executor.dispatch import SlotDispatch
+from idlefleet.demo import demo_sites
+from idlefleet.planning import (
+    JobDemand,
+    safe_dispatch,
+    scenario_document,
+    slot_dispatches,
+)
+from idlefleet.settings import PlannerSettings
+from optimizer import check_plan, load_scenario, plan_scenario
+from streams.catalog import EXAMPLES, T0
+from streams.messages import GridSignal, Job, Telemetry
+from streams.state import FleetState
+from streams.topics import Stream
+
+SETTINGS = PlannerSettings(slot_minutes=15, horizon_hours=4)
+SITES = demo_sites(1, 2)  # berlin-depot, DE
+
+
+def state_with(*cars: Telemetry, hours: float = 6) -> FleetState:
+    state = FleetState()
+    for car in cars:
+        state.apply_telemetry(car)
+    slots = int(hours * 4)
+    state.apply_grid(
+        GridSignal(
+            region="DE",
+            issued_at=T0,
+            start=T0,
+            slot_minutes=15,
+            kind="forecast",
+            source="test",
+            intensity_g_per_kwh=[300.0 if s % 2 else 100.0 for s in range(slots)],
+        )
+    )
+    return state
+
+
+def car(vehicle_id: str, **changes: object) -> Telemetry:
+    fields = EXAMPLES[Stream.TELEMETRY].model_dump()
+    fields.update(vehicle_id=vehicle_id, **changes)
+    return Telemetry.model_validate(fields)
+
+
+def job(replicas: int = 1, shards: int = 4) -> Job:
+    example = EXAMPLES[Stream.JOBS]
+    assert isinstance(example, Job)
+    return example.model_copy(
+        update={"replicas": replicas, "input_uris": [f"file:///in/{i}.npy" for i in range(shards)]}
+    )
+
+
+def test_the_scenario_starts_now_and_holds_the_parked_cars() -> None:
+    now = T0 + timedelta(minutes=30)
+    away = car("car-away", site_id=None, plugged_in=False)
+    document = scenario_document(now, state_with(car("car-a"), away), SITES, [], SETTINGS)
+    assert document is not None
+    scenario = load_scenario(document)
+    assert scenario.horizon.start == now and scenario.horizon.slots == 16
+    assert [v.id for v in scenario.vehicles] == ["car-a"]
+    # The intensity is read from the signal at the right offset (slot 2 of the signal).
+    assert scenario.regions[0].intensity_g_per_kwh[:2] == (100.0, 300.0)
+
+
+def test_the_horizon_shrinks_to_what_the_intensity_signal_covers() -> None:
+    document = scenario_document(T0, state_with(car("car-a"), hours=2), SITES, [], SETTINGS)
+    assert document is not None and document["horizon"]["slots"] == 8
+    assert scenario_document(T0, FleetState(), SITES, [], SETTINGS) is None
+
+
+def test_open_work_becomes_one_job_per_replica_count() -> None:
+    demands = [JobDemand(job(replicas=2), {2: 3, 1: 1})]
+    document = scenario_document(
+        T0, state_with(car("car-a"), car("car-b")), SITES, demands, SETTINGS
+    )
+    assert document is not None
+    jobs = {j["id"]: (j["shards"], j["replicas"]) for j in document["jobs"]}
+    assert jobs == {"embed-1@r1": (1, 1), "embed-1@r2": (3, 2)}
+
+
+def test_a_plan_maps_back_to_per_car_dispatch_under_ledger_job_ids() -> None:
+    state = state_with(car("car-a"), car("car-b"))
+    demands = [JobDemand(job(replicas=2), {2: 3, 1: 1})]
+    document = scenario_document(T0, state, SITES, demands, SETTINGS)
+    assert document is not None
+    scenario = load_scenario(document)
+    plan = plan_scenario(scenario, "milp")
+    assert plan.is_feasible and check_plan(scenario, plan) == []
+    dispatched = [d for s in range(scenario.horizon.slots) for d in slot_dispatches(plan, s)]
+    assert {job_id for d in dispatched for job_id in d.shards_by_job} == {"embed-1"}
+    assert sum(sum(d.shards_by_job.values()) for d in dispatched) == 7
+
+
+def test_a_car_without_a_plan_charges_at_full_power_until_its_target() -> None:
+    assert safe_dispatch(car("car-a", energy_kwh=30.0)) == SlotDispatch("car-a", 11.0, {})
+    assert safe_dispatch(car("car-a", energy_kwh=60.0)).charge_power_kw == 0.0
