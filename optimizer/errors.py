@@ -1,0 +1,29 @@
+"""Errors raised by the optimizer package."""
+
+from __future__ import annotations
+
+
+class OptimizerError(Exception):
+    """Base class of every error the optimizer raises."""
+
+
+class ScenarioError(OptimizerError, ValueError):
+    """A scenario document is malformed or inconsistent.
+
+    The message starts with the JSON path of the offending field, e.g.
+    ``vehicles[3].soc_kwh: must be <= battery_kwh (75.0), got 80.0``; the path alone is
+    kept as :attr:`path`.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}" if path else problem)
+
+
+class SolveError(OptimizerError, RuntimeError):
+    """The solver failed without a usable answer (no incumbent, solver error)."""
+
+
+class PlanError(OptimizerError, ValueError):
+    """A plan document is malformed."""
