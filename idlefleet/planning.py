@@ -101,7 +101,10 @@ def scenario_document(
         "regions": regions,
         "sites": [_site(site, state, now, slot, slots) for site in sites],
         "vehicles": vehicles,
-        "jobs": [job for demand in demands for job in _jobs(demand, now, end)],
+        # Sorted, so that the plan does not depend on the order jobs arrived in.
+        "jobs": sorted(
+            (job for demand in demands for job in _jobs(demand, now, end)), key=lambda j: j["id"]
+        ),
         "dr_events": [
             {
                 "id": event.event_id,
@@ -110,7 +113,7 @@ def scenario_document(
                 "end": iso(event.end),
                 "max_import_kw": event.max_import_kw,
             }
-            for event in state.dr_events.values()
+            for event in sorted(state.dr_events.values(), key=lambda e: e.event_id)
             if event.end > now
             and event.start < end
             and (event.site_id in site_by_id or event.region in {s.region for s in sites})

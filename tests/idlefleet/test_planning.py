@@ -100,3 +100,12 @@ def test_a_plan_maps_back_to_per_car_dispatch_under_ledger_job_ids() -> None:
 def test_a_car_without_a_plan_charges_at_full_power_until_its_target() -> None:
     assert safe_dispatch(car("car-a", energy_kwh=30.0)) == SlotDispatch("car-a", 11.0, {})
     assert safe_dispatch(car("car-a", energy_kwh=60.0)).charge_power_kw == 0.0
+
+
+def test_the_scenario_does_not_depend_on_the_order_jobs_arrived_in() -> None:
+    state = state_with(car("car-a"))
+    first = JobDemand(job(), {1: 4})
+    second = JobDemand(job().model_copy(update={"job_id": "embed-0"}), {1: 4})
+    assert scenario_document(T0, state, SITES, [first, second], SETTINGS) == scenario_document(
+        T0, state, SITES, [second, first], SETTINGS
+    )
