@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from optimizer.problem import Scenario, Vehicle
@@ -46,6 +47,17 @@ def deficit_kwh(
 ) -> float:
     """``max(0, soc_kwh - soc at the last usable boundary)`` [kWh]."""
     return max(0.0, vehicle.soc_kwh - final_soc_kwh(scenario, vehicle, charge_kw, running))
+
+
+def throughput_kwh(
+    scenario: Scenario, vehicle: Vehicle, charge_kw: Sequence[float], running: Sequence[int]
+) -> float:
+    """Energy into plus out of the battery over the horizon [kWh] (what wear is charged on)."""
+    dt_h = scenario.horizon.dt_h
+    return math.fsum(
+        vehicle.charge_efficiency_frac * c * dt_h + vehicle.compute_kw * r * dt_h
+        for c, r in zip(charge_kw, running, strict=True)
+    )
 
 
 def site_load_kw(

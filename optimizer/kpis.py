@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from optimizer.energy import deficit_kwh, pv_used_kw, site_import_kw
+from optimizer.energy import deficit_kwh, pv_used_kw, site_import_kw, throughput_kwh
 from optimizer.plan import Assignment, Kpis, Plan
 from optimizer.problem import Scenario
 
@@ -51,16 +51,13 @@ def schedule_kpis(
             cost += energy_kwh * region.price_per_kwh[s]
     deferred_g = 0.0
     wear = 0.0
-    throughput_kwh = 0.0
+    total_throughput_kwh = 0.0
     n = scenario.horizon.slots
     for v in scenario.vehicles:
         charge = charge_kw.get(v.id, [0.0] * n)
         run = running.get(v.id, [0] * n)
-        moved_kwh = math.fsum(
-            v.charge_efficiency_frac * c * dt_h + v.compute_kw * r * dt_h
-            for c, r in zip(charge, run, strict=True)
-        )
-        throughput_kwh += moved_kwh
+        moved_kwh = throughput_kwh(scenario, v, charge, run)
+        total_throughput_kwh += moved_kwh
         wear += v.wear_cost_per_kwh * moved_kwh
         gap_kwh = deficit_kwh(scenario, v, charge, run)
         deferred_g += (
@@ -74,7 +71,7 @@ def schedule_kpis(
         pv_energy_kwh=math.fsum(x for series in pv_used.values() for x in series) * dt_h,
         energy_cost=cost,
         wear_cost=wear,
-        battery_throughput_kwh=throughput_kwh,
+        battery_throughput_kwh=total_throughput_kwh,
         unmet_shards=unmet,
     )
 
@@ -103,10 +100,7 @@ def schedule_objective(
     for v in scenario.vehicles:
         charge = charge_kw.get(v.id, [0.0] * n)
         run = running.get(v.id, [0] * n)
-        moved_kwh = math.fsum(
-            v.charge_efficiency_frac * c * dt_h + v.compute_kw * r * dt_h
-            for c, r in zip(charge, run, strict=True)
-        )
+        moved_kwh = throughput_kwh(scenario, v, charge, run)
         total += v.wear_cost_per_kwh * moved_kwh
         region = scenario.region_of(v)
         total += (

@@ -80,32 +80,7 @@ def test_a_bad_scenario_names_the_field_and_writes_nothing(tmp_path: Path) -> No
 
 def test_plan_writes_a_contract_plan(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(
-        json.dumps(
-            {
-                "scenario_version": 1,
-                "horizon": {"start": "2020-06-01T00:00:00Z", "slot_minutes": 60, "slots": 3},
-                "objective": {"carbon_price_per_tonne": 100.0},
-                "regions": [{"id": "DE", "intensity_g_per_kwh": [400.0, 100.0, 300.0]}],
-                "sites": [{"id": "s", "region": "DE", "grid_limit_kw": 50.0}],
-                "vehicles": [
-                    {
-                        "id": "car",
-                        "site": "s",
-                        "arrival": "2020-06-01T00:00:00Z",
-                        "departure": "2020-06-01T03:00:00Z",
-                        "battery_kwh": 60.0,
-                        "soc_kwh": 20.0,
-                        "target_kwh": 30.0,
-                        "charger_kw": 11.0,
-                        "charge_efficiency_frac": 1.0,
-                        "compute_kw": 0.0,
-                    }
-                ],
-                "jobs": [],
-            }
-        )
-    )
+    scenario.write_text(json.dumps(scenario_doc()))
     out = tmp_path / "plan.json"
     result = run("plan", str(scenario), "-o", str(out))
     assert result.returncode == 0, result.stderr
