@@ -224,11 +224,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     jobs = demo_jobs(config.cars, start, end, out_dir)
     forecasts = forecast_messages(sites, grid, start, config.shared_data_dir)
     clock = SimClock(start)
-    settings = PlannerSettings(
-        slot_minutes=config.slot_minutes,
-        horizon_hours=config.hours,
-        shared_data_dir=config.shared_data_dir,
-    )
+    settings = PlannerSettings(slot_minutes=config.slot_minutes, horizon_hours=config.hours)
 
     with kafka_for(config) as kafka:
         ensure_topics(kafka)

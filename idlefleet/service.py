@@ -105,7 +105,6 @@ class PlannerService:
         self.ledger = JobLedger()
         self.plans: list[PlanRecord] = []
         self.accepted_results: list[Result] = []
-        self.results_refused = 0
         self._plan: Plan | None = None
         self._plan_start: datetime | None = None
         self._plan_slots = 0
@@ -166,8 +165,6 @@ class PlannerService:
                 self.accepted_results.append(result)
             else:
                 self._replan_reasons.add("failed-work")
-        else:
-            self.results_refused += 1
 
     @property
     def results_accepted(self) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +18,3 @@ class PlannerSettings(BaseSettings):
     solver_mip_gap_frac: float = Field(0.005, ge=0, lt=1)
     carbon_price_per_tonne: float = Field(100.0, ge=0)
     group_id: str = "idlefleet-planner"
-    shared_data_dir: Path | None = Field(
-        None, description="full data sets (../shared/data) for runs beyond the shipped excerpts"
-    )

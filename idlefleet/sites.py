@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +18,7 @@ class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     site_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@-]*$")]
-    region: Annotated[str, Field(pattern=r"^(DE|GB|FR)$")]
+    region: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._:@-]*$")]
     timezone: str
     latitude_deg: Annotated[float, Field(ge=-90, le=90)]
     longitude_deg: Annotated[float, Field(ge=-180, le=180)]
@@ -64,7 +63,3 @@ def load_sites(path: Path) -> list[SiteConfig]:
     if len(set(ids)) != len(ids):
         raise SitesFileError(f"{path}: duplicate site_id")
     return sites
-
-
-def dump_sites(sites: list[SiteConfig], path: Path) -> None:
-    path.write_text(json.dumps([site.model_dump() for site in sites], indent=2) + "\n")

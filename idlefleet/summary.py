@@ -113,7 +113,7 @@ class DemoSummary:
         realised, immediate = self.strategies[0], self.strategies[1]
         if immediate.emissions_kg > 0:
             saving = 1 - realised.emissions_kg / immediate.emissions_kg
-            lines.append(f"\nemissions against immediate: {saving:+.1%} saved")
+            lines.append(f"\nemissions: {saving:.1%} below charging on arrival (immediate)")
         lines += [
             f"owners' departure targets and floors met: {self.owners_met}/{len(self.owners)}",
             f"plans: {self.plans_made} (mean solve {self.mean_solve_s:.2f} s, "
