@@ -26,12 +26,12 @@ from executor.runtime import OnnxRunner
 from forecasting.carbon import intensity_on_grid
 from forecasting.solar import clear_sky_pv_kw
 from forecasting.timegrid import SlotGrid
+from idlefleet.runtime import bootstrap_or_embedded
 from idlefleet.service import PlannerService
 from idlefleet.settings import PlannerSettings
 from idlefleet.simulator import SimulatedCar, generate_fleet, load_sessions
 from idlefleet.sites import SiteConfig
 from idlefleet.summary import DemoSummary, summarise
-from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
 from streams.messages import Assignment, GridSignal, Job, Message, ModelRef, SolarForecast
@@ -198,15 +198,10 @@ class SimClock:
 
 @contextmanager
 def kafka_for(config: DemoConfig) -> Iterator[KafkaSettings]:
-    """The configured Kafka, or an embedded broker for the demo's lifetime."""
-    if config.bootstrap_servers:
-        yield KafkaSettings(
-            bootstrap_servers=config.bootstrap_servers,
-            topic_prefix=f"idlefleet-demo-{int(time.time())}",
-        )
-        return
-    with EmbeddedBroker() as broker:
-        yield KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+    """The configured Kafka (with a fresh topic prefix), or an embedded broker."""
+    prefix = f"idlefleet-demo-{int(time.time())}" if config.bootstrap_servers else "idlefleet"
+    with bootstrap_or_embedded(config.bootstrap_servers) as bootstrap:
+        yield KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
 
 
 def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:

@@ -1,0 +1,1 @@
+"""One module per `idlefleet` command; each exposes `register(commands)`."""

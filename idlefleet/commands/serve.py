@@ -1,0 +1,73 @@
+"""`idlefleet serve`: the planner service on the wall clock."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from idlefleet.runtime import bootstrap_or_embedded, stop_on_signals
+
+if TYPE_CHECKING:
+    from idlefleet.sites import SiteConfig
+
+EXIT_BAD_INPUT = 2
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("serve", help="run the planner service")
+    parser.add_argument("--bootstrap-servers", help="Kafka HOST:PORT; default: embedded broker")
+    parser.add_argument("--sites", help="JSON list of sites (default: the shipped example)")
+    parser.add_argument("--topic-prefix", default="idlefleet")
+    parser.add_argument("--slot-minutes", type=int, default=15)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from idlefleet.service import PlannerService
+    from idlefleet.settings import PlannerSettings
+    from idlefleet.sites import SitesFileError, load_sites
+    from streams.clients import KafkaSettings, ensure_topics
+
+    try:
+        sites = load_sites(Path(args.sites)) if args.sites else default_sites()
+    except SitesFileError as exc:
+        print(f"idlefleet serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = PlannerSettings(slot_minutes=args.slot_minutes)
+    with stop_on_signals() as stop, bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
+        kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=args.topic_prefix)
+        ensure_topics(kafka)
+        service = PlannerService(kafka, settings, sites).start()
+        print(f"serving on {bootstrap} (topics {args.topic_prefix}.*)", file=sys.stderr)
+        try:
+            tick_every_slot(service.tick, settings.slot_minutes, stop)
+        finally:
+            service.stop()
+    return 0
+
+
+def tick_every_slot(
+    tick: Callable[[datetime], object], slot_minutes: int, stop: threading.Event
+) -> None:
+    """Call `tick` at every slot boundary of the wall clock until `stop` is set."""
+    slot = timedelta(minutes=slot_minutes)
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    boundary = midnight + ((datetime.now(UTC) - midnight) // slot) * slot
+    while not stop.is_set():
+        tick(boundary)
+        boundary += slot
+        stop.wait(max(0.0, (boundary - datetime.now(UTC)).total_seconds()))
+
+
+def default_sites() -> list[SiteConfig]:
+    """The example sites shipped in idlefleet/data/sites.json."""
+    from idlefleet.sites import load_sites
+
+    with resources.as_file(resources.files("idlefleet") / "data" / "sites.json") as path:
+        return load_sites(path)
