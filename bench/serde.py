@@ -1,6 +1,6 @@
 """Decoding telemetry with full validation against a bare `json.loads` of the same bytes.
 
-`python -m bench.serde [--messages N]` prints `decode_msgs_per_s=… json_msgs_per_s=… ratio=…`.
+`idlefleet bench serde [--messages N]` prints `decode_msgs_per_s=… json_msgs_per_s=… ratio=…`.
 The baseline is measured in the same run on the same payloads.
 """
 
@@ -43,10 +43,10 @@ def rate(function: Callable[[bytes], object], items: list[bytes]) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="idlefleet bench serde", description=__doc__)
     parser.add_argument("--messages", type=int, default=200_000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     items = payloads(args.messages)
     rate(json.loads, items[:1000])  # warm up both paths
     rate(lambda p: decode(Stream.TELEMETRY, p), items[:1000])
@@ -55,7 +55,8 @@ def main() -> None:
     print(
         f"decode_msgs_per_s={ours:.0f} json_msgs_per_s={baseline:.0f} ratio={ours / baseline:.2f}"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from idlefleet.commands import broker, demo, plan, serve
+from idlefleet.commands import bench, broker, demo, plan, serve
 
-COMMANDS = (demo, serve, broker, plan)
+COMMANDS = (demo, serve, broker, plan, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

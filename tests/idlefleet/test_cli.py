@@ -101,3 +101,10 @@ def test_serve_starts_its_own_broker_and_stops_on_sigterm() -> None:
             assert process.wait(timeout=30) == 0
         finally:
             process.kill()
+
+
+def test_bench_runs_a_named_benchmark_and_prints_its_ratio() -> None:
+    result = run("bench", "serde", "--messages", "200")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("decode_msgs_per_s=") and " ratio=" in last
