@@ -17,7 +17,7 @@ from typing import Protocol
 
 from executor.errors import ExecutionError, one_line
 from executor.runtime import OnnxRunner
-from executor.storage import load_input_array, read_verified_model, write_output_array
+from executor.storage import VerifiedModels, load_input_array, write_output_array
 from streams.messages import Assignment, Result, WorkItem
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class VehicleAgent:
         self.charger = charger
         self.compute_kw = compute_kw
         self.limits = limits or AgentLimits()
+        self.models = VerifiedModels()
         self._clock = clock
         self._timer = timer
 
@@ -113,7 +114,7 @@ class VehicleAgent:
         started_s = self._timer()
         provider = None
         try:
-            model = read_verified_model(item.model, self.limits.max_model_bytes)
+            model = self.models.read(item.model, self.limits.max_model_bytes)
             array = load_input_array(item.input_uri, self.limits.max_input_bytes)
             outcome = self.runner.run(model, item.model.sha256, array)
             provider = outcome.provider

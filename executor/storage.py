@@ -14,6 +14,8 @@ import math
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
@@ -78,6 +80,45 @@ def read_verified_model(ref: ModelRef, max_bytes: int) -> bytes:
             f"model sha256 mismatch for {ref.uri}: expected {ref.sha256}, got {actual}"
         )
     return data
+
+
+class VerifiedModels:
+    """Model bytes verified once per job model and reused while the file is unchanged.
+
+    A model is read and hashed the first time a `(uri, sha256)` is asked for; later asks
+    only `stat` the file and re-verify when its size, mtime or inode moved. Holds at most
+    `max_models` models, least recently used dropped first.
+    """
+
+    def __init__(self, max_models: int = 8) -> None:
+        self.max_models = max_models
+        self._models: OrderedDict[tuple[str, str], tuple[tuple[int, int, int], bytes]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def read(self, ref: ModelRef, max_bytes: int) -> bytes:
+        """The verified bytes of `ref` (at most `max_bytes`); ModelError when they are not."""
+        key = (ref.uri, ref.sha256)
+        try:
+            info = resolve_uri(ref.uri).stat()
+        except UriError as exc:
+            raise ModelError(f"model {exc.reason}") from exc
+        except OSError as exc:
+            raise ModelError(f"model file not found: {ref.uri}") from exc
+        stamp = (info.st_size, info.st_mtime_ns, info.st_ino)
+        with self._lock:
+            cached = self._models.get(key)
+            if cached is not None and cached[0] == stamp:
+                self._models.move_to_end(key)
+                return cached[1]
+        data = read_verified_model(ref, max_bytes)
+        with self._lock:
+            self._models[key] = (stamp, data)
+            self._models.move_to_end(key)
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+        return data
 
 
 def parse_npy(data: bytes, source: str = "<bytes>") -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from executor.errors import InputError, ModelError, OutputError, UriError
 from executor.storage import (
+    VerifiedModels,
     load_input_array,
     output_file_name,
     read_verified_model,
@@ -209,3 +211,19 @@ def test_remote_output_and_object_arrays_are_refused(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(OutputError, match="cannot write output"):
         write_output_array(str(blocker), "job", 0, "car", np.zeros(1))
+
+
+def test_a_verified_model_is_reused_until_its_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"first model")
+    ref = ModelRef(uri=path.as_uri(), sha256=hashlib.sha256(b"first model").hexdigest())
+    models = VerifiedModels()
+    assert models.read(ref, 1000) == b"first model"
+    assert models.read(ref, 1000) == b"first model"
+    path.write_bytes(b"tampered!!!")  # same size, new content and mtime
+    os.utime(path, ns=(1, 1))
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        models.read(ref, 1000)
+    path.unlink()
+    with pytest.raises(ModelError, match="not found"):
+        models.read(ref, 1000)
