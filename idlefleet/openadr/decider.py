@@ -1,0 +1,87 @@
+"""The planner's answer to a demand-response request: plan with the caps, then decide.
+
+`PlanningDecider` adds the requested caps to the current rolling scenario and solves it with
+the MILP. The contract makes every owner's reserve and departure target a hard constraint,
+so a feasible plan means the fleet can honour the event; an infeasible one names the
+vehicles, sites and events that make it so. Accepted caps are published on the DR topic,
+where the service picks them up and re-plans; withdrawn caps are published cancelled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from idlefleet.openadr.ven import Decision
+from idlefleet.planning import iso
+from optimizer import ScenarioError, load_scenario, plan_scenario
+from streams.messages import DemandResponseEvent
+
+
+def cap_document(cap: DemandResponseEvent) -> dict[str, Any]:
+    """A cap as a scenario-v1 `dr_events` entry."""
+    target = {"site": cap.site_id} if cap.site_id else {"region": cap.region}
+    return {
+        "id": cap.event_id,
+        **target,
+        "start": iso(cap.start),
+        "end": iso(cap.end),
+        "max_import_kw": cap.max_import_kw,
+    }
+
+
+class PlanningDecider:
+    """Decides with the optimizer on the scenario the service would plan now."""
+
+    def __init__(
+        self,
+        scenario_now: Callable[[], dict[str, Any] | None],
+        publish: Callable[[DemandResponseEvent], None],
+        site_load_kw: Callable[[str], float],
+        site_flexibility_kw: Callable[[str], float],
+        time_limit_s: float = 4.0,
+    ) -> None:
+        self._scenario_now = scenario_now
+        self._publish = publish
+        self.site_load_kw = site_load_kw
+        self.site_flexibility_kw = site_flexibility_kw
+        self.time_limit_s = time_limit_s
+
+    def decide(self, caps: Sequence[DemandResponseEvent]) -> Decision:
+        started = time.perf_counter()
+        document = self._scenario_now()
+        if document is None:
+            return Decision(False, "no current scenario to plan (no grid signal yet)", 0.0)
+        horizon_start = datetime.fromisoformat(document["horizon"]["start"])
+        slots = document["horizon"]["slots"]
+        slot_minutes = document["horizon"]["slot_minutes"]
+        horizon_end = horizon_start.timestamp() + slots * slot_minutes * 60
+        inside = [
+            cap
+            for cap in caps
+            if cap.end.timestamp() > horizon_start.timestamp()
+            and cap.start.timestamp() < horizon_end
+        ]
+        document["dr_events"] = [*document.get("dr_events", []), *map(cap_document, inside)]
+        try:
+            scenario = load_scenario(document)
+        except ScenarioError as exc:
+            return Decision(False, f"caps do not form a valid scenario: {exc}", 0.0)
+        plan = plan_scenario(scenario, "milp", time_limit_s=self.time_limit_s)
+        elapsed_s = time.perf_counter() - started
+        if not plan.is_feasible:
+            offending = ", ".join(plan.offending_ids)
+            return Decision(False, f"{plan.reason} ({offending})", elapsed_s)
+        later = len(caps) - len(inside)
+        note = f"; {later} caps beyond the horizon accepted for later planning" if later else ""
+        return Decision(True, f"every owner's reserve and target hold{note}", elapsed_s)
+
+    def apply(self, caps: Sequence[DemandResponseEvent]) -> None:
+        for cap in caps:
+            self._publish(cap)
+
+    def withdraw(self, caps: Sequence[DemandResponseEvent]) -> None:
+        for cap in caps:
+            self._publish(cap.model_copy(update={"cancelled": True}))
