@@ -1,4 +1,4 @@
-"""PV power of a parked-car site from pvlib: clear-sky now, weather inputs later.
+"""PV power of a parked-car site from pvlib, from clear-sky or any weather irradiance.
 
 The chain follows PVWatts v5 built from pvlib functions:
 
@@ -15,7 +15,13 @@ slot energy [kWh].
 
 Weather frames use our glossary, not pvlib's names (see ``CLEARSKY_VARIABLE_MAP``):
 ``ghi_w_per_m2``, ``dni_w_per_m2``, ``dhi_w_per_m2`` [W/m²], ``temp_air_c`` [°C] and
-``wind_speed_m_per_s`` [m/s], indexed by UTC sample times.
+``wind_speed_m_per_s`` [m/s], indexed by UTC sample times. Weather from a cloud-cover
+forecast, a CSV or a TMY file is turned into such frames by ``forecasting.cloud`` and
+``forecasting.weather``.
+
+Time zones: a site has a civil zone (``PvSystemSpec.timezone``, carried to pvlib's
+``Location``), but every computation and every output is on UTC instants, so a DST change
+never shifts, drops or repeats a slot; a local day simply has 23 or 25 hours of slots.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import calendar
 import math
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
@@ -73,6 +80,8 @@ class PvSystemSpec:
         Inverter AC limit [kW]. ``None`` sizes the inverter to the DC nameplate (DC input
         limit ``dc_peak_kw``, AC limit ``0.96 * dc_peak_kw``), which a clear sky with 14 %
         losses does not reach.
+    timezone : str
+        The site's civil time zone, an IANA name such as ``Europe/Berlin`` (default UTC).
     """
 
     latitude_deg: float
@@ -83,6 +92,7 @@ class PvSystemSpec:
     azimuth_deg: float
     losses_pct: float = 14.0
     ac_limit_kw: float | None = None
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         _require_range("latitude_deg", self.latitude_deg, -90.0, 90.0)
@@ -97,12 +107,16 @@ class PvSystemSpec:
             math.isfinite(self.ac_limit_kw) and self.ac_limit_kw > 0
         ):
             raise ValueError(f"ac_limit_kw must be > 0 or None, got {self.ac_limit_kw}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone must be an IANA zone name, got {self.timezone!r}") from exc
 
     @property
     def location(self) -> pvlib.location.Location:
-        """The pvlib ``Location`` of the site (UTC)."""
+        """The pvlib ``Location`` of the site, in its civil time zone."""
         return pvlib.location.Location(
-            self.latitude_deg, self.longitude_deg, tz="UTC", altitude=self.altitude_m
+            self.latitude_deg, self.longitude_deg, tz=self.timezone, altitude=self.altitude_m
         )
 
     @property

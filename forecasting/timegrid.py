@@ -7,6 +7,8 @@ Slot boundaries are aligned to UTC midnight, so ``slot_minutes`` must divide a d
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 MINUTES_PER_DAY = 24 * 60
+#: An ISO 8601 text ends with its UTC offset: ``Z``, ``+01:00``, ``-0500`` or ``+01``.
+_OFFSET_SUFFIX = re.compile(r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 def require_utc_datetime(value: object, field: str) -> datetime:
@@ -41,6 +45,27 @@ def require_utc_index(index: pd.Index, field: str) -> pd.DatetimeIndex:
     if index.tz is None:
         raise ValueError(f"{field} must be timezone-aware (UTC), got a naive DatetimeIndex")
     return index.tz_convert("UTC")
+
+
+def parse_utc_times(texts: Iterable[str], field: str) -> pd.DatetimeIndex:
+    """ISO 8601 texts with offsets as a UTC ``DatetimeIndex`` named ``field``.
+
+    Offsets may differ from row to row (local time across a DST change is fine: each text
+    is one instant). A text without an offset is naive and raises, naming ``field``.
+    """
+    values = [str(text).strip() for text in texts]
+    naive = [value for value in values if not _OFFSET_SUFFIX.search(value)]
+    if naive:
+        raise ValueError(
+            f"{field} must carry a UTC offset ('Z' or e.g. '+01:00'); {len(naive)} naive "
+            f"value(s), first {naive[0]!r}"
+        )
+    try:
+        times = pd.to_datetime(values, format="ISO8601", utc=True)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"{field}: not an ISO 8601 timestamp: {reason}") from exc
+    return pd.DatetimeIndex(times, name=field)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from idlefleet.commands import bench, broker, demo, plan, serve
+from idlefleet.commands import bench, broker, demo, forecast, plan, serve
 
-COMMANDS = (demo, serve, broker, plan, bench)
+COMMANDS = (demo, serve, broker, plan, forecast, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -23,9 +24,8 @@ import numpy as np
 from executor.agent import AgentPool, VehicleAgent
 from executor.demo_model import build_demo_model
 from executor.runtime import OnnxRunner
-from forecasting.carbon import intensity_on_grid
-from forecasting.solar import clear_sky_pv_kw
 from forecasting.timegrid import SlotGrid
+from idlefleet.forecasts import forecast_messages as site_forecast_messages
 from idlefleet.runtime import bootstrap_or_embedded
 from idlefleet.service import PlannerService
 from idlefleet.settings import PlannerSettings
@@ -34,7 +34,7 @@ from idlefleet.sites import SiteConfig
 from idlefleet.summary import DemoSummary, summarise
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
-from streams.messages import Assignment, GridSignal, Job, Message, ModelRef, SolarForecast
+from streams.messages import Assignment, Job, Message, ModelRef
 from streams.producer import Publisher
 from streams.topics import Stream
 
@@ -64,15 +64,40 @@ class DemoConfig:
     shared_data_dir: Path | None = None
 
 
-def demo_sites(count: int, cars: int) -> list[SiteConfig]:
-    """`count` sites from the catalog, each sized for its share of the cars."""
-    if not 1 <= count <= len(SITE_CATALOG):
+#: Depots of one city sit on a ring of districts this far from its centre [deg of latitude].
+DISTRICT_RING_DEG = 0.08
+DISTRICTS = 8
+
+
+def demo_sites(count: int, cars: int, region: str | None = None) -> list[SiteConfig]:
+    """`count` sites, each sized for its share of the cars.
+
+    Without `region`: the first `count` depots of the catalog (1..6). With `region`: `count`
+    numbered depots (`berlin-depot-0001`, ...) in the districts around the region's cities,
+    taken in turn.
+    """
+    if region is None and not 1 <= count <= len(SITE_CATALOG):
         raise ValueError(f"--sites must be 1..{len(SITE_CATALOG)}, got {count}")
+    if count < 1:
+        raise ValueError(f"--sites must be at least 1, got {count}")
     per_site = max(1, -(-cars // count))
+    cities = [entry for entry in SITE_CATALOG if region is None or entry[1] == region]
+    if not cities:
+        regions = sorted({entry[1] for entry in SITE_CATALOG})
+        raise ValueError(f"--region must be one of {', '.join(regions)}, got {region!r}")
+    places = []
+    for number in range(count):
+        site_id, site_region, zone, lat, lon, alt = cities[number % len(cities)]
+        if region is not None:
+            turn = 2 * math.pi * ((number // len(cities)) % DISTRICTS) / DISTRICTS
+            site_id = f"{site_id}-{number + 1:04d}"
+            lon += DISTRICT_RING_DEG * math.sin(turn) / math.cos(math.radians(lat))
+            lat += DISTRICT_RING_DEG * math.cos(turn)
+        places.append((site_id, site_region, zone, round(lat, 4), round(lon, 4), alt))
     return [
         SiteConfig(
             site_id=site_id,
-            region=region,
+            region=site_region,
             timezone=zone,
             latitude_deg=lat,
             longitude_deg=lon,
@@ -81,7 +106,7 @@ def demo_sites(count: int, cars: int) -> list[SiteConfig]:
             grid_limit_kw=max(22.0, 11.0 * per_site * 0.5),
             pv_dc_peak_kw=round(3.0 * per_site, 1),
         )
-        for site_id, region, zone, lat, lon, alt in SITE_CATALOG[:count]
+        for site_id, site_region, zone, lat, lon, alt in places
     ]
 
 
@@ -149,41 +174,12 @@ def demo_jobs(
 def forecast_messages(
     sites: list[SiteConfig], grid: SlotGrid, issued_at: datetime, data_dir: Path | None
 ) -> list[tuple[Stream, Message]]:
-    """Clear-sky PV per site (pvlib) and the real 2020 intensity per region."""
-    messages: list[tuple[Stream, Message]] = []
-    for region in sorted({site.region for site in sites}):
-        messages.append(
-            (
-                Stream.GRID_SIGNALS,
-                GridSignal(
-                    region=region,
-                    issued_at=issued_at,
-                    start=grid.start,
-                    slot_minutes=grid.slot_minutes,
-                    kind="actual",
-                    source="ENTSO-E 2020 via Wiesner et al. (Let's Wait Awhile)",
-                    intensity_g_per_kwh=intensity_on_grid(region, grid, data_dir).tolist(),
-                ),
-            )
-        )
-    for site in sites:
-        system = site.pv_system()
-        if system is None:
-            continue
-        messages.append(
-            (
-                Stream.SOLAR_FORECASTS,
-                SolarForecast(
-                    site_id=site.site_id,
-                    issued_at=issued_at,
-                    start=grid.start,
-                    slot_minutes=grid.slot_minutes,
-                    source="pvlib clear-sky (Ineichen)",
-                    pv_kw=clear_sky_pv_kw(system, grid).tolist(),
-                ),
-            )
-        )
-    return messages
+    """Clear-sky PV per site (pvlib) and the day-ahead intensity forecast per region.
+
+    The forecast uses only intensity before the demo starts; the summary scores the day
+    on the actual series (`summarise(..., data_dir=...)`).
+    """
+    return site_forecast_messages(sites, grid, issued_at, data_dir)
 
 
 class SimClock:
@@ -253,6 +249,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 service,
                 forecasts,
                 elapsed_s=time.perf_counter() - started,
+                data_dir=config.shared_data_dir,
             )
         finally:
             agent_reader.stop()

@@ -39,6 +39,7 @@ class SiteConfig(BaseModel):
             dc_peak_kw=self.pv_dc_peak_kw,
             tilt_deg=self.pv_tilt_deg,
             azimuth_deg=self.pv_azimuth_deg,
+            timezone=self.timezone,
         )
 
 

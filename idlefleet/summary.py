@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
 from idlefleet.planning import iso
 from idlefleet.service import PlannerService
@@ -24,7 +25,7 @@ from idlefleet.sites import SiteConfig
 from optimizer import Plan, Scenario, check_plan, load_scenario, plan_scenario
 from optimizer.assemble import assemble_plan
 from optimizer.plan import Assignment, SolveStatus
-from streams.messages import GridSignal, Job, Message, SolarForecast
+from streams.messages import Job, Message, SolarForecast
 from streams.topics import Stream
 
 
@@ -136,10 +137,14 @@ def hindsight_document(
     fleet: list[SimulatedCar],
     jobs: list[Job],
     forecasts: list[tuple[Stream, Message]],
+    actual_intensity_g_per_kwh: dict[str, list[float]],
     carbon_price_per_tonne: float,
 ) -> dict[str, Any]:
-    """The day as it was, as a scenario-v1 document."""
-    signals = [m for _, m in forecasts if isinstance(m, GridSignal)]
+    """The day as it was, as a scenario-v1 document.
+
+    PV comes from the published `forecasts`; the intensity per region is the actual
+    average series on `grid` [gCO2/kWh], not what was forecast to the planner.
+    """
     solar = {m.site_id: m.pv_kw for _, m in forecasts if isinstance(m, SolarForecast)}
     return {
         "scenario_version": 1,
@@ -150,7 +155,8 @@ def hindsight_document(
         },
         "objective": {"carbon_price_per_tonne": carbon_price_per_tonne},
         "regions": [
-            {"id": s.region, "intensity_g_per_kwh": s.intensity_g_per_kwh} for s in signals
+            {"id": region, "intensity_g_per_kwh": intensity}
+            for region, intensity in actual_intensity_g_per_kwh.items()
         ],
         "sites": [
             {
@@ -269,10 +275,16 @@ def summarise(
     service: PlannerService,
     forecasts: list[tuple[Stream, Message]],
     elapsed_s: float,
+    data_dir: Path | None = None,
 ) -> DemoSummary:
+    """Score the day; the actual intensity comes from the shipped excerpt or `data_dir`."""
+    actual = {
+        region: intensity_on_grid(region, grid, data_dir).tolist()
+        for region in sorted({site.region for site in sites})
+    }
     scenario = load_scenario(
         hindsight_document(
-            grid, sites, fleet, jobs, forecasts, service.settings.carbon_price_per_tonne
+            grid, sites, fleet, jobs, forecasts, actual, service.settings.carbon_price_per_tonne
         )
     )
     realised = realised_plan(scenario, grid, fleet, service)

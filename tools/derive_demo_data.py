@@ -6,9 +6,10 @@ Usage (from the repository root, with the project's venv)::
 
 Writes, deterministically (same inputs -> same bytes):
 
-* ``forecasting/data/intensity_{de,gb,fr}_2020-06.csv``: average carbon intensity from
-  ``carbon-intensity/{ger,gb,fr}_ci.csv``, rows with 2020-05-31T00:00Z <= slot_start <
-  2020-07-01T00:00Z, native resolution, values unchanged (shortest round-trip repr).
+* ``forecasting/data/intensity_{de,gb,fr}_2020-{05,06}.csv``: average carbon intensity from
+  ``carbon-intensity/{ger,gb,fr}_ci.csv``, native resolution, values unchanged (shortest
+  round-trip repr): rows with 2020-05-17T00:00Z <= slot_start < 2020-05-31T00:00Z (the
+  look-back of day-ahead forecasts) and 2020-05-31T00:00Z <= slot_start < 2020-07-01T00:00Z.
 * ``idlefleet/data/caltech_sessions_2019-03.csv``: one row per Caltech session from
   ``ev-sessions/caltech_2019-03_sessions_flat.csv``.
 
@@ -26,8 +27,11 @@ import pandas as pd
 
 from forecasting.carbon import EXCERPT_FILES, REGIONS, SOURCE_FILES, read_source_csv
 
-EXCERPT_START = pd.Timestamp("2020-05-31T00:00Z")
-EXCERPT_END = pd.Timestamp("2020-07-01T00:00Z")  # exclusive
+#: [start, end) of each excerpt file, in the order of ``EXCERPT_FILES[region]``.
+EXCERPT_WINDOWS = (
+    (pd.Timestamp("2020-05-17T00:00Z"), pd.Timestamp("2020-05-31T00:00Z")),
+    (pd.Timestamp("2020-05-31T00:00Z"), pd.Timestamp("2020-07-01T00:00Z")),
+)
 SESSIONS_SOURCE = "ev-sessions/caltech_2019-03_sessions_flat.csv"
 SESSIONS_OUTPUT = "idlefleet/data/caltech_sessions_2019-03.csv"
 SESSIONS_TZ = "America/Los_Angeles"
@@ -71,13 +75,15 @@ def write_lines(path: Path, header: str, rows: list[str]) -> None:
 def derive_intensity(shared: Path, repo_root: Path) -> None:
     for region in REGIONS:
         series = read_source_csv(shared / "carbon-intensity" / SOURCE_FILES[region])
-        cut = series[(series.index >= EXCERPT_START) & (series.index < EXCERPT_END)]
-        rows = [
-            f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},{float(v)!r}"
-            for t, v in zip(cut.index, cut.to_numpy(), strict=True)
-        ]
-        out = repo_root / "forecasting" / "data" / EXCERPT_FILES[region]
-        write_lines(out, "slot_start,intensity_g_per_kwh", rows)
+        for name, (start, end) in zip(EXCERPT_FILES[region], EXCERPT_WINDOWS, strict=True):
+            cut = series[(series.index >= start) & (series.index < end)]
+            rows = [
+                f"{t.strftime('%Y-%m-%dT%H:%M:%SZ')},{float(v)!r}"
+                for t, v in zip(cut.index, cut.to_numpy(), strict=True)
+            ]
+            write_lines(
+                repo_root / "forecasting" / "data" / name, "slot_start,intensity_g_per_kwh", rows
+            )
 
 
 def derive_sessions(shared: Path, repo_root: Path) -> None:

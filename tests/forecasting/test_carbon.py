@@ -22,7 +22,7 @@ from forecasting.carbon import (
 from forecasting.timegrid import SlotGrid
 
 JUNE_1 = datetime(2020, 6, 1, tzinfo=UTC)
-EXCERPT_START = datetime(2020, 5, 31, tzinfo=UTC)
+EXCERPT_START = datetime(2020, 5, 17, tzinfo=UTC)
 EXCERPT_END = datetime(2020, 7, 1, tzinfo=UTC)
 NATIVE_MINUTES = {"DE": 15, "GB": 30, "FR": 30}
 
@@ -93,9 +93,9 @@ def test_lookback_day_is_available() -> None:
     [
         (EXCERPT_END, datetime(2020, 7, 2, tzinfo=UTC), "2020-07-01T00:00Z to 2020-07-02T00:00Z"),
         (
-            datetime(2020, 5, 30, 18, tzinfo=UTC),
-            datetime(2020, 5, 31, 6, tzinfo=UTC),
-            "2020-05-30T18:00Z to 2020-05-31T00:00Z",
+            datetime(2020, 5, 16, 18, tzinfo=UTC),
+            datetime(2020, 5, 17, 6, tzinfo=UTC),
+            "2020-05-16T18:00Z to 2020-05-17T00:00Z",
         ),
         (
             datetime(2020, 6, 30, 12, tzinfo=UTC),

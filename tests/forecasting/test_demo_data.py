@@ -38,10 +38,12 @@ def test_caltech_sessions_distribution() -> None:
 
 @pytest.mark.parametrize("region", REGIONS)
 def test_excerpt_file_format(region: str) -> None:
-    lines = (EXCERPT_DIR / EXCERPT_FILES[region]).read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "slot_start,intensity_g_per_kwh"
-    assert lines[1].startswith("2020-05-31T00:00:00Z,")
-    assert all(line[19] == "Z" for line in lines[1:])
+    may, june = EXCERPT_FILES[region]
+    for name, first in ((may, "2020-05-17T00:00:00Z,"), (june, "2020-05-31T00:00:00Z,")):
+        lines = (EXCERPT_DIR / name).read_text(encoding="utf-8").splitlines()
+        assert lines[0] == "slot_start,intensity_g_per_kwh"
+        assert lines[1].startswith(first)
+        assert all(line[19] == "Z" for line in lines[1:])
 
 
 def test_derive_script_regenerates_committed_files(shared_data_dir: Path, tmp_path: Path) -> None:
@@ -56,7 +58,7 @@ def test_derive_script_regenerates_committed_files(shared_data_dir: Path, tmp_pa
         check=True,
         capture_output=True,
     )
-    produced = [*(f"forecasting/data/{EXCERPT_FILES[r]}" for r in REGIONS)]
+    produced = [f"forecasting/data/{name}" for r in REGIONS for name in EXCERPT_FILES[r]]
     produced.append("idlefleet/data/caltech_sessions_2019-03.csv")
     for relative in produced:
         assert (tmp_path / relative).read_bytes() == (REPO_ROOT / relative).read_bytes(), relative

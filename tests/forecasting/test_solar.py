@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -136,10 +137,11 @@ def test_naive_times_raise(berlin_10kwp: PvSystemSpec) -> None:
         ("losses_pct", 120.0),
         ("ac_limit_kw", -1.0),
         ("dc_peak_kw", float("nan")),
+        ("timezone", "Europe/Atlantis"),
     ],
 )
 def test_spec_validation_names_the_field(
-    berlin_10kwp: PvSystemSpec, field: str, value: float
+    berlin_10kwp: PvSystemSpec, field: str, value: float | str
 ) -> None:
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(berlin_10kwp, **{field: value})
@@ -158,3 +160,35 @@ def test_linke_turbidity_follows_monthly_climatology(berlin_10kwp: PvSystemSpec)
     assert np.abs(np.diff(turbidity)).max() < 0.1  # daily interpolation, no month steps
     # 2019-02-14 is day 45, the middle of February in a non-leap year
     assert turbidity[44] == pytest.approx(monthly[1])
+
+
+def local_day(day: date, zone: ZoneInfo, slot_minutes: int) -> SlotGrid:
+    """The slots of one civil day in ``zone``, from local midnight to local midnight."""
+    start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return SlotGrid.between(start, end, slot_minutes)
+
+
+@pytest.mark.parametrize(("day", "hours"), [(date(2020, 3, 29), 23), (date(2020, 10, 25), 25)])
+def test_dst_days_in_the_site_zone(berlin_10kwp: PvSystemSpec, day: date, hours: int) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    zoned = dataclasses.replace(berlin_10kwp, timezone="Europe/Berlin")
+    grid = local_day(day, berlin, 15)
+    assert grid.slots == hours * 4
+    pv_kw = clear_sky_pv_kw(zoned, grid)
+    # the zone labels the site; the instants and so the power are those of UTC
+    np.testing.assert_array_equal(pv_kw, clear_sky_pv_kw(berlin_10kwp, grid))
+    # energy of the local day = energy of the same UTC instants on an hourly grid
+    hourly = SlotGrid(grid.start, 60, hours)
+    assert pv_kw.sum() * grid.dt_h == pytest.approx(clear_sky_pv_kw(zoned, hourly).sum(), rel=0.01)
+
+
+def test_peak_moves_one_local_hour_across_the_spring_change(berlin_10kwp: PvSystemSpec) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    zoned = dataclasses.replace(berlin_10kwp, timezone="Europe/Berlin")
+    peaks_local_h = []
+    for day in (date(2020, 3, 28), date(2020, 3, 30)):
+        grid = local_day(day, berlin, 5)
+        peak = grid.slot_start(int(np.argmax(clear_sky_pv_kw(zoned, grid)))).astimezone(berlin)
+        peaks_local_h.append(peak.hour + peak.minute / 60)
+    assert peaks_local_h[1] - peaks_local_h[0] == pytest.approx(1.0, abs=0.2)
