@@ -1,0 +1,177 @@
+"""Bearer tokens mapped to roles, checked by a server interceptor before any servicer runs.
+
+The token file has one `TOKEN ROLE` per line (blank lines and `#` comments are skipped). Only
+SHA-256 digests of the tokens are kept, each presented token is compared with every digest in
+constant time, and no token ever reaches a log or an error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Mapping
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection
+
+from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+
+MIN_TOKEN_CHARS = 16
+
+
+class Role(IntEnum):
+    """Ordered: each role may do what the ones below it may."""
+
+    VIEWER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+
+_SERVICE = pb.DESCRIPTOR.services_by_name["FleetPlanner"].full_name
+#: The least role each FleetPlanner method needs; a method missing here needs admin.
+REQUIRED_ROLES: Mapping[str, Role] = {
+    f"/{_SERVICE}/{method}": role
+    for method, role in {
+        "SubmitJob": Role.OPERATOR,
+        "GetJob": Role.VIEWER,
+        "CancelJob": Role.OPERATOR,
+        "ListJobs": Role.VIEWER,
+        "GetPlan": Role.VIEWER,
+        "GetFlexibility": Role.VIEWER,
+        "WhatIf": Role.OPERATOR,
+        "GetFleetStatus": Role.VIEWER,
+        "WatchPlan": Role.VIEWER,
+    }.items()
+}
+#: Services anyone may call: health checks and schema discovery.
+PUBLIC_SERVICES = frozenset(
+    {health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME}
+)
+
+
+class TokenFileError(ValueError):
+    """A token file that cannot be used; the message names the line, never the token."""
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TokenTable:
+    """Which role each bearer token has."""
+
+    def __init__(self, entries: Iterable[tuple[str, Role]]) -> None:
+        self._entries = tuple((_digest(token), role) for token, role in entries)
+
+    @classmethod
+    def parse(cls, text: str, source: str = "token file") -> TokenTable:
+        entries: list[tuple[str, Role]] = []
+        seen: dict[bytes, int] = {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            where = f"{source} line {number}"
+            if len(parts) != 2:
+                raise TokenFileError(f"{where}: expected TOKEN ROLE")
+            token, role_name = parts
+            try:
+                role = Role[role_name.upper()]
+            except KeyError:
+                roles = ", ".join(r.name.lower() for r in Role)
+                raise TokenFileError(f"{where}: role must be one of {roles}") from None
+            if len(token) < MIN_TOKEN_CHARS:
+                raise TokenFileError(f"{where}: token shorter than {MIN_TOKEN_CHARS} characters")
+            digest = _digest(token)
+            if digest in seen:
+                raise TokenFileError(f"{where}: same token as line {seen[digest]}")
+            seen[digest] = number
+            entries.append((token, role))
+        if not entries:
+            raise TokenFileError(f"{source}: no tokens")
+        return cls(entries)
+
+    @classmethod
+    def load(cls, path: Path) -> TokenTable:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TokenFileError(f"{path}: {exc.strerror}") from exc
+        return cls.parse(text, str(path))
+
+    def role_of(self, token: str) -> Role | None:
+        """The token's role, or None; the time taken does not depend on which entry matches."""
+        presented = _digest(token)
+        found: Role | None = None
+        for digest, role in self._entries:
+            if hmac.compare_digest(presented, digest):
+                found = role
+        return found
+
+
+def _bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> Any:
+    """A handler of the same kind as `handler` that ends the call with `code`."""
+
+    def refuse(request: object, context: grpc.ServicerContext) -> None:
+        context.abort(code, details)
+
+    factories: Mapping[tuple[bool, bool], Callable[..., Any]] = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    factory = factories[(handler.request_streaming, handler.response_streaming)]
+    return factory(
+        refuse,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class BearerAuth(grpc.ServerInterceptor):
+    """UNAUTHENTICATED without a known token, PERMISSION_DENIED with too small a role."""
+
+    def __init__(self, tokens: TokenTable, required: Mapping[str, Role] = REQUIRED_ROLES) -> None:
+        self._tokens = tokens
+        self._required = required
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method: str = details.method
+        handler = continuation(details)
+        if handler is None or method.lstrip("/").partition("/")[0] in PUBLIC_SERVICES:
+            return handler
+        token = _bearer_token(details.invocation_metadata or ())
+        if token is None:
+            return _refusal(
+                handler, grpc.StatusCode.UNAUTHENTICATED, "no bearer token in authorization"
+            )
+        role = self._tokens.role_of(token)
+        if role is None:
+            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+        needed = self._required.get(method, Role.ADMIN)
+        if role < needed:
+            name = method.rpartition("/")[2]
+            return _refusal(
+                handler,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{name} needs role {needed.name.lower()}, the token has {role.name.lower()}",
+            )
+        return handler

@@ -1,0 +1,110 @@
+"""The gRPC API's options of `idlefleet serve`, and serving it beside the planner service.
+
+`--grpc-port P --tokens FILE [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]`. Options
+are checked and files read before anything starts; gRPC is imported only when serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idlefleet.api.auth import TokenTable
+    from idlefleet.api.server import TlsConfig
+    from idlefleet.api.service_backend import PlannerPort
+    from streams.clients import KafkaSettings
+
+
+class ApiConfigError(ValueError):
+    """The API's options do not fit together, or a file cannot be read."""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str
+    port: int
+    tokens: TokenTable
+    tls: TlsConfig | None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("gRPC API")
+    group.add_argument("--grpc-port", type=int, help="serve the gRPC API on this port (0: any)")
+    group.add_argument("--grpc-host", default="[::]", help="address to bind (default: all)")
+    group.add_argument(
+        "--tokens",
+        type=Path,
+        help="bearer tokens, one 'TOKEN ROLE' per line (viewer|operator|admin)",
+    )
+    group.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve over TLS")
+    group.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    group.add_argument("--tls-client-ca", type=Path, help="PEM CA: require client certificates")
+
+
+def api_config(args: argparse.Namespace) -> ApiConfig | None:
+    """The API's configuration, or None without --grpc-port."""
+    from idlefleet.api.auth import TokenFileError, TokenTable
+    from idlefleet.api.server import TlsConfig
+
+    if args.grpc_port is None:
+        if args.tokens or args.tls_cert or args.tls_key or args.tls_client_ca:
+            raise ApiConfigError("--tokens and --tls-* need --grpc-port")
+        return None
+    if args.tokens is None:
+        raise ApiConfigError("--grpc-port needs --tokens FILE")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ApiConfigError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise ApiConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+    try:
+        tokens = TokenTable.load(args.tokens)
+        tls = (
+            None
+            if args.tls_cert is None
+            else TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca)
+        )
+    except TokenFileError as exc:
+        raise ApiConfigError(str(exc)) from exc
+    except OSError as exc:
+        raise ApiConfigError(f"{exc.filename}: {exc.strerror}") from exc
+    return ApiConfig(args.grpc_host, args.grpc_port, tokens, tls)
+
+
+@contextmanager
+def serving_api(
+    config: ApiConfig | None, service: PlannerPort, kafka: KafkaSettings
+) -> Iterator[int | None]:
+    """Serve the API over `service` while the block runs; the bound port (None: no API)."""
+    if config is None:
+        yield None
+        return
+    from idlefleet.api.health import broker_probe, solver_answers
+    from idlefleet.api.server import create_server
+    from idlefleet.api.service_backend import ServiceBackend
+    from idlefleet.api.what_if import WhatIfRunner
+    from streams.producer import Publisher
+
+    publisher = Publisher(kafka)
+    backend = ServiceBackend(service, publisher).start()
+    settings = service.settings
+    server, port = create_server(
+        backend,
+        config.port,
+        config.tokens,
+        config.tls,
+        host=config.host,
+        probes={"broker": broker_probe(kafka.bootstrap_servers), "solver": solver_answers},
+        what_if=WhatIfRunner(settings.solver_time_limit_s, settings.solver_mip_gap_frac),
+    )
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop()
+        backend.close()
+        publisher.close()

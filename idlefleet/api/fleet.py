@@ -1,0 +1,94 @@
+"""The fleet at a glance and as the planner would plan it now; copies of live state."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from idlefleet.api.errors import PreconditionError
+from idlefleet.api.ports import FleetStatusView, JobRecord, SiteStatusView
+from idlefleet.planning import JobDemand, scenario_document
+from idlefleet.settings import PlannerSettings
+from idlefleet.sites import SiteConfig
+from streams.messages import Telemetry
+from streams.state import FleetState
+
+
+def slot_floor(moment: datetime, slot_minutes: int) -> datetime:
+    """The start of the slot holding `moment` (slots counted from UTC midnight)."""
+    midnight = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    slot = timedelta(minutes=slot_minutes)
+    return midnight + ((moment - midnight) // slot) * slot
+
+
+def current_scenario(
+    now: datetime,
+    state: FleetState,
+    demands: Sequence[JobDemand],
+    sites: Sequence[SiteConfig],
+    settings: PlannerSettings,
+) -> dict[str, Any]:
+    """The scenario the planner would plan from the slot holding `now`; PreconditionError
+    when nothing can be planned (no intensity signal covers that slot)."""
+    start = slot_floor(now, settings.slot_minutes)
+    doc = scenario_document(start, state, sites, demands, settings)
+    if doc is None:
+        raise PreconditionError(f"nothing to plan at {start.isoformat()}: no intensity signal")
+    return doc
+
+
+def state_copy(state: FleetState) -> FleetState:
+    """A copy of `state` whose dicts no other thread changes.
+
+    The service's reader thread replaces entries while the API reads; copying a dict is one
+    C-level step under the GIL (entries are frozen messages), so the copy is consistent.
+    """
+    return FleetState(
+        vehicles=dict(state.vehicles),
+        arrivals=dict(state.arrivals),
+        solar=dict(state.solar),
+        grid=dict(state.grid),
+        dr_events=dict(state.dr_events),
+    )
+
+
+def fleet_status(
+    state: FleetState, sites: Sequence[SiteConfig], jobs: Sequence[JobRecord], now: datetime
+) -> FleetStatusView:
+    """Counts of cars and jobs, and each site's parked cars, from a copy of the state."""
+    parked = state.parked()
+    by_site: dict[str | None, list[Telemetry]] = {}
+    for telemetry in parked:
+        by_site.setdefault(telemetry.site_id, []).append(telemetry)
+    site_views = []
+    for site in sites:
+        here = by_site.get(site.site_id, [])
+        site_views.append(
+            SiteStatusView(
+                site=site,
+                vehicles_parked=len(here),
+                vehicles_participating=sum(t.participating for t in here),
+                energy_kwh=sum(t.energy_kwh for t in here),
+                battery_kwh=sum(t.battery_kwh for t in here),
+                charger_kw=sum(t.charger_kw for t in here),
+                dr_event_ids=tuple(
+                    sorted(
+                        event.event_id
+                        for event in state.dr_events.values()
+                        if event.end > now
+                        and (event.site_id == site.site_id or event.region == site.region)
+                    )
+                ),
+            )
+        )
+    return FleetStatusView(
+        as_of=now,
+        latest_telemetry=state.watermark(),
+        vehicles_known=len(state.vehicles),
+        vehicles_parked=len(parked),
+        vehicles_participating=sum(t.participating for t in parked),
+        sites=tuple(site_views),
+        job_counts=Counter(record.state for record in jobs),
+    )

@@ -1,0 +1,97 @@
+"""A `FleetBackend` over in-process fleet state and ledger: for tests, benchmarks and tools.
+
+It plans when told to (`replan`), with the same scenario the planner service would build.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from executor.dispatch import JobLedger
+from idlefleet.api.board import PlanBoard
+from idlefleet.api.errors import PreconditionError
+from idlefleet.api.fleet import current_scenario, fleet_status
+from idlefleet.api.jobs import (
+    check_cancellable,
+    check_resubmission,
+    job_record,
+    job_records,
+    open_demands,
+)
+from idlefleet.api.ports import FleetStatusView, JobRecord, PlanSnapshot
+from idlefleet.api.views import PlanViews
+from idlefleet.settings import PlannerSettings
+from idlefleet.sites import SiteConfig
+from optimizer import load_scenario, plan_scenario
+from streams.messages import Job
+from streams.state import FleetState
+
+
+class LocalBackend:
+    """Fleet state, ledger and plans in this process; change `state` under `lock`."""
+
+    def __init__(
+        self,
+        sites: Sequence[SiteConfig],
+        settings: PlannerSettings,
+        clock: Callable[[], datetime],
+        board: PlanBoard | None = None,
+    ) -> None:
+        self.sites = list(sites)
+        self.settings = settings
+        self.clock = clock
+        self.board = board or PlanBoard()
+        self.state = FleetState()
+        self.ledger = JobLedger()
+        self.cancelled: set[str] = set()
+        self.lock = threading.RLock()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def submit_job(self, job: Job) -> tuple[JobRecord, bool]:
+        with self.lock:
+            known = self.ledger.job(job.job_id)
+            if known is not None:
+                check_resubmission(known, job)
+            created = self.ledger.register(job)
+            return self.job(job.job_id), created
+
+    def job(self, job_id: str) -> JobRecord:
+        with self.lock:
+            return job_record(self.ledger, job_id, self.cancelled, {}, self.now())
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        with self.lock:
+            check_cancellable(self.job(job_id))
+            self.cancelled.add(job_id)
+            return self.job(job_id)
+
+    def jobs(self) -> list[JobRecord]:
+        with self.lock:
+            return job_records(self.ledger, self.cancelled, {}, self.now())
+
+    def fleet_status(self) -> FleetStatusView:
+        with self.lock:
+            return fleet_status(self.state, self.sites, self.jobs(), self.now())
+
+    def current_scenario(self) -> dict[str, Any]:
+        with self.lock:
+            demands = open_demands(self.ledger, self.cancelled)
+            return current_scenario(self.now(), self.state, demands, self.sites, self.settings)
+
+    def replan(self, strategy: str = "milp") -> PlanViews:
+        """Plan from the current slot and publish the plan; PreconditionError if infeasible."""
+        scenario = load_scenario(self.current_scenario())
+        plan = plan_scenario(
+            scenario,
+            strategy,
+            time_limit_s=self.settings.solver_time_limit_s,
+            mip_gap_frac=self.settings.solver_mip_gap_frac,
+        )
+        if not plan.is_feasible:
+            raise PreconditionError(f"no feasible plan: {plan.reason}")
+        return self.board.publish(PlanSnapshot(plan, scenario))

@@ -1,0 +1,104 @@
+"""What the API needs from the fleet: the `FleetBackend` protocol and the records it returns.
+
+Two backends implement it: `ServiceBackend` over the running planner service (jobs go in
+through Kafka like any other job) and `LocalBackend` over in-process state (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from executor.dispatch import JobProgress
+from optimizer import Plan, Scenario
+from streams.messages import Job
+
+if TYPE_CHECKING:
+    from idlefleet.api.board import PlanBoard
+    from idlefleet.sites import SiteConfig
+
+
+@dataclass(frozen=True)
+class PlanSnapshot:
+    """A feasible plan and the scenario it was made from."""
+
+    plan: Plan
+    scenario: Scenario
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    OPEN = "open"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job, its state and its executions (no progress while pending)."""
+
+    job: Job
+    state: JobState
+    progress: JobProgress | None
+
+
+@dataclass(frozen=True)
+class SiteStatusView:
+    """A site's parked cars: counts [count], energy and capacity [kWh], chargers [kW]."""
+
+    site: SiteConfig
+    vehicles_parked: int
+    vehicles_participating: int
+    energy_kwh: float
+    battery_kwh: float
+    charger_kw: float
+    dr_event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FleetStatusView:
+    as_of: datetime
+    latest_telemetry: datetime | None
+    vehicles_known: int
+    vehicles_parked: int
+    vehicles_participating: int
+    sites: tuple[SiteStatusView, ...]
+    job_counts: Mapping[JobState, int]
+
+
+class FleetBackend(Protocol):
+    """The fleet as the API sees it. Methods raise `idlefleet.api.errors` errors."""
+
+    board: PlanBoard
+
+    def now(self) -> datetime:
+        """The clock plans and job states are read against [UTC]."""
+        ...
+
+    def submit_job(self, job: Job) -> tuple[JobRecord, bool]:
+        """Submit `job`; True if it is new. JobConflictError for the same id with other content."""
+        ...
+
+    def job(self, job_id: str) -> JobRecord:
+        """UnknownIdError if no job has this id."""
+        ...
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        """Stop planning the job's open work; PreconditionError if it has finished."""
+        ...
+
+    def jobs(self) -> Sequence[JobRecord]:
+        """Every job, in job_id order."""
+        ...
+
+    def fleet_status(self) -> FleetStatusView: ...
+
+    def current_scenario(self) -> dict[str, Any]:
+        """The scenario-v1 document the planner would plan from the current slot;
+        PreconditionError when nothing can be planned (no intensity signal covers it)."""
+        ...

@@ -1,0 +1,374 @@
+"""The one place that converts between protobuf messages and domain objects.
+
+Requests become domain values or an InvalidFieldError naming the request field; domain records
+and views become response messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import ValidationError
+
+from idlefleet.api.errors import InvalidFieldError
+from idlefleet.api.ports import FleetStatusView, JobRecord, JobState
+from idlefleet.api.views import FLEET, PlanViews, Scope, ScopeKind
+from idlefleet.api.what_if import Overrides
+from idlefleet.planning import iso
+from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+from optimizer import Plan, Scenario, scenario_to_dict
+from streams.messages import Job
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+_JOB_STATES = {
+    JobState.PENDING: pb.JOB_STATE_PENDING,
+    JobState.OPEN: pb.JOB_STATE_OPEN,
+    JobState.DONE: pb.JOB_STATE_DONE,
+    JobState.FAILED: pb.JOB_STATE_FAILED,
+    JobState.EXPIRED: pb.JOB_STATE_EXPIRED,
+    JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
+}
+_STRATEGIES = {
+    pb.STRATEGY_UNSPECIFIED: "milp",
+    pb.STRATEGY_MILP: "milp",
+    pb.STRATEGY_GREEDY: "greedy",
+    pb.STRATEGY_IMMEDIATE: "immediate",
+}
+_STRATEGY_ENUMS = {
+    "milp": pb.STRATEGY_MILP,
+    "greedy": pb.STRATEGY_GREEDY,
+    "immediate": pb.STRATEGY_IMMEDIATE,
+}
+_PLAN_STATUSES = {"optimal": pb.PLAN_STATUS_OPTIMAL, "feasible": pb.PLAN_STATUS_FEASIBLE}
+_SCOPE_KINDS: dict[str, ScopeKind] = {
+    "site_id": "site",
+    "vehicle_id": "vehicle",
+    "region": "region",
+}
+#: Job fields whose request name differs from the domain's.
+_JOB_FIELD_NAMES = {"sites": "site_ids"}
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def _time(message: Any, name: str, path: str) -> datetime | None:
+    """A Timestamp field as an aware UTC datetime; None when unset."""
+    if not message.HasField(name):
+        return None
+    stamp: Timestamp = getattr(message, name)
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidFieldError(path, f"not a valid timestamp: {exc}") from exc
+
+
+def _non_negative(value: float, path: str) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise InvalidFieldError(path, f"must be a finite number >= 0, got {value}")
+    return value
+
+
+def _pydantic_path(prefix: str, loc: tuple[int | str, ...]) -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{_JOB_FIELD_NAMES.get(part, part)}"
+    return path
+
+
+def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
+    """A job to submit; InvalidFieldError naming `job.<field>` if it is not valid."""
+    fields: dict[str, Any] = {
+        "job_id": spec.job_id,
+        "submitted_at": submitted_at,
+        "model": {"uri": spec.model.uri, "sha256": spec.model.sha256},
+        "input_uris": list(spec.input_uris),
+        "output_uri": spec.output_uri,
+        "replicas": spec.replicas or 1,
+        "value_per_shard": spec.value_per_shard,
+    }
+    for name in ("release", "deadline"):
+        when = _time(spec, name, f"job.{name}")
+        if when is not None:
+            fields[name] = when
+    if spec.site_ids:
+        fields["sites"] = list(spec.site_ids)
+    try:
+        return Job.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise InvalidFieldError(_pydantic_path("job", first["loc"]), first["msg"]) from exc
+
+
+def job_id_of(request: pb.GetJobRequest | pb.CancelJobRequest) -> str:
+    if not request.job_id:
+        raise InvalidFieldError("job_id", "is required")
+    return request.job_id
+
+
+def page_of(request: pb.ListJobsRequest) -> tuple[int, str]:
+    """Page size and the job_id the page starts after ("" for the first page)."""
+    size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    try:
+        after = base64.urlsafe_b64decode(request.page_token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidFieldError("page_token", "not a token this server gave") from exc
+    if request.page_token and not after:
+        raise InvalidFieldError("page_token", "not a token this server gave")
+    return size, after
+
+
+def page_token(last_job_id: str) -> str:
+    return base64.urlsafe_b64encode(last_job_id.encode()).decode()
+
+
+def scope_of(
+    request: pb.GetPlanRequest | pb.WatchPlanRequest | pb.GetFlexibilityRequest,
+) -> Scope:
+    """The request's scope: the fleet when none is set."""
+    which = request.WhichOneof("scope")
+    if which is None:
+        return FLEET
+    identifier: str = getattr(request, which)
+    if not identifier:
+        raise InvalidFieldError(which, "must not be empty")
+    return Scope(_SCOPE_KINDS[which], identifier)
+
+
+def window_of(
+    request: pb.GetPlanRequest | pb.GetFlexibilityRequest,
+) -> tuple[datetime | None, datetime | None]:
+    start = _time(request.window, "start", "window.start")
+    end = _time(request.window, "end", "window.end")
+    if start is not None and end is not None and end <= start:
+        raise InvalidFieldError("window.end", "must be after window.start")
+    return start, end
+
+
+def strategy_of(request: pb.WhatIfRequest) -> str:
+    strategy = _STRATEGIES.get(request.strategy)
+    if strategy is None:
+        raise InvalidFieldError("strategy", f"unknown strategy {request.strategy}")
+    return strategy
+
+
+def time_limit_of(request: pb.WhatIfRequest) -> float:
+    return _non_negative(request.time_limit_s, "time_limit_s")
+
+
+def _dr_event(spec: pb.DrEventSpec, path: str) -> dict[str, Any]:
+    event: dict[str, Any] = {"id": spec.event_id, "max_import_kw": spec.max_import_kw}
+    target = spec.WhichOneof("target")
+    if target is None:
+        raise InvalidFieldError(path, "set site_id or region")
+    event["site" if target == "site_id" else "region"] = getattr(spec, target)
+    for name in ("start", "end"):
+        when = _time(spec, name, f"{path}.{name}")
+        if when is not None:
+            event[name] = iso(when)
+    return event
+
+
+def _what_if_job(spec: pb.WhatIfJob, path: str) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "id": spec.job_id,
+        "shards": spec.shards,
+        "replicas": spec.replicas or 1,
+        "value_per_shard": spec.value_per_shard,
+    }
+    for name in ("release", "deadline"):
+        when = _time(spec, name, f"{path}.{name}")
+        if when is not None:
+            job[name] = iso(when)
+    if spec.site_ids:
+        job["sites"] = list(spec.site_ids)
+    return job
+
+
+def overrides_of(request: pb.WhatIfRequest) -> Overrides:
+    """The request's overrides; none when it sets neither overrides nor a scenario."""
+    o = request.overrides
+    return Overrides(
+        carbon_price_per_tonne=(
+            o.carbon_price_per_tonne if o.HasField("carbon_price_per_tonne") else None
+        ),
+        grid_limit_kw_by_site=dict(o.grid_limit_kw_by_site),
+        remove_vehicle_ids=tuple(o.remove_vehicle_ids),
+        dr_events=tuple(
+            _dr_event(e, f"overrides.dr_events[{i}]") for i, e in enumerate(o.dr_events)
+        ),
+        jobs=tuple(_what_if_job(j, f"overrides.jobs[{i}]") for i, j in enumerate(o.jobs)),
+    )
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _job_spec(job: Job) -> pb.JobSpec:
+    return pb.JobSpec(
+        job_id=job.job_id,
+        model=pb.ModelRef(uri=job.model.uri, sha256=job.model.sha256),
+        input_uris=job.input_uris,
+        output_uri=job.output_uri,
+        replicas=job.replicas,
+        value_per_shard=job.value_per_shard,
+        release=_timestamp(job.release),
+        deadline=_timestamp(job.deadline),
+        site_ids=job.sites or (),
+    )
+
+
+def job_status(record: JobRecord, views: PlanViews | None) -> pb.JobStatus:
+    job, progress = record.job, record.progress
+    status = pb.JobStatus(
+        job=_job_spec(job),
+        submitted_at=_timestamp(job.submitted_at),
+        state=_JOB_STATES[record.state],
+        executions_total=job.shards * job.replicas,
+        executions_remaining=job.shards * job.replicas,
+        executions_planned=0 if views is None else views.planned_executions.get(job.job_id, 0),
+    )
+    if progress is not None:
+        status.executions_accepted = progress.accepted
+        status.executions_in_flight = progress.in_flight
+        status.executions_remaining = progress.remaining
+        status.failed_results = progress.failed_results
+        status.abandoned_shards.extend(progress.abandoned_shards)
+    return status
+
+
+def _kpis(plan: Plan) -> pb.Kpis:
+    k = plan.kpis
+    if k is None:
+        return pb.Kpis()
+    return pb.Kpis(
+        emissions_kg=k.emissions_kg,
+        deferred_emissions_kg=k.deferred_emissions_kg,
+        grid_energy_kwh=k.grid_energy_kwh,
+        pv_energy_kwh=k.pv_energy_kwh,
+        energy_cost=k.energy_cost,
+        wear_cost=k.wear_cost,
+        battery_throughput_kwh=k.battery_throughput_kwh,
+        unmet_shards=k.unmet_shards,
+    )
+
+
+def plan_summary(
+    plan: Plan, scenario: Scenario, plan_id: str = "", revision: int = 0
+) -> pb.PlanSummary:
+    horizon = scenario.horizon
+    summary = pb.PlanSummary(
+        plan_id=plan_id,
+        revision=revision,
+        horizon_start=_timestamp(horizon.start),
+        slot_minutes=horizon.slot_minutes,
+        slots=horizon.slots,
+        strategy=_STRATEGY_ENUMS[plan.strategy],
+        status=_PLAN_STATUSES[plan.status.value],
+        objective=plan.objective or 0.0,
+        solve_s=plan.solve_s,
+        vehicles=len(scenario.vehicles),
+        kpis=_kpis(plan),
+    )
+    if plan.gap_frac is not None:
+        summary.gap_frac = plan.gap_frac
+    return summary
+
+
+def what_if_response(plan: Plan, scenario: Scenario) -> pb.WhatIfResponse:
+    return pb.WhatIfResponse(
+        plan=plan_summary(plan, scenario), scenario_json=json.dumps(scenario_to_dict(scenario))
+    )
+
+
+def views_summary(views: PlanViews) -> pb.PlanSummary:
+    snapshot = views.snapshot
+    return plan_summary(snapshot.plan, snapshot.scenario, views.plan_id, views.revision)
+
+
+def plan_view(views: PlanViews, scope: Scope, slots: range) -> pb.PlanView:
+    series = views.slot_series(scope)
+    starts = views.slot_start_s
+    out = pb.PlanView(plan=views_summary(views))
+    for s in slots:
+        slot = pb.PlanSlot(
+            start=Timestamp(seconds=starts[s]),
+            charge_power_kw=series.charge_power_kw[s],
+            compute_power_kw=series.compute_power_kw[s],
+            running_vehicles=series.running_vehicles[s],
+            parked_vehicles=series.parked_vehicles[s],
+            work=[pb.JobShards(job_id=job_id, shards=n) for job_id, n in series.work[s]],
+        )
+        if series.grid_import_kw is not None:
+            slot.grid_import_kw = series.grid_import_kw[s]
+        energy = series.energy_start_kwh[s]
+        if energy is not None:
+            slot.energy_start_kwh = energy
+        out.slots.append(slot)
+    return out
+
+
+def flexibility(views: PlanViews, scope: Scope, slots: range) -> pb.Flexibility:
+    f = views.flexibility_series(scope)
+    starts = views.slot_start_s
+    return pb.Flexibility(
+        plan=views_summary(views),
+        slots=[
+            pb.FlexibilitySlot(
+                start=Timestamp(seconds=starts[s]),
+                baseline_import_kw=f.baseline_import_kw[s],
+                import_cap_kw=f.import_cap_kw[s],
+                add_power_kw=f.add_power_kw[s],
+                shed_power_kw=f.shed_power_kw[s],
+                parked_vehicles=f.parked_vehicles[s],
+                compute_capacity_shards=f.compute_capacity_shards[s],
+                planned_shards=f.planned_shards[s],
+            )
+            for s in slots
+        ],
+    )
+
+
+def fleet_status(view: FleetStatusView, views: PlanViews | None) -> pb.FleetStatus:
+    counts: Mapping[JobState, int] = view.job_counts
+    status = pb.FleetStatus(
+        as_of=_timestamp(view.as_of),
+        vehicles_known=view.vehicles_known,
+        vehicles_parked=view.vehicles_parked,
+        vehicles_participating=view.vehicles_participating,
+        sites=[
+            pb.SiteStatus(
+                site_id=s.site.site_id,
+                region=s.site.region,
+                grid_limit_kw=s.site.grid_limit_kw,
+                vehicles_parked=s.vehicles_parked,
+                vehicles_participating=s.vehicles_participating,
+                energy_kwh=s.energy_kwh,
+                battery_kwh=s.battery_kwh,
+                charger_kw=s.charger_kw,
+                dr_event_ids=s.dr_event_ids,
+            )
+            for s in view.sites
+        ],
+        jobs=pb.JobCounts(**{state.value: counts.get(state, 0) for state in JobState}),
+    )
+    if view.latest_telemetry is not None:
+        status.latest_telemetry.CopyFrom(_timestamp(view.latest_telemetry))
+    if views is not None:
+        status.plan.CopyFrom(views_summary(views))
+    return status

@@ -1,0 +1,157 @@
+"""A `FleetBackend` over the running planner service.
+
+Jobs are published on the jobs topic, so the service picks them up like any other job;
+until it has read one, the job is reported as pending. Plans are followed by polling the
+service's current plan and published to the board once each.
+
+The service's reader thread changes state and ledger while the API reads them. Reads take
+GIL-atomic copies (`state_copy`, `list(dict)`), never iterate a live dict, and only read
+the ledger.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kafka.errors import KafkaError
+
+from executor.dispatch import JobLedger
+from idlefleet.api.board import PlanBoard
+from idlefleet.api.errors import PreconditionError, UnavailableError
+from idlefleet.api.fleet import current_scenario, fleet_status, state_copy
+from idlefleet.api.jobs import (
+    check_cancellable,
+    check_resubmission,
+    job_record,
+    job_records,
+    open_demands,
+)
+from idlefleet.api.ports import FleetStatusView, JobRecord, PlanSnapshot
+from idlefleet.settings import PlannerSettings
+from idlefleet.sites import SiteConfig
+from streams.messages import Job
+from streams.producer import Publisher
+from streams.state import FleetState
+from streams.topics import Stream
+
+DEFAULT_POLL_S = 0.25
+DEFAULT_ACK_TIMEOUT_S = 10.0
+
+
+class PlannerPort(Protocol):
+    """What the adapter reads from `idlefleet.service.PlannerService`."""
+
+    state: FleetState
+    ledger: JobLedger
+    settings: PlannerSettings
+    sites: list[SiteConfig]
+
+    @property
+    def current_plan(self) -> PlanSnapshot | None:
+        """The plan being dispatched and its scenario; replaced whole at each re-plan."""
+        ...
+
+    @property
+    def cancelled_jobs(self) -> frozenset[str]: ...
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Stop planning and dispatching the job's open work; True if it was not cancelled."""
+        ...
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ServiceBackend:
+    """The planner service seen through the API. `start` follows its plans; `close` stops."""
+
+    def __init__(
+        self,
+        service: PlannerPort,
+        publisher: Publisher,
+        clock: Callable[[], datetime] = wall_clock,
+        board: PlanBoard | None = None,
+        poll_s: float = DEFAULT_POLL_S,
+        ack_timeout_s: float = DEFAULT_ACK_TIMEOUT_S,
+    ) -> None:
+        self.board = board or PlanBoard()
+        self._service = service
+        self._publisher = publisher
+        self._clock = clock
+        self._poll_s = poll_s
+        self._ack_timeout_s = ack_timeout_s
+        self._pending: dict[str, Job] = {}
+        self._submitting = threading.Lock()  # one submission at a time: ids checked, then sent
+        self._pending_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._follower = threading.Thread(target=self._follow, name="api-plans", daemon=True)
+
+    def start(self) -> ServiceBackend:
+        self._follower.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._follower.is_alive():
+            self._follower.join()
+
+    def _follow(self) -> None:
+        published: PlanSnapshot | None = None
+        while not self._stop.wait(self._poll_s):
+            snapshot = self._service.current_plan
+            if snapshot is not None and snapshot is not published:
+                self.board.publish(snapshot)
+                published = snapshot
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def _pending_jobs(self) -> dict[str, Job]:
+        """Submitted jobs the service has not read yet (forgetting those it has)."""
+        with self._pending_lock:
+            for job_id in [j for j in self._pending if self._service.ledger.job(j) is not None]:
+                del self._pending[job_id]
+            return dict(self._pending)
+
+    def submit_job(self, job: Job) -> tuple[JobRecord, bool]:
+        with self._submitting:
+            known = self._service.ledger.job(job.job_id) or self._pending_jobs().get(job.job_id)
+            if known is None:
+                try:
+                    self._publisher.publish(Stream.JOBS, job).get(timeout=self._ack_timeout_s)
+                except KafkaError as exc:
+                    raise UnavailableError(f"the broker did not take job {job.job_id!r}") from exc
+                with self._pending_lock:
+                    self._pending[job.job_id] = job
+        if known is not None:
+            check_resubmission(known, job)
+        return self.job(job.job_id), known is None
+
+    def job(self, job_id: str) -> JobRecord:
+        s = self._service
+        return job_record(s.ledger, job_id, s.cancelled_jobs, self._pending_jobs(), self.now())
+
+    def cancel_job(self, job_id: str) -> JobRecord:
+        record = self.job(job_id)
+        if record.progress is None:
+            raise PreconditionError(f"job {job_id!r} is not planned yet; cancel it once it is")
+        check_cancellable(record)
+        self._service.cancel_job(job_id)
+        return self.job(job_id)
+
+    def jobs(self) -> list[JobRecord]:
+        s = self._service
+        return job_records(s.ledger, s.cancelled_jobs, self._pending_jobs(), self.now())
+
+    def fleet_status(self) -> FleetStatusView:
+        s = self._service
+        return fleet_status(state_copy(s.state), s.sites, self.jobs(), self.now())
+
+    def current_scenario(self) -> dict[str, Any]:
+        s = self._service
+        demands = open_demands(s.ledger, s.cancelled_jobs)
+        return current_scenario(self.now(), state_copy(s.state), demands, s.sites, s.settings)

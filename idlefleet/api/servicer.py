@@ -1,0 +1,137 @@
+"""The FleetPlanner service: thin methods from request to backend to response.
+
+Conversions live in `serde`, domain logic in the backend and views, status codes in `status`.
+Method names are the proto's RPC names.
+"""
+
+# ruff: noqa: N802
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+
+from idlefleet.api import serde
+from idlefleet.api.errors import PreconditionError
+from idlefleet.api.ports import FleetBackend
+from idlefleet.api.status import status_of
+from idlefleet.api.views import PlanViews
+from idlefleet.api.what_if import WhatIfRunner, overridden_scenario, scenario_from_json
+from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+#: How often a plan watcher checks that its client is still there [s].
+WATCH_POLL_S = 0.5
+
+
+@contextmanager
+def reported(context: grpc.ServicerContext) -> Iterator[None]:
+    """End the call with the status `status_of` gives any error raised in the block."""
+    try:
+        yield
+    except Exception as exc:
+        code, message = status_of(exc)
+        if code is grpc.StatusCode.INTERNAL:
+            log.exception("internal error")
+        context.abort(code, message)
+
+
+class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
+    def __init__(self, backend: FleetBackend, what_if: WhatIfRunner) -> None:
+        self._backend = backend
+        self._what_if = what_if
+
+    def _views(self) -> PlanViews:
+        views = self._backend.board.views
+        if views is None:
+            raise PreconditionError("no plan yet")
+        return views
+
+    def SubmitJob(
+        self, request: pb.SubmitJobRequest, context: grpc.ServicerContext
+    ) -> pb.SubmitJobResponse:
+        with reported(context):
+            job = serde.job_from_proto(request.job, submitted_at=self._backend.now())
+            record, created = self._backend.submit_job(job)
+            return pb.SubmitJobResponse(
+                job=serde.job_status(record, self._backend.board.views), created=created
+            )
+
+    def GetJob(self, request: pb.GetJobRequest, context: grpc.ServicerContext) -> pb.JobStatus:
+        with reported(context):
+            record = self._backend.job(serde.job_id_of(request))
+            return serde.job_status(record, self._backend.board.views)
+
+    def CancelJob(
+        self, request: pb.CancelJobRequest, context: grpc.ServicerContext
+    ) -> pb.JobStatus:
+        with reported(context):
+            record = self._backend.cancel_job(serde.job_id_of(request))
+            return serde.job_status(record, self._backend.board.views)
+
+    def ListJobs(
+        self, request: pb.ListJobsRequest, context: grpc.ServicerContext
+    ) -> pb.ListJobsResponse:
+        with reported(context):
+            size, after = serde.page_of(request)
+            records = self._backend.jobs()
+            first = bisect.bisect_right([r.job.job_id for r in records], after) if after else 0
+            page = records[first : first + size]
+            views = self._backend.board.views
+            more = first + size < len(records)
+            return pb.ListJobsResponse(
+                jobs=[serde.job_status(record, views) for record in page],
+                next_page_token=serde.page_token(page[-1].job.job_id) if more else "",
+                total_size=len(records),
+            )
+
+    def GetPlan(self, request: pb.GetPlanRequest, context: grpc.ServicerContext) -> pb.PlanView:
+        with reported(context):
+            scope = serde.scope_of(request)
+            start, end = serde.window_of(request)
+            views = self._views()
+            return serde.plan_view(views, scope, views.slots_overlapping(start, end))
+
+    def GetFlexibility(
+        self, request: pb.GetFlexibilityRequest, context: grpc.ServicerContext
+    ) -> pb.Flexibility:
+        with reported(context):
+            scope = serde.scope_of(request)
+            start, end = serde.window_of(request)
+            views = self._views()
+            return serde.flexibility(views, scope, views.slots_overlapping(start, end))
+
+    def WhatIf(self, request: pb.WhatIfRequest, context: grpc.ServicerContext) -> pb.WhatIfResponse:
+        with reported(context):
+            strategy = serde.strategy_of(request)
+            time_limit_s = serde.time_limit_of(request)
+            if request.WhichOneof("scenario") == "scenario_json":
+                scenario = scenario_from_json(request.scenario_json)
+            else:
+                overrides = serde.overrides_of(request)
+                scenario = overridden_scenario(self._backend.current_scenario(), overrides)
+            plan = self._what_if.plan(scenario, strategy, time_limit_s, context.time_remaining())
+            return serde.what_if_response(plan, scenario)
+
+    def GetFleetStatus(
+        self, request: pb.GetFleetStatusRequest, context: grpc.ServicerContext
+    ) -> pb.FleetStatus:
+        with reported(context):
+            return serde.fleet_status(self._backend.fleet_status(), self._backend.board.views)
+
+    def WatchPlan(
+        self, request: pb.WatchPlanRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.PlanView]:
+        with reported(context):
+            scope = serde.scope_of(request)
+            with self._backend.board.watch() as watch:
+                while context.is_active():
+                    views = watch.next(WATCH_POLL_S)
+                    if views is not None:
+                        yield serde.plan_view(views, scope, range(len(views.slot_start_s)))

@@ -1,0 +1,38 @@
+"""The one place that maps errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import grpc
+
+from idlefleet.api.errors import (
+    BusyError,
+    InfeasibleError,
+    InvalidFieldError,
+    JobConflictError,
+    OutOfTimeError,
+    PreconditionError,
+    UnavailableError,
+    UnknownIdError,
+)
+from optimizer.errors import SolveError
+
+_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidFieldError, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnknownIdError, grpc.StatusCode.NOT_FOUND),
+    (JobConflictError, grpc.StatusCode.ALREADY_EXISTS),
+    (PreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
+    (InfeasibleError, grpc.StatusCode.FAILED_PRECONDITION),
+    (BusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (OutOfTimeError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (SolveError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_of(error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a caller gets for `error`; INTERNAL for anything unknown
+    (a bug: its details stay in the server's log)."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code, str(error)
+    return grpc.StatusCode.INTERNAL, "internal error"

@@ -1,0 +1,153 @@
+"""What-if planning: a scenario, or the current one with overrides, planned without committing.
+
+Errors name the request's fields: `scenario_json.vehicles[3].soc_kwh: ...` for a document,
+`overrides.dr_events[0].max_import_kw: ...` for an override.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from idlefleet.api.errors import (
+    BusyError,
+    InfeasibleError,
+    InvalidFieldError,
+    OutOfTimeError,
+)
+from optimizer import Plan, Scenario, ScenarioError, SolveError, load_scenario, plan_scenario
+
+#: Share of the call's remaining time the solver may use; the rest builds the model and replies.
+DEADLINE_SHARE = 0.5
+#: Below this solver budget [s] a what-if is not started.
+MIN_SOLVE_S = 0.05
+
+#: Scenario keys whose request fields are named differently.
+_FIELD_NAMES = {
+    "dr_events": {"id": "event_id", "site": "site_id"},
+    "jobs": {"id": "job_id", "sites": "site_ids"},
+}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Changes to the current scenario; events and jobs as scenario-v1 entries."""
+
+    carbon_price_per_tonne: float | None = None
+    grid_limit_kw_by_site: Mapping[str, float] = field(default_factory=dict)
+    remove_vehicle_ids: tuple[str, ...] = ()
+    dr_events: tuple[dict[str, Any], ...] = ()
+    jobs: tuple[dict[str, Any], ...] = ()
+
+
+def scenario_from_json(text: str) -> Scenario:
+    """A complete scenario-v1 document sent as text (never read as a file path)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidFieldError("scenario_json", f"not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidFieldError("scenario_json", "must be a JSON object")
+    try:
+        return load_scenario(doc)
+    except ScenarioError as exc:
+        raise InvalidFieldError(f"scenario_json.{exc.path}", exc.problem) from exc
+
+
+def overridden_scenario(current: Mapping[str, Any], overrides: Overrides) -> Scenario:
+    """The current scenario document with `overrides` applied, loaded and checked."""
+    doc = copy.deepcopy(dict(current))
+    sites = {site["id"]: site for site in doc["sites"]}
+    regions = {region["id"] for region in doc["regions"]}
+    if overrides.carbon_price_per_tonne is not None:
+        doc["objective"]["carbon_price_per_tonne"] = overrides.carbon_price_per_tonne
+    for site_id, limit_kw in overrides.grid_limit_kw_by_site.items():
+        if site_id not in sites:
+            raise InvalidFieldError(f"overrides.grid_limit_kw_by_site[{site_id!r}]", "unknown site")
+        sites[site_id]["grid_limit_kw"] = limit_kw
+    parked = {vehicle["id"] for vehicle in doc["vehicles"]}
+    for i, vehicle_id in enumerate(overrides.remove_vehicle_ids):
+        if vehicle_id not in parked:
+            raise InvalidFieldError(
+                f"overrides.remove_vehicle_ids[{i}]", f"{vehicle_id!r} is not in the scenario"
+            )
+    removed = set(overrides.remove_vehicle_ids)
+    doc["vehicles"] = [v for v in doc["vehicles"] if v["id"] not in removed]
+    for i, event in enumerate(overrides.dr_events):
+        if "site" in event and event["site"] not in sites:
+            raise InvalidFieldError(f"overrides.dr_events[{i}].site_id", "unknown site")
+        if "region" in event and event["region"] not in regions:
+            raise InvalidFieldError(f"overrides.dr_events[{i}].region", "unknown region")
+    for i, job in enumerate(overrides.jobs):
+        for j, site_id in enumerate(job.get("sites", ())):
+            if site_id not in sites:
+                raise InvalidFieldError(f"overrides.jobs[{i}].site_ids[{j}]", "unknown site")
+    firsts = {"dr_events": len(doc["dr_events"]), "jobs": len(doc["jobs"])}
+    doc["dr_events"] = [*doc["dr_events"], *overrides.dr_events]
+    doc["jobs"] = [*doc["jobs"], *overrides.jobs]
+    try:
+        return load_scenario(doc)
+    except ScenarioError as exc:
+        path = _override_path(exc.path, doc, firsts, overrides)
+        raise InvalidFieldError(path, exc.problem) from exc
+
+
+def _override_path(
+    path: str, doc: Mapping[str, Any], firsts: Mapping[str, int], overrides: Overrides
+) -> str:
+    """The request field behind a scenario path, or `overrides` when the path is not one."""
+    if path == "objective.carbon_price_per_tonne":
+        return "overrides.carbon_price_per_tonne"
+    added = re.fullmatch(r"(dr_events|jobs)\[(\d+)\](?:\.(\w+))?(.*)", path)
+    if added and int(added[2]) >= firsts[added[1]]:
+        section, index, key, rest = added[1], int(added[2]), added[3], added[4]
+        name = "" if key is None else "." + _FIELD_NAMES[section].get(key, key)
+        return f"overrides.{section}[{index - firsts[section]}]{name}{rest}"
+    site = re.fullmatch(r"sites\[(\d+)\]\.grid_limit_kw", path)
+    if site:
+        site_id = doc["sites"][int(site[1])]["id"]
+        if site_id in overrides.grid_limit_kw_by_site:
+            return f"overrides.grid_limit_kw_by_site[{site_id!r}]"
+    return "overrides"
+
+
+class WhatIfRunner:
+    """Plans what-ifs one at a time (another at the same time is BusyError) within deadlines."""
+
+    def __init__(self, time_limit_s: float = 20.0, mip_gap_frac: float = 0.005) -> None:
+        self.time_limit_s = time_limit_s
+        self.mip_gap_frac = mip_gap_frac
+        self._solving = threading.Lock()
+
+    def plan(
+        self, scenario: Scenario, strategy: str, time_limit_s: float, time_left_s: float | None
+    ) -> Plan:
+        """Plan `scenario`; `time_limit_s` 0 is the runner's, `time_left_s` the call's [s]."""
+        limit = time_limit_s or self.time_limit_s
+        bound_by_deadline = time_left_s is not None and time_left_s * DEADLINE_SHARE < limit
+        if time_left_s is not None:
+            limit = min(limit, time_left_s * DEADLINE_SHARE)
+        if limit < MIN_SOLVE_S:
+            raise OutOfTimeError(f"{time_left_s:.3f} s left: too little to plan")
+        if not self._solving.acquire(blocking=False):
+            raise BusyError("another what-if is being planned; try again")
+        try:
+            plan = plan_scenario(
+                scenario, strategy, time_limit_s=limit, mip_gap_frac=self.mip_gap_frac
+            )
+        except SolveError as exc:
+            if bound_by_deadline:
+                raise OutOfTimeError(
+                    f"no plan found in the {limit:.2f} s the deadline left"
+                ) from exc
+            raise
+        finally:
+            self._solving.release()
+        if not plan.is_feasible:
+            raise InfeasibleError(plan.reason or "no feasible plan", plan.offending_ids)
+        return plan
