@@ -1,18 +1,44 @@
 """The planner service: streams -> fleet state -> optimizer -> plan -> dispatched assignments.
 
-A reader thread folds telemetry, forecasts, grid signals, jobs, results and DR events into
-state as they arrive. `tick(now)` runs at every slot boundary: it waits until everything
-published before it has been read, re-plans when events asked for it or the cadence is due,
-and publishes one assignment per parked car for the slot that starts at `now`.
+Two readers fold the streams into state while `tick(now)` runs at every slot boundary: it
+waits until everything published before it has been read, re-plans when events asked for it
+or the cadence is due, and publishes one assignment per parked car it plans for the slot
+that starts at `now`.
+
+Scale-out. Workers share one consumer group (`settings.group_id`). Telemetry is partitioned
+by site (streams.partitioning), so the group hands each site's cars to one worker. A worker
+plans and dispatches only the sites on its telemetry partitions, and only the jobs that
+belong to one of those partitions (each job belongs to one partition of the sites it may
+run at); no two workers ever lease the same shard. Region-wide DR caps are split between
+workers by their share of the region's grid connections, so together they stay under the
+cap. Forecasts, grid signals, jobs, assignments, results and DR events are read in full by
+every worker (a replica reader), since any worker may need any of them; the group member
+that owns their partition is the one that checks them and dead-letters the bad ones.
+
+Recovery. Nothing lives only in memory. On start, and whenever the group hands a worker a
+partition it did not hold, the worker reads that partition's telemetry from the earliest
+offset (below its committed offset without dead-lettering again); the replica reads its
+streams from the earliest offset. Fleet state keeps the newest report per car by event
+time, so replay rebuilds it exactly; jobs come back from the jobs topic. The ledger's
+progress comes back from the results topic, checked against the assignments topic (the
+durable record of every lease any worker gave): a result for work this process did not
+lease (leased before a restart, or by the worker a job was taken over from) is adopted if
+an assignment carried that work to that car: the ledger leases the shard to the car and
+accepts the result, if the shard still has an open execution the car has not run. So a
+kill -9 loses no accepted work and no job. Work in flight at the kill counts when its result
+arrives before the shard is leased again; otherwise the shard runs again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
 from idlefleet.planning import (
@@ -27,9 +53,10 @@ from idlefleet.sites import SiteConfig
 from optimizer import Plan, load_scenario, plan_scenario
 from optimizer.errors import SolveError
 from streams.clients import KafkaSettings
-from streams.consumer import StreamReader
-from streams.errors import MessageError
+from streams.consumer import PartitionAssignment, StreamReader
+from streams.jobbook import Execution, JobBook, execution_of
 from streams.messages import (
+    Assignment,
     DemandResponseEvent,
     GridSignal,
     Job,
@@ -38,17 +65,22 @@ from streams.messages import (
     SolarForecast,
     Telemetry,
 )
+from streams.partitioning import SiteShards
 from streams.producer import Publisher
 from streams.state import FleetEventKind, FleetState
 from streams.topics import Stream
+from streams.validation import RecordRules
 
 log = logging.getLogger(__name__)
 
-SERVICE_STREAMS = (
-    Stream.TELEMETRY,
+#: Split between workers by partition; read again from the start when a worker gains one.
+SITE_STREAMS = (Stream.TELEMETRY,)
+#: Read in full by every worker.
+FLEET_STREAMS = (
     Stream.SOLAR_FORECASTS,
     Stream.GRID_SIGNALS,
     Stream.JOBS,
+    Stream.ASSIGNMENTS,
     Stream.RESULTS,
     Stream.DR_EVENTS,
 )
@@ -90,6 +122,23 @@ class TickReport:
     fallback_vehicles: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What a worker holds: its share of the group, fleet state and job progress."""
+
+    owned_partitions: tuple[int, ...]
+    owned_sites: tuple[str, ...]
+    vehicles: Mapping[str, Telemetry]
+    known_jobs: tuple[str, ...]
+    #: For each job this worker owns: the (shard, vehicle) executions accepted.
+    accepted: Mapping[str, tuple[tuple[int, str], ...]]
+    results_accepted: int
+    results_refused: int
+    #: Results of work no assignment read so far carried (not counted until one does).
+    results_unmatched: int
+    dead_letters: int
+
+
 class PlannerService:
     """Consumes the fleet's streams, plans, and dispatches slot by slot."""
 
@@ -102,69 +151,61 @@ class PlannerService:
         self.settings = settings
         self.sites = sites
         self.state = FleetState()
+        self.book = JobBook()
         self.ledger = JobLedger()
         self.plans: list[PlanRecord] = []
         self.accepted_results: list[Result] = []
+        self.results_refused = 0
         self._plan: Plan | None = None
         self._plan_start: datetime | None = None
         self._plan_slots = 0
         self._replan_reasons: set[str] = {"start"}
         self._lock = threading.Lock()
+        self._site_ids = frozenset(site.site_id for site in sites)
+        self._telemetry_topic = kafka.topics.name(Stream.TELEMETRY)
+        self._shards: SiteShards | None = None
+        self._owned_partitions: frozenset[int] = frozenset()
+        self._owned_sites: frozenset[str] = frozenset()
+        self._issued: set[str] = set()  # work ids this process leased
+        self._applied: set[Execution] = set()  # executions whose result reached the ledger
+        self._unmatched: set[Execution] = set()  # results waiting for their assignment
         self._publisher = Publisher(kafka)
         self._dispatcher = Dispatcher(
             self.ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
         )
-        self._reader = StreamReader(
-            kafka, settings.group_id, SERVICE_STREAMS, self._handle, self._publisher
+        rules = RecordRules(self._site_ids)
+        self._site_reader = StreamReader(
+            kafka,
+            settings.group_id,
+            SITE_STREAMS + FLEET_STREAMS,
+            self._on_site_record,
+            self._publisher,
+            rules=rules,
+            replay=SITE_STREAMS,
+            on_assignment=self._on_assignment,
         )
-        self._site_ids = {site.site_id for site in sites}
+        self._fleet_reader = StreamReader(
+            kafka, None, FLEET_STREAMS, self._on_fleet_record, None, rules=rules
+        )
+        self._readers = (self._site_reader, self._fleet_reader)
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> PlannerService:
-        self._reader.start()
+        for reader in self._readers:
+            reader.start()
         return self
 
     def stop(self) -> None:
-        self._reader.stop()
-        self._publisher.flush()
-        self._publisher.close()
+        for reader in self._readers:
+            reader.stop()
+        try:
+            self._publisher.flush()
+        finally:
+            self._publisher.close()
 
     @property
     def reader_failure(self) -> BaseException | None:
-        return self._reader.failure
-
-    # -- ingestion (reader thread) ------------------------------------------------------
-    def _handle(self, stream: Stream, message: Message) -> None:
-        with self._lock:
-            if isinstance(message, Telemetry):
-                self._on_telemetry(message)
-            elif isinstance(message, SolarForecast):
-                if self.state.apply_solar(message):
-                    self._replan_reasons.add("solar-forecast")
-            elif isinstance(message, GridSignal):
-                if self.state.apply_grid(message):
-                    self._replan_reasons.add("grid-signal")
-            elif isinstance(message, Job):
-                if self.ledger.register(message):
-                    self._replan_reasons.add("new-job")
-            elif isinstance(message, Result):
-                self._on_result(message)
-            elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
-                self._replan_reasons.add("dr-event")
-
-    def _on_telemetry(self, telemetry: Telemetry) -> None:
-        if telemetry.site_id is not None and telemetry.site_id not in self._site_ids:
-            raise MessageError(f"site_id: unknown site {telemetry.site_id!r}")
-        for event in self.state.apply_telemetry(telemetry):
-            if event.kind in REPLAN_EVENTS:
-                self._replan_reasons.add(event.kind.value)
-
-    def _on_result(self, result: Result) -> None:
-        if self.ledger.accept(result):
-            if result.status == "done":
-                self.accepted_results.append(result)
-            else:
-                self._replan_reasons.add("failed-work")
+        return self._site_reader.failure or self._fleet_reader.failure
 
     @property
     def results_accepted(self) -> int:
@@ -172,26 +213,186 @@ class PlannerService:
 
     @property
     def dead_letters(self) -> int:
-        return self._reader.records_dead_lettered
+        return self._site_reader.records_dead_lettered
 
     def catch_up(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything published so far has been read into state."""
-        return self._reader.wait_caught_up(timeout_s)
+        marks = [reader.mark() for reader in self._readers]
+        deadline = time.monotonic() + timeout_s
+        return all(mark.wait(max(0.0, deadline - time.monotonic())) for mark in marks)
+
+    def status(self) -> ServiceStatus:
+        """A consistent view of what this worker holds."""
+        with self._lock:
+            accepted = {
+                job.job_id: tuple(
+                    (shard, vehicle)
+                    for shard in range(job.shards)
+                    for vehicle in sorted(self.ledger.accepted_vehicles(job.job_id, shard))
+                )
+                for job in self._owned_jobs()
+            }
+            return ServiceStatus(
+                owned_partitions=tuple(sorted(self._owned_partitions)),
+                owned_sites=tuple(sorted(self._owned_sites)),
+                vehicles=dict(self.state.vehicles),
+                known_jobs=tuple(job.job_id for job in self.book.jobs()),
+                accepted=accepted,
+                results_accepted=len(self.accepted_results),
+                results_refused=self.results_refused,
+                results_unmatched=len(self._unmatched),
+                dead_letters=self.dead_letters,
+            )
+
+    # -- ingestion (reader threads) -----------------------------------------------------
+    def _on_site_record(self, stream: Stream, message: Message) -> None:
+        """Telemetry of the partitions this worker owns; other streams are only checked here."""
+        if not isinstance(message, Telemetry):
+            return
+        with self._lock:
+            for event in self.state.apply_telemetry(message):
+                if event.kind in REPLAN_EVENTS and event.site_id in self._owned_sites:
+                    self._replan_reasons.add(event.kind.value)
+
+    def _on_fleet_record(self, stream: Stream, message: Message) -> None:
+        with self._lock:
+            if isinstance(message, SolarForecast):
+                if self.state.apply_solar(message):
+                    self._replan_reasons.add("solar-forecast")
+            elif isinstance(message, GridSignal):
+                if self.state.apply_grid(message):
+                    self._replan_reasons.add("grid-signal")
+            elif isinstance(message, Job):
+                if self.book.add_job(message) and self._owns(message):
+                    self._take_job(message)
+            elif isinstance(message, Result):
+                if self.book.add_result(message) and self._owns_job_id(message.job_id):
+                    self._apply_result(message)
+            elif isinstance(message, Assignment):
+                for execution in self.book.add_assignment(message):
+                    result = self.book.result(execution)
+                    if result is not None and self._owns_job_id(result.job_id):
+                        self._apply_result(result)
+            elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
+                self._replan_reasons.add("dr-event")
+
+    def _on_assignment(self, assignment: PartitionAssignment) -> None:
+        with self._lock:
+            self._shards = SiteShards(
+                self._site_ids, assignment.partition_counts[self._telemetry_topic]
+            )
+            self._owned_partitions = assignment.owned_partitions(self._telemetry_topic)
+            self._owned_sites = self._shards.owned_sites(self._owned_partitions)
+            for job in self.book.jobs():
+                if self._owns(job):
+                    self._take_job(job)
+            self._replan_reasons.add("rebalance")
+        log.info(
+            "telemetry partitions %s: sites %s",
+            sorted(self._owned_partitions),
+            sorted(self._owned_sites),
+        )
+
+    def _owns(self, job: Job) -> bool:
+        return (
+            self._shards is not None and self._shards.job_partition(job) in self._owned_partitions
+        )
+
+    def _owns_job_id(self, job_id: str) -> bool:
+        job = self.book.job(job_id)
+        return job is not None and self._owns(job)
+
+    def _owned_jobs(self) -> list[Job]:
+        """Registered jobs this worker plans, in registration order."""
+        jobs = (self.ledger.job(job_id) for job_id in self.ledger.job_ids)
+        return [job for job in jobs if job is not None and self._owns(job)]
+
+    def _take_job(self, job: Job) -> None:
+        """Register a job this worker owns and bring its progress up to date from the book."""
+        if self.ledger.register(job):
+            self._replan_reasons.add("new-job")
+        for result in self.book.results(job.job_id):
+            self._apply_result(result)
+
+    def _apply_result(self, result: Result) -> None:
+        """Bring a result of an owned job to the ledger, once.
+
+        Work this process leased goes through the ledger's own checks. Other work (leased
+        before a restart or by another worker) is adopted if an assignment carried it
+        exactly so; until such an assignment is read the result waits, counted as unmatched.
+        """
+        execution = execution_of(result)
+        if execution in self._applied:
+            return
+        if result.work_id in self._issued:
+            accepted = self.ledger.accept(result)
+        else:
+            matches = self.book.matches_assignment(result)
+            if matches is None:
+                if execution not in self._unmatched:
+                    self._unmatched.add(execution)
+                    log.info("result %s waits for the assignment that carried it", execution)
+                return
+            self._unmatched.discard(execution)
+            accepted = matches and self._adopt(result)
+        self._applied.add(execution)
+        if not accepted:
+            self.results_refused += 1
+            log.info(
+                "%s result %s of %s shard %d from %s refused",
+                result.status,
+                result.work_id,
+                result.job_id,
+                result.shard_index,
+                result.vehicle_id,
+            )
+        elif result.status == "done":
+            self.accepted_results.append(result)
+        else:
+            self._replan_reasons.add("failed-work")
+
+    def _adopt(self, result: Result) -> bool:
+        """Count a result for work leased before this process held the job, if still open.
+
+        The ledger leases the shard to the result's car under a new work id and accepts the
+        result under it: refused when the shard has no open execution or the car already ran
+        or holds it, so nothing is ever counted twice.
+        """
+        try:
+            lease = self.ledger.lease(
+                result.job_id,
+                result.shard_index,
+                result.vehicle_id,
+                result.finished_at,
+                result.assignment_id,
+            )
+        except ValueError:
+            return False
+        return self.ledger.accept(result.model_copy(update={"work_id": lease.work_id}))
 
     # -- planning and dispatch (caller's thread) ----------------------------------------
     def tick(self, now: datetime, catch_up_timeout_s: float = 30.0) -> TickReport:
-        """Plan if needed and dispatch the slot starting at `now` (a slot boundary)."""
+        """Plan if needed and dispatch the slot starting at `now` (a slot boundary).
+
+        The solver runs without the state lock, so the readers keep polling (a reader that
+        stalls past `max_poll_interval_ms` would be dropped from the group).
+        """
+        failure = self.reader_failure
+        if failure is not None:
+            raise RuntimeError("a stream reader stopped: state is no longer current") from failure
         if not self.catch_up(catch_up_timeout_s):
             log.warning("tick %s: streams not caught up after %.0f s", iso(now), catch_up_timeout_s)
         with self._lock:
-            expired = self.ledger.expire_leases(now)
-            if expired:
+            if self.ledger.expire_leases(now):
                 self._replan_reasons.add("expired-lease")
-            record = self._replan_if_due(now)
+            due = self._scenario_if_due(now)
+        record = None if due is None else self._solve(now, *due)
+        with self._lock:
             dispatches, fallback = self._dispatches_for(now)
             slot_end = now + timedelta(minutes=self.settings.slot_minutes)
             plan_id = f"plan-{iso(self._plan_start or now)}"
             assignments = self._dispatcher.assignments_for_slot(dispatches, now, slot_end, plan_id)
+            self._issued.update(item.work_id for a in assignments for item in a.work)
         for assignment in assignments:
             self._publisher.publish(Stream.ASSIGNMENTS, assignment)
         self._publisher.flush()
@@ -203,7 +404,8 @@ class PlannerService:
             fallback_vehicles=fallback,
         )
 
-    def _replan_if_due(self, now: datetime) -> PlanRecord | None:
+    def _scenario_if_due(self, now: datetime) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+        """The scenario to plan and why, when a re-plan is due and something can be planned."""
         cadence = timedelta(minutes=self.settings.slot_minutes * self.settings.replan_every_slots)
         if self._plan_start is not None and now - self._plan_start >= cadence:
             self._replan_reasons.add("cadence")
@@ -211,15 +413,25 @@ class PlannerService:
             return None
         reasons = tuple(sorted(self._replan_reasons))
         self._replan_reasons.clear()
+        sites = [site for site in self.sites if site.site_id in self._owned_sites]
         demands = [
-            JobDemand(job, self.ledger.shards_by_open_executions(job.job_id))
-            for job in (self.ledger.job(job_id) for job_id in self.ledger.job_ids)
-            if job is not None
+            JobDemand(self._resident(job), self.ledger.shards_by_open_executions(job.job_id))
+            for job in self._owned_jobs()
         ]
-        document = scenario_document(now, self.state, self.sites, demands, self.settings)
+        document = (
+            scenario_document(now, self._planning_state(sites), sites, demands, self.settings)
+            if sites
+            else None
+        )
         if document is None:
             self._plan, self._plan_start = None, None
             return None
+        return document, reasons
+
+    def _solve(
+        self, now: datetime, document: dict[str, Any], reasons: tuple[str, ...]
+    ) -> PlanRecord:
+        """Solve the MILP (the `immediate` baseline if it fails) and make it the plan."""
         scenario = load_scenario(document)
         started = time.perf_counter()
         try:
@@ -236,9 +448,6 @@ class PlannerService:
             plan = None
         if plan is None or not plan.is_feasible:
             plan = plan_scenario(scenario, "immediate")
-        self._plan = plan if plan.is_feasible else None
-        self._plan_start = now
-        self._plan_slots = scenario.horizon.slots
         record = PlanRecord(
             planned_at=now,
             reasons=reasons,
@@ -250,7 +459,11 @@ class PlannerService:
             vehicles=len(scenario.vehicles),
             open_executions=sum(j.shards * j.replicas for j in scenario.jobs),
         )
-        self.plans.append(record)
+        with self._lock:
+            self._plan = plan if plan.is_feasible else None
+            self._plan_start = now
+            self._plan_slots = scenario.horizon.slots
+            self.plans.append(record)
         log.info(
             "planned at %s (%s): %s %s objective=%s in %.2f s",
             iso(now),
@@ -262,6 +475,34 @@ class PlannerService:
         )
         return record
 
+    def _resident(self, job: Job) -> Job:
+        """The job restricted to this worker's sites (its partition holds at least one)."""
+        if job.sites is None:
+            return job
+        return job.model_copy(update={"sites": [s for s in job.sites if s in self._owned_sites]})
+
+    def _planning_state(self, sites: list[SiteConfig]) -> FleetState:
+        """Fleet state with each region-wide DR cap cut to this worker's share of the region.
+
+        The share is the worker's part of the region's grid connections [kW/kW]; the shares
+        of all workers add up to one, so together they keep under the cap.
+        """
+        events: dict[str, DemandResponseEvent] = {}
+        for event_id, event in self.state.dr_events.items():
+            if event.region is None:
+                events[event_id] = event
+                continue
+            total_kw = sum(s.grid_limit_kw for s in self.sites if s.region == event.region)
+            mine_kw = sum(s.grid_limit_kw for s in sites if s.region == event.region)
+            if mine_kw >= total_kw:
+                events[event_id] = event
+            elif mine_kw > 0:
+                share = mine_kw / total_kw
+                events[event_id] = event.model_copy(
+                    update={"max_import_kw": event.max_import_kw * share}
+                )
+        return dataclasses.replace(self.state, dr_events=events)
+
     def _dispatches_for(self, now: datetime) -> tuple[list[SlotDispatch], list[str]]:
         """The plan's row for the slot at `now`; owner-first fallback for unplanned cars."""
         planned: dict[str, SlotDispatch] = {}
@@ -271,7 +512,7 @@ class PlannerService:
                 planned = {d.vehicle_id: d for d in slot_dispatches(self._plan, slot)}
         dispatches, fallback = [], []
         for telemetry in self.state.parked():
-            if telemetry.site_id not in self._site_ids:
+            if telemetry.site_id not in self._owned_sites:
                 continue
             if telemetry.vehicle_id in planned:
                 dispatches.append(planned[telemetry.vehicle_id])

@@ -20,3 +20,7 @@ class MessageError(StreamsError):
 
 class BrokerError(StreamsError):
     """The embedded broker could not be started or did not answer."""
+
+
+class PublishError(StreamsError):
+    """A record could not be delivered: a non-retriable error, or retries ran out of time."""

@@ -26,7 +26,8 @@ Uri = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """The same instant with offset zero (parsed `Z` already has it: skip the costly convert)."""
+    return value if not value.utcoffset() else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -70,9 +71,11 @@ class Telemetry(Message):
 
     @model_validator(mode="after")
     def _energies_fit_battery(self) -> Telemetry:
-        for name in ("energy_kwh", "reserve_kwh", "target_kwh"):
-            if getattr(self, name) > self.battery_kwh + 1e-9:
-                raise ValueError(f"{name} exceeds battery_kwh ({self.battery_kwh})")
+        most_kwh = self.battery_kwh + 1e-9
+        if self.energy_kwh > most_kwh or self.reserve_kwh > most_kwh or self.target_kwh > most_kwh:
+            for name in ("energy_kwh", "reserve_kwh", "target_kwh"):
+                if getattr(self, name) > most_kwh:
+                    raise ValueError(f"{name} exceeds battery_kwh ({self.battery_kwh})")
         return self
 
 

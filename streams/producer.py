@@ -1,27 +1,49 @@
-"""Publishing typed messages, and raw records to the dead-letter topic."""
+"""Publishing typed messages, and raw records to the dead-letter topic.
+
+The producer is idempotent with `acks=all` (streams.clients); it retries retriable errors
+by itself until the delivery timeout. Whatever still fails reaches the caller: a send that
+fails at once raises `PublishError`, and `flush()` raises `PublishError` for any send
+since the last flush that failed later.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
+from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from streams.clients import KafkaSettings, make_producer
-from streams.messages import Message
-from streams.serde import encode, key_of
+from streams.errors import PublishError
+from streams.messages import Message, Telemetry
+from streams.partitioning import TelemetryRouter
+from streams.serde import MAX_MESSAGE_BYTES, encode, key_of
 from streams.topics import STREAM_SPECS, Stream
 
 log = logging.getLogger(__name__)
 
+#: A dead letter keeps at most this much of the record it parks [bytes].
+MAX_DEAD_LETTER_VALUE_BYTES = MAX_MESSAGE_BYTES // 10
+#: Dead-letter reasons are cut to this length [characters].
+MAX_REASON_CHARS = 1000
+
 
 class Publisher:
-    """Publishes messages keyed as their stream says; connects on first use."""
+    """Publishes messages keyed as their stream says; connects on first use.
+
+    Telemetry goes to its site's partition (streams.partitioning); other streams are
+    partitioned by key.
+    """
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
         self._topics = settings.topics
         self._producer: Any = None
+        self._router: TelemetryRouter | None = None
+        self._failures: list[BaseException] = []
+        self._failures_lock = threading.Lock()
 
     def _client(self) -> Any:
         if self._producer is None:
@@ -33,10 +55,34 @@ class Publisher:
         expected = STREAM_SPECS[stream].message_type
         if expected is None or not isinstance(message, expected):
             raise TypeError(f"{stream.value} carries {expected}, not {type(message).__name__}")
-        future: FutureRecordMetadata = self._client().send(
-            self._topics.name(stream), key=key_of(stream, message), value=encode(message)
-        )
+        topic = self._topics.name(stream)
+        key, value = key_of(stream, message), encode(message)
+        if not isinstance(message, Telemetry):
+            return self._send(topic, key, value, None)
+        partitions = self._telemetry_router(topic).partitions_for(message)
+        futures = [self._send(topic, key, value, partition) for partition in partitions]
+        return futures[0]
+
+    def _telemetry_router(self, topic: str) -> TelemetryRouter:
+        if self._router is None:
+            self._router = TelemetryRouter(len(self._client().partitions_for(topic)))
+        return self._router
+
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None
+    ) -> FutureRecordMetadata:
+        try:
+            future: FutureRecordMetadata = self._client().send(
+                topic, key=key, value=value, partition=partition
+            )
+        except KafkaError as exc:
+            raise PublishError(f"cannot send to {topic}: {exc}") from exc
+        future.add_errback(self._record_failure)
         return future
+
+    def _record_failure(self, exc: BaseException) -> None:
+        with self._failures_lock:
+            self._failures.append(exc)
 
     def dead_letter(
         self,
@@ -47,8 +93,14 @@ class Publisher:
         offset: int,
         key: bytes | None,
         value: bytes | None,
-    ) -> None:
-        """Park a record that could not be processed, with headers that say why and whence."""
+    ) -> FutureRecordMetadata:
+        """Park a record that could not be processed, with headers that say why and whence.
+
+        A value longer than MAX_DEAD_LETTER_VALUE_BYTES keeps its head, and the header
+        `value_truncated_from_bytes` gives its full size. The caller waits on the returned
+        future before it commits the source offset.
+        """
+        reason = reason[:MAX_REASON_CHARS]
         log.warning("dead letter from %s[%d]@%d: %s", source_topic, partition, offset, reason)
         headers = [
             ("reason", reason.encode()),
@@ -56,13 +108,28 @@ class Publisher:
             ("source_partition", str(partition).encode()),
             ("source_offset", str(offset).encode()),
         ]
-        self._client().send(
-            self._topics.name(Stream.DEAD_LETTER), key=key, value=value, headers=headers
-        )
+        if value is not None and len(value) > MAX_DEAD_LETTER_VALUE_BYTES:
+            headers.append(("value_truncated_from_bytes", str(len(value)).encode()))
+            value = value[:MAX_DEAD_LETTER_VALUE_BYTES]
+        topic = self._topics.name(Stream.DEAD_LETTER)
+        try:
+            future: FutureRecordMetadata = self._client().send(
+                topic, key=key, value=value, headers=headers
+            )
+        except KafkaError as exc:
+            raise PublishError(f"cannot send to {topic}: {exc}") from exc
+        return future
 
     def flush(self, timeout_s: float | None = None) -> None:
+        """Wait for every send; PublishError if any since the last flush failed."""
         if self._producer is not None:
             self._producer.flush(timeout=timeout_s)
+        with self._failures_lock:
+            failures, self._failures = self._failures, []
+        if failures:
+            raise PublishError(
+                f"{len(failures)} record(s) not delivered; first: {failures[0]}"
+            ) from failures[0]
 
     def close(self) -> None:
         if self._producer is not None:

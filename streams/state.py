@@ -70,8 +70,16 @@ class FleetState:
     def apply_telemetry(self, telemetry: Telemetry) -> list[FleetEvent]:
         """Take a vehicle's report if it is newer than the last; return derived events."""
         before = self.vehicles.get(telemetry.vehicle_id)
-        if before is not None and telemetry.event_time <= before.event_time:
-            return []
+        if before is not None:
+            if telemetry.event_time <= before.event_time:
+                return []
+            if (
+                before.site_id == telemetry.site_id
+                and before.plugged_in == telemetry.plugged_in
+                and before.participating == telemetry.participating
+            ):  # the common case: a newer reading of a car that stays where it was
+                self.vehicles[telemetry.vehicle_id] = telemetry
+                return []
         self.vehicles[telemetry.vehicle_id] = telemetry
         events = _derive_events(before, telemetry)
         for event in events:
