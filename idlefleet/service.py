@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
+from idlefleet.api.ports import PlanSnapshot
 from idlefleet.planning import (
     JobDemand,
     iso,
@@ -158,6 +159,9 @@ class PlannerService:
         self.results_refused = 0
         self._plan: Plan | None = None
         self._plan_start: datetime | None = None
+        #: The plan being dispatched and its scenario, replaced whole at each re-plan.
+        self.current_plan: PlanSnapshot | None = None
+        self._cancelled: set[str] = set()
         self._plan_slots = 0
         self._replan_reasons: set[str] = {"start"}
         self._lock = threading.Lock()
@@ -303,9 +307,27 @@ class PlannerService:
         return job is not None and self._owns(job)
 
     def _owned_jobs(self) -> list[Job]:
-        """Registered jobs this worker plans, in registration order."""
+        """Registered, not cancelled jobs this worker plans, in registration order."""
         jobs = (self.ledger.job(job_id) for job_id in self.ledger.job_ids)
-        return [job for job in jobs if job is not None and self._owns(job)]
+        return [
+            job
+            for job in jobs
+            if job is not None and self._owns(job) and job.job_id not in self._cancelled
+        ]
+
+    @property
+    def cancelled_jobs(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._cancelled)
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Stop planning and dispatching the job's open work; True if it was not cancelled."""
+        with self._lock:
+            if job_id in self._cancelled:
+                return False
+            self._cancelled.add(job_id)
+            self._replan_reasons.add("job-cancelled")
+            return True
 
     def _take_job(self, job: Job) -> None:
         """Register a job this worker owns and bring its progress up to date from the book."""
@@ -413,20 +435,28 @@ class PlannerService:
             return None
         reasons = tuple(sorted(self._replan_reasons))
         self._replan_reasons.clear()
+        document = self._document(now)
+        if document is None:
+            self._plan, self._plan_start = None, None
+            self.current_plan = None
+            return None
+        return document, reasons
+
+    def scenario_now(self, now: datetime) -> dict[str, Any] | None:
+        """The scenario this worker would plan at `now` (for what-if and DR decisions)."""
+        with self._lock:
+            return self._document(now)
+
+    def _document(self, now: datetime) -> dict[str, Any] | None:
+        """The rolling scenario of this worker's sites and jobs from `now`; needs the lock."""
         sites = [site for site in self.sites if site.site_id in self._owned_sites]
         demands = [
             JobDemand(self._resident(job), self.ledger.shards_by_open_executions(job.job_id))
             for job in self._owned_jobs()
         ]
-        document = (
-            scenario_document(now, self._planning_state(sites), sites, demands, self.settings)
-            if sites
-            else None
-        )
-        if document is None:
-            self._plan, self._plan_start = None, None
+        if not sites:
             return None
-        return document, reasons
+        return scenario_document(now, self._planning_state(sites), sites, demands, self.settings)
 
     def _solve(
         self, now: datetime, document: dict[str, Any], reasons: tuple[str, ...]
@@ -461,6 +491,7 @@ class PlannerService:
         )
         with self._lock:
             self._plan = plan if plan.is_feasible else None
+            self.current_plan = PlanSnapshot(plan, scenario) if plan.is_feasible else None
             self._plan_start = now
             self._plan_slots = scenario.horizon.slots
             self.plans.append(record)

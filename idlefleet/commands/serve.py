@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -11,7 +12,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idlefleet.api.cli import ApiConfigError, api_config, serving_api
+from idlefleet.api.cli import add_arguments as add_api_arguments
+from idlefleet.openadr.runner import add_arguments as add_ven_arguments
+from idlefleet.openadr.runner import running_ven
 from idlefleet.runtime import bootstrap_or_embedded, stop_on_signals
+from streams.producer import Publisher
 
 if TYPE_CHECKING:
     from idlefleet.sites import SiteConfig
@@ -21,10 +27,16 @@ EXIT_BAD_INPUT = 2
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("serve", help="run the planner service")
-    parser.add_argument("--bootstrap-servers", help="Kafka HOST:PORT; default: embedded broker")
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=os.environ.get("IDLEFLEET_KAFKA_BOOTSTRAP_SERVERS"),
+        help="Kafka HOST:PORT (or IDLEFLEET_KAFKA_BOOTSTRAP_SERVERS); default: embedded broker",
+    )
     parser.add_argument("--sites", help="JSON list of sites (default: the shipped example)")
     parser.add_argument("--topic-prefix", default="idlefleet")
     parser.add_argument("--slot-minutes", type=int, default=15)
+    add_api_arguments(parser)
+    add_ven_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -39,16 +51,31 @@ def run(args: argparse.Namespace) -> int:
     except SitesFileError as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        api = api_config(args)  # None without --grpc-port
+    except ApiConfigError as exc:
+        print(f"idlefleet serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     settings = PlannerSettings(slot_minutes=args.slot_minutes)
     with stop_on_signals() as stop, bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=args.topic_prefix)
         ensure_topics(kafka)
         service = PlannerService(kafka, settings, sites).start()
         print(f"serving on {bootstrap} (topics {args.topic_prefix}.*)", file=sys.stderr)
+        publisher = Publisher(kafka)
         try:
-            tick_every_slot(service.tick, settings.slot_minutes, stop)
+            with (
+                serving_api(api, service, kafka) as grpc_port,
+                running_ven(args, service, publisher) as ven,
+            ):
+                if grpc_port is not None:
+                    print(f"gRPC API on port {grpc_port}", file=sys.stderr)
+                if ven is not None:
+                    print(f"OpenADR VEN for {args.openadr_vtn_url}", file=sys.stderr)
+                tick_every_slot(service.tick, settings.slot_minutes, stop)
         finally:
             service.stop()
+            publisher.close()
     return 0
 
 

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from idlefleet.api.arrays import plan_arrays
+from idlefleet.api.flexibility import FlexibilityRows, site_flexibility
+from idlefleet.api.ports import PlanSnapshot
 from idlefleet.openadr.ven import Decision
 from idlefleet.planning import iso
+from idlefleet.service import PlannerService
 from optimizer import ScenarioError, load_scenario, plan_scenario
 from streams.messages import DemandResponseEvent
+from streams.producer import Publisher
+from streams.topics import Stream
 
 
 def cap_document(cap: DemandResponseEvent) -> dict[str, Any]:
@@ -85,3 +91,60 @@ class PlanningDecider:
     def withdraw(self, caps: Sequence[DemandResponseEvent]) -> None:
         for cap in caps:
             self._publish(cap.model_copy(update={"cancelled": True}))
+
+
+class ServiceReadings:
+    """Site load and flexibility now, read from the plan the service is dispatching."""
+
+    def __init__(self, service: PlannerService, clock: Callable[[], datetime]) -> None:
+        self._service = service
+        self._clock = clock
+        self._rows: tuple[PlanSnapshot, FlexibilityRows] | None = None
+
+    def _slot(self, snapshot: PlanSnapshot) -> int | None:
+        horizon = snapshot.scenario.horizon
+        slot = int((self._clock() - horizon.start) // horizon.slot_delta)
+        return slot if 0 <= slot < horizon.slots else None
+
+    def site_load_kw(self, site_id: str) -> float:
+        """Planned grid import of the site in the current slot [kW]; 0 without a plan."""
+        snapshot = self._service.current_plan
+        slot = None if snapshot is None else self._slot(snapshot)
+        if snapshot is None or slot is None or site_id not in snapshot.plan.grid_import_kw:
+            return 0.0
+        return float(snapshot.plan.grid_import_kw[site_id][slot])
+
+    def site_flexibility_kw(self, site_id: str) -> float:
+        """Import the site can shed in the current slot with every owner still whole [kW]."""
+        snapshot = self._service.current_plan
+        slot = None if snapshot is None else self._slot(snapshot)
+        if snapshot is None or slot is None:
+            return 0.0
+        if self._rows is None or self._rows[0] is not snapshot:
+            self._rows = (snapshot, site_flexibility(plan_arrays(snapshot)))
+        site_ids = [site.id for site in snapshot.scenario.sites]
+        if site_id not in site_ids:
+            return 0.0
+        rows = self._rows[1]
+        row = site_ids.index(site_id)
+        return float(rows.shed_power_kw[row, slot])
+
+
+def service_decider(
+    service: PlannerService, publisher: Publisher, clock: Callable[[], datetime]
+) -> PlanningDecider:
+    """The decider a running service answers DR events with."""
+    readings = ServiceReadings(service, clock)
+    slot = timedelta(minutes=service.settings.slot_minutes)
+
+    def scenario_now() -> dict[str, Any] | None:
+        now = clock()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return service.scenario_now(midnight + ((now - midnight) // slot) * slot)
+
+    return PlanningDecider(
+        scenario_now,
+        lambda cap: publisher.publish(Stream.DR_EVENTS, cap),
+        readings.site_load_kw,
+        readings.site_flexibility_kw,
+    )
