@@ -17,6 +17,7 @@ from typing import Protocol
 
 from executor.errors import ExecutionError, one_line
 from executor.runtime import OnnxRunner
+from executor.signing import verify
 from executor.storage import VerifiedModels, load_input_array, write_output_array
 from streams.messages import Assignment, Result, WorkItem
 
@@ -62,6 +63,7 @@ class VehicleAgent:
         *,
         limits: AgentLimits | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        fleet_key: bytes | None = None,
     ) -> None:
         if not math.isfinite(compute_kw) or compute_kw < 0:
             raise ValueError(f"compute_kw must be finite and non-negative, got {compute_kw}")
@@ -73,13 +75,15 @@ class VehicleAgent:
         self.compute_kw = compute_kw
         self.limits = limits or AgentLimits()
         self.models = VerifiedModels()
+        self._fleet_key = fleet_key
         self._clock = clock
         self._timer = timer
 
     def handle(self, assignment: Assignment) -> list[Result]:
         """Apply the slot's charge power, then run every work item; one Result per item.
 
-        An assignment for another vehicle is refused (logged, no results). Items that
+        An assignment for another vehicle is refused (logged, no results); with a fleet key,
+        an unsigned or tampered one is refused without charging and its items fail. Items that
         cannot start before the slot (the lease) ends fail without running, as do all items
         when the charger refuses the slot's power.
         """
@@ -91,6 +95,13 @@ class VehicleAgent:
                 assignment.vehicle_id,
             )
             return []
+        if self._fleet_key is not None and not verify(assignment, self._fleet_key):
+            logger.warning(
+                "agent %s refuses assignment %s: signature missing or invalid",
+                self.vehicle_id,
+                assignment.assignment_id,
+            )
+            return self._fail_all(assignment, "assignment signature missing or invalid")
         if self._clock() >= assignment.slot_end:
             return self._fail_all(assignment, "slot ended before the assignment was handled")
         try:

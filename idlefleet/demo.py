@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from pydantic import SecretStr
 
 from executor.agent import AgentPool, VehicleAgent
 from executor.demo_model import build_demo_model
@@ -215,14 +217,28 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     jobs = demo_jobs(config.cars, start, end, out_dir)
     forecasts = forecast_messages(sites, grid, start, config.shared_data_dir)
     clock = SimClock(start)
-    settings = PlannerSettings(slot_minutes=config.slot_minutes, horizon_hours=config.hours)
+    # A fresh fleet key: the service signs every assignment, the agents refuse unsigned ones.
+    fleet_key = secrets.token_bytes(32)
+    settings = PlannerSettings(
+        slot_minutes=config.slot_minutes,
+        horizon_hours=config.hours,
+        fleet_key=SecretStr(fleet_key.hex()),
+    )
 
     with kafka_for(config) as kafka:
         ensure_topics(kafka)
         publisher = Publisher(kafka)
         service = PlannerService(kafka, settings, sites).start()
         agents = AgentPool(
-            VehicleAgent(car.vehicle_id, OnnxRunner(), car, car.compute_kw, clock) for car in fleet
+            VehicleAgent(
+                car.vehicle_id,
+                OnnxRunner(),
+                car,
+                car.compute_kw,
+                clock,
+                fleet_key=fleet_key.hex().encode(),
+            )
+            for car in fleet
         )
         cars = {car.vehicle_id: car for car in fleet}
 

@@ -41,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
+from executor.signing import sign
 from idlefleet.api.ports import PlanSnapshot
 from idlefleet.planning import (
     JobDemand,
@@ -414,6 +415,9 @@ class PlannerService:
             slot_end = now + timedelta(minutes=self.settings.slot_minutes)
             plan_id = f"plan-{iso(self._plan_start or now)}"
             assignments = self._dispatcher.assignments_for_slot(dispatches, now, slot_end, plan_id)
+            if self.settings.fleet_key is not None:
+                key = self.settings.fleet_key.get_secret_value().encode()
+                assignments = [sign(assignment, key) for assignment in assignments]
             self._issued.update(item.work_id for a in assignments for item in a.work)
         for assignment in assignments:
             self._publisher.publish(Stream.ASSIGNMENTS, assignment)

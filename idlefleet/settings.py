@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,3 +18,6 @@ class PlannerSettings(BaseSettings):
     solver_mip_gap_frac: float = Field(0.005, ge=0, lt=1)
     carbon_price_per_tonne: float = Field(100.0, ge=0)
     group_id: str = "idlefleet-planner"
+    fleet_key: SecretStr | None = Field(
+        None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"
+    )

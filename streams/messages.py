@@ -166,7 +166,8 @@ class Assignment(Message):
     """What one vehicle does in one slot. Topic `assignments`, key `vehicle_id`.
 
     The car charges at `charge_power_kw` for the whole slot and runs `work`; the lease on
-    the work ends with the slot.
+    the work ends with the slot. Agents holding the fleet key refuse an assignment whose
+    `signature` is missing or does not match.
     """
 
     assignment_id: Identifier = Field(description="this assignment")
@@ -176,6 +177,9 @@ class Assignment(Message):
     slot_end: UtcDatetime = Field(description="slot end; the work's lease ends here")
     charge_power_kw: NonNegativeFloat = Field(description="grid power to draw all slot [kW]")
     work: list[WorkItem] = Field(default_factory=list, description="shards to run this slot")
+    signature: Sha256Hex | None = Field(
+        None, description="HMAC-SHA256 (hex) of the assignment without this field, fleet key"
+    )
 
     @model_validator(mode="after")
     def _slot_is_ordered(self) -> Assignment:

@@ -1,0 +1,48 @@
+"""Signed assignments: the agent runs what the planner signed and refuses anything else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import MakeAssignment, MakeItem, ManualClock, RecordingCharger, WriteNpy
+
+from executor.agent import VehicleAgent
+from executor.runtime import OnnxRunner
+from executor.signing import sign, verify
+
+KEY = b"fleet-key-for-tests"
+
+
+def test_a_signature_covers_every_field(make_assignment: MakeAssignment) -> None:
+    signed = sign(make_assignment("car-1", [], power_kw=7.0), KEY)
+    assert verify(signed, KEY)
+    assert not verify(signed, b"another key")
+    assert not verify(signed.model_copy(update={"charge_power_kw": 11.0}), KEY)
+    assert not verify(signed.model_copy(update={"signature": None}), KEY)
+    with pytest.raises(ValueError, match="empty"):
+        sign(signed, b"")
+
+
+def test_the_agent_refuses_tampered_and_unsigned_work_and_runs_signed_work(
+    runner: OnnxRunner,
+    charger: RecordingCharger,
+    clock: ManualClock,
+    make_item: MakeItem,
+    make_assignment: MakeAssignment,
+    write_npy: WriteNpy,
+    features: np.ndarray,
+) -> None:
+    agent = VehicleAgent("car-1", runner, charger, 0.3, clock, fleet_key=KEY)
+    item = make_item(input_uri=write_npy("in.npy", features))
+    signed = sign(make_assignment("car-1", [item]), KEY)
+
+    tampered = signed.model_copy(update={"charge_power_kw": 50.0})
+    [refused] = agent.handle(tampered)
+    assert refused.status == "failed" and "signature" in (refused.reason or "")
+    [unsigned] = agent.handle(signed.model_copy(update={"signature": None}))
+    assert unsigned.status == "failed"
+    assert charger.calls == []  # nothing unsigned ever reached the charger
+
+    [ran] = agent.handle(signed)
+    assert ran.status == "done", ran.reason
+    assert len(charger.calls) == 1
