@@ -45,6 +45,7 @@ REQUIRED_ROLES: Mapping[str, Role] = {
         "WhatIf": Role.OPERATOR,
         "GetFleetStatus": Role.VIEWER,
         "WatchPlan": Role.VIEWER,
+        "SubmitDemandResponse": Role.OPERATOR,
     }.items()
 }
 #: Services anyone may call: health checks and schema discovery.

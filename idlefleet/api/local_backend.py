@@ -26,7 +26,7 @@ from idlefleet.api.views import PlanViews
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import load_scenario, plan_scenario
-from streams.messages import Job
+from streams.messages import DemandResponseEvent, Job
 from streams.state import FleetState
 
 
@@ -77,6 +77,12 @@ class LocalBackend:
     def fleet_status(self) -> FleetStatusView:
         with self.lock:
             return fleet_status(self.state, self.sites, self.jobs(), self.now())
+
+    def apply_dr_event(self, event: DemandResponseEvent) -> None:
+        with self.lock:
+            changed = self.state.apply_dr_event(event)
+        if changed:
+            self.replan()
 
     def current_scenario(self) -> dict[str, Any]:
         with self.lock:

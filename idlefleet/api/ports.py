@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from executor.dispatch import JobProgress
 from optimizer import Plan, Scenario
-from streams.messages import Job
+from streams.messages import DemandResponseEvent, Job
 
 if TYPE_CHECKING:
     from idlefleet.api.board import PlanBoard
@@ -82,6 +82,10 @@ class FleetBackend(Protocol):
 
     def submit_job(self, job: Job) -> tuple[JobRecord, bool]:
         """Submit `job`; True if it is new. JobConflictError for the same id with other content."""
+        ...
+
+    def apply_dr_event(self, event: DemandResponseEvent) -> None:
+        """Make a decided DR cap binding, or withdraw it when `event.cancelled`."""
         ...
 
     def job(self, job_id: str) -> JobRecord:

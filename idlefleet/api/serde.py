@@ -21,10 +21,11 @@ from idlefleet.api.errors import InvalidFieldError
 from idlefleet.api.ports import FleetStatusView, JobRecord, JobState
 from idlefleet.api.views import FLEET, PlanViews, Scope, ScopeKind
 from idlefleet.api.what_if import Overrides
+from idlefleet.openadr.ven import Decision
 from idlefleet.planning import iso
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from optimizer import Plan, Scenario, scenario_to_dict
-from streams.messages import Job
+from streams.messages import DemandResponseEvent, Job
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -372,3 +373,37 @@ def fleet_status(view: FleetStatusView, views: PlanViews | None) -> pb.FleetStat
     if views is not None:
         status.plan.CopyFrom(views_summary(views))
     return status
+
+
+def dr_event_of(request: pb.SubmitDemandResponseRequest) -> DemandResponseEvent:
+    """The request's cap as a DR-topic message; InvalidFieldError naming what is wrong."""
+    if not request.HasField("event"):
+        raise InvalidFieldError("event", "required")
+    spec = request.event
+    fields = _dr_event(spec, "event")
+    for name in ("start", "end"):
+        if name not in fields:
+            raise InvalidFieldError(f"event.{name}", "required")
+    try:
+        return DemandResponseEvent(
+            event_id=fields["id"],
+            site_id=fields.get("site"),
+            region=fields.get("region"),
+            start=fields["start"],
+            end=fields["end"],
+            max_import_kw=fields["max_import_kw"],
+            cancelled=request.cancel,
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else "event"
+        raise InvalidFieldError(f"event.{field}", first["msg"]) from exc
+
+
+def dr_decision(event_id: str, decision: Decision) -> pb.DemandResponseDecision:
+    return pb.DemandResponseDecision(
+        event_id=event_id,
+        honoured=decision.honour,
+        reason=decision.reason,
+        plan_s=decision.plan_s,
+    )

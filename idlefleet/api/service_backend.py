@@ -32,7 +32,7 @@ from idlefleet.api.jobs import (
 from idlefleet.api.ports import FleetStatusView, JobRecord, PlanSnapshot
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
-from streams.messages import Job
+from streams.messages import DemandResponseEvent, Job
 from streams.producer import Publisher
 from streams.state import FleetState
 from streams.topics import Stream
@@ -150,6 +150,13 @@ class ServiceBackend:
     def fleet_status(self) -> FleetStatusView:
         s = self._service
         return fleet_status(state_copy(s.state), s.sites, self.jobs(), self.now())
+
+    def apply_dr_event(self, event: DemandResponseEvent) -> None:
+        """Publish the cap on the DR topic: the service re-plans with it."""
+        try:
+            self._publisher.publish(Stream.DR_EVENTS, event).get(timeout=self._ack_timeout_s)
+        except KafkaError as exc:
+            raise UnavailableError(f"the broker did not take the DR event: {exc}") from exc
 
     def current_scenario(self) -> dict[str, Any]:
         s = self._service

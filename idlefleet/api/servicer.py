@@ -21,6 +21,8 @@ from idlefleet.api.ports import FleetBackend
 from idlefleet.api.status import status_of
 from idlefleet.api.views import PlanViews
 from idlefleet.api.what_if import WhatIfRunner, overridden_scenario, scenario_from_json
+from idlefleet.openadr.decider import decide_caps
+from idlefleet.openadr.ven import Decision
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: How often a plan watcher checks that its client is still there [s].
 WATCH_POLL_S = 0.5
+#: Most time a demand-response decision may plan for [s] (the issue asks for 5 s at most).
+DR_TIME_LIMIT_S = 4.0
 
 
 @contextmanager
@@ -118,6 +122,25 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
                 scenario = overridden_scenario(self._backend.current_scenario(), overrides)
             plan = self._what_if.plan(scenario, strategy, time_limit_s, context.time_remaining())
             return serde.what_if_response(plan, scenario)
+
+    def SubmitDemandResponse(
+        self, request: pb.SubmitDemandResponseRequest, context: grpc.ServicerContext
+    ) -> pb.DemandResponseDecision:
+        with reported(context):
+            event = serde.dr_event_of(request)
+            if event.cancelled:
+                self._backend.apply_dr_event(event)
+                return serde.dr_decision(event.event_id, Decision(True, "withdrawn", 0.0))
+            remaining_s = context.time_remaining()
+            time_limit_s = (
+                DR_TIME_LIMIT_S
+                if remaining_s is None
+                else min(DR_TIME_LIMIT_S, max(0.1, remaining_s / 2))
+            )
+            decision = decide_caps(self._backend.current_scenario(), [event], time_limit_s)
+            if decision.honour:
+                self._backend.apply_dr_event(event)
+            return serde.dr_decision(event.event_id, decision)
 
     def GetFleetStatus(
         self, request: pb.GetFleetStatusRequest, context: grpc.ServicerContext

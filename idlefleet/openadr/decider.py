@@ -56,33 +56,7 @@ class PlanningDecider:
         self.time_limit_s = time_limit_s
 
     def decide(self, caps: Sequence[DemandResponseEvent]) -> Decision:
-        started = time.perf_counter()
-        document = self._scenario_now()
-        if document is None:
-            return Decision(False, "no current scenario to plan (no grid signal yet)", 0.0)
-        horizon_start = datetime.fromisoformat(document["horizon"]["start"])
-        slots = document["horizon"]["slots"]
-        slot_minutes = document["horizon"]["slot_minutes"]
-        horizon_end = horizon_start.timestamp() + slots * slot_minutes * 60
-        inside = [
-            cap
-            for cap in caps
-            if cap.end.timestamp() > horizon_start.timestamp()
-            and cap.start.timestamp() < horizon_end
-        ]
-        document["dr_events"] = [*document.get("dr_events", []), *map(cap_document, inside)]
-        try:
-            scenario = load_scenario(document)
-        except ScenarioError as exc:
-            return Decision(False, f"caps do not form a valid scenario: {exc}", 0.0)
-        plan = plan_scenario(scenario, "milp", time_limit_s=self.time_limit_s)
-        elapsed_s = time.perf_counter() - started
-        if not plan.is_feasible:
-            offending = ", ".join(plan.offending_ids)
-            return Decision(False, f"{plan.reason} ({offending})", elapsed_s)
-        later = len(caps) - len(inside)
-        note = f"; {later} caps beyond the horizon accepted for later planning" if later else ""
-        return Decision(True, f"every owner's reserve and target hold{note}", elapsed_s)
+        return decide_caps(self._scenario_now(), caps, self.time_limit_s)
 
     def apply(self, caps: Sequence[DemandResponseEvent]) -> None:
         for cap in caps:
@@ -91,6 +65,37 @@ class PlanningDecider:
     def withdraw(self, caps: Sequence[DemandResponseEvent]) -> None:
         for cap in caps:
             self._publish(cap.model_copy(update={"cancelled": True}))
+
+
+def decide_caps(
+    document: dict[str, Any] | None, caps: Sequence[DemandResponseEvent], time_limit_s: float
+) -> Decision:
+    """Plan `document` (the current scenario) with `caps` added; honour if it is feasible.
+
+    Caps outside the scenario's horizon cannot be judged yet: they are accepted and enter
+    planning when the rolling horizon reaches them.
+    """
+    started = time.perf_counter()
+    if document is None:
+        return Decision(False, "no current scenario to plan (no grid signal yet)", 0.0)
+    horizon_start = datetime.fromisoformat(document["horizon"]["start"])
+    horizon_end = horizon_start + timedelta(
+        minutes=document["horizon"]["slots"] * document["horizon"]["slot_minutes"]
+    )
+    inside = [cap for cap in caps if cap.end > horizon_start and cap.start < horizon_end]
+    document["dr_events"] = [*document.get("dr_events", []), *map(cap_document, inside)]
+    try:
+        scenario = load_scenario(document)
+    except ScenarioError as exc:
+        return Decision(False, f"caps do not form a valid scenario: {exc}", 0.0)
+    plan = plan_scenario(scenario, "milp", time_limit_s=time_limit_s)
+    elapsed_s = time.perf_counter() - started
+    if not plan.is_feasible:
+        offending = ", ".join(plan.offending_ids)
+        return Decision(False, f"{plan.reason} ({offending})", elapsed_s)
+    later = len(caps) - len(inside)
+    note = f"; {later} caps beyond the horizon accepted for later planning" if later else ""
+    return Decision(True, f"every owner's reserve and target hold{note}", elapsed_s)
 
 
 class ServiceReadings:

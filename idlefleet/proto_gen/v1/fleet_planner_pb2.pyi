@@ -429,3 +429,23 @@ class FleetStatus(_message.Message):
     jobs: JobCounts
     plan: PlanSummary
     def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latest_telemetry: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vehicles_known: _Optional[int] = ..., vehicles_parked: _Optional[int] = ..., vehicles_participating: _Optional[int] = ..., sites: _Optional[_Iterable[_Union[SiteStatus, _Mapping]]] = ..., jobs: _Optional[_Union[JobCounts, _Mapping]] = ..., plan: _Optional[_Union[PlanSummary, _Mapping]] = ...) -> None: ...
+
+class SubmitDemandResponseRequest(_message.Message):
+    __slots__ = ("event", "cancel")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    event: DrEventSpec
+    cancel: bool
+    def __init__(self, event: _Optional[_Union[DrEventSpec, _Mapping]] = ..., cancel: _Optional[bool] = ...) -> None: ...
+
+class DemandResponseDecision(_message.Message):
+    __slots__ = ("event_id", "honoured", "reason", "plan_s")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HONOURED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PLAN_S_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    honoured: bool
+    reason: str
+    plan_s: float
+    def __init__(self, event_id: _Optional[str] = ..., honoured: _Optional[bool] = ..., reason: _Optional[str] = ..., plan_s: _Optional[float] = ...) -> None: ...

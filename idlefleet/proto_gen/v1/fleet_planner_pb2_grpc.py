@@ -79,6 +79,11 @@ class FleetPlannerStub:
                 request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.WatchPlanRequest.SerializeToString,
                 response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.PlanView.FromString,
                 _registered_method=True)
+        self.SubmitDemandResponse = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/SubmitDemandResponse',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SubmitDemandResponseRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.DemandResponseDecision.FromString,
+                _registered_method=True)
 
 
 class FleetPlannerServicer:
@@ -156,6 +161,15 @@ class FleetPlannerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitDemandResponse(self, request, context):
+        """Ask the fleet to honour a demand-response cap (a utility feed that is not OpenADR). The
+        optimizer plans with it: honoured only if every owner's reserve and departure target still
+        hold, and then binding (the service re-plans with it). `cancel` withdraws an earlier cap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetPlannerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +217,11 @@ def add_FleetPlannerServicer_to_server(servicer, server):
                     servicer.WatchPlan,
                     request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.WatchPlanRequest.FromString,
                     response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.PlanView.SerializeToString,
+            ),
+            'SubmitDemandResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitDemandResponse,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SubmitDemandResponseRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.DemandResponseDecision.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +467,33 @@ class FleetPlanner:
             '/idlefleet.v1.FleetPlanner/WatchPlan',
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.WatchPlanRequest.SerializeToString,
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.PlanView.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitDemandResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/SubmitDemandResponse',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SubmitDemandResponseRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.DemandResponseDecision.FromString,
             options,
             channel_credentials,
             insecure,

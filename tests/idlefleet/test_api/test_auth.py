@@ -46,7 +46,7 @@ def test_a_bad_token_file_names_the_line_and_never_the_token(text: str, problem:
 def test_every_rpc_needs_a_role_and_reads_need_only_viewer() -> None:
     methods = pb.DESCRIPTOR.services_by_name["FleetPlanner"].methods
     assert {f"/{SERVICE_NAME}/{m.name}" for m in methods} == set(REQUIRED_ROLES)
-    writes = {"SubmitJob", "CancelJob", "WhatIf"}
+    writes = {"SubmitJob", "CancelJob", "WhatIf", "SubmitDemandResponse"}
     for method, role in REQUIRED_ROLES.items():
         name = method.rpartition("/")[2]
         assert role is (Role.OPERATOR if name in writes else Role.VIEWER), name
