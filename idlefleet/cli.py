@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from idlefleet.commands import bench, broker, demo, forecast, plan, serve
+from idlefleet.commands import bench, broker, demo, forecast, plan, scenario, serve
 
-COMMANDS = (demo, serve, broker, plan, forecast, bench)
+COMMANDS = (demo, serve, broker, plan, forecast, scenario, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from typing import Any
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
 from idlefleet.planning import iso
+from idlefleet.scenarios import scenario_document
 from idlefleet.service import PlannerService
 from idlefleet.simulator import SimulatedCar
 from idlefleet.sites import SiteConfig
@@ -146,57 +147,9 @@ def hindsight_document(
     average series on `grid` [gCO2/kWh], not what was forecast to the planner.
     """
     solar = {m.site_id: m.pv_kw for _, m in forecasts if isinstance(m, SolarForecast)}
-    return {
-        "scenario_version": 1,
-        "horizon": {
-            "start": iso(grid.start),
-            "slot_minutes": grid.slot_minutes,
-            "slots": grid.slots,
-        },
-        "objective": {"carbon_price_per_tonne": carbon_price_per_tonne},
-        "regions": [
-            {"id": region, "intensity_g_per_kwh": intensity}
-            for region, intensity in actual_intensity_g_per_kwh.items()
-        ],
-        "sites": [
-            {
-                "id": site.site_id,
-                "region": site.region,
-                "grid_limit_kw": site.grid_limit_kw,
-                **({"pv_kw": solar[site.site_id]} if site.site_id in solar else {}),
-            }
-            for site in sites
-        ],
-        "vehicles": [
-            {
-                "id": car.vehicle_id,
-                "site": car.site.site_id,
-                "arrival": iso(car.arrival),
-                "departure": iso(car.departure),
-                "battery_kwh": car.battery_kwh,
-                "soc_kwh": car.arrival_energy_kwh,
-                "reserve_kwh": car.reserve_kwh,
-                "target_kwh": car.target_kwh,
-                "charger_kw": car.charger_kw,
-                "charge_efficiency_frac": car.charge_efficiency_frac,
-                "compute_kw": car.compute_kw,
-                "wear_cost_per_kwh": car.wear_cost_per_kwh,
-                "participating": car.participating,
-            }
-            for car in fleet
-        ],
-        "jobs": [
-            {
-                "id": job.job_id,
-                "shards": job.shards,
-                "replicas": job.replicas,
-                "value_per_shard": job.value_per_shard,
-                "release": iso(job.release),
-                "deadline": iso(job.deadline),
-            }
-            for job in jobs
-        ],
-    }
+    return scenario_document(
+        grid, sites, fleet, jobs, actual_intensity_g_per_kwh, solar, carbon_price_per_tonne
+    )
 
 
 def realised_plan(

@@ -8,7 +8,13 @@ Importing this package does not import Pyomo; ``plan_scenario`` loads it on firs
 from __future__ import annotations
 
 from optimizer.checks import Violation, check_plan
-from optimizer.errors import OptimizerError, PlanError, ScenarioError, SolveError
+from optimizer.errors import (
+    OptimizerError,
+    PlanError,
+    PlanViolationError,
+    ScenarioError,
+    SolveError,
+)
 from optimizer.kpis import compute_kpis, objective_value
 from optimizer.loader import load_scenario, scenario_to_dict
 from optimizer.plan import Assignment, Kpis, Plan, SolveStatus, plan_from_dict
@@ -37,6 +43,7 @@ __all__ = [
     "OptimizerError",
     "Plan",
     "PlanError",
+    "PlanViolationError",
     "Region",
     "Scenario",
     "ScenarioError",

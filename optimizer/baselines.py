@@ -13,8 +13,10 @@ energy its compute drew.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from optimizer.assemble import assemble_plan, infeasible_plan
@@ -70,6 +72,53 @@ class Capacity:
 
     def add(self, site: str, s: int, power_kw: float) -> None:
         self.load_kw[site][s] += power_kw
+
+
+class OpenSlots:
+    """Vehicles that may still take shards in a slot, in lists keyed by (slot, group) in a fixed
+    order. A vehicle is closed in a slot (full, or unable to run there) in every list it is
+    in; iteration skips closed entries through next-open pointers with path compression, so a
+    baseline never rescans the work it has already given out."""
+
+    def __init__(self) -> None:
+        self.lists: dict[tuple[int, str], list[str]] = defaultdict(list)
+        self.places: dict[tuple[int, str], list[tuple[tuple[int, str], int]]] = defaultdict(list)
+        self.after: dict[tuple[int, str], list[int]] = {}
+
+    def add(self, slot: int, vid: str, groups: Iterable[str]) -> None:
+        """Append ``vid`` to the slot's lists of ``groups`` (call in the lists' order)."""
+        for group in groups:
+            key = (slot, group)
+            self.places[(slot, vid)].append((key, len(self.lists[key])))
+            self.lists[key].append(vid)
+
+    def _pointers(self, key: tuple[int, str]) -> list[int]:
+        """``after[i]``: an entry at or after ``i`` that may be open (``i`` itself if open)."""
+        after = self.after.get(key)
+        if after is None:
+            after = self.after[key] = list(range(len(self.lists[key]) + 1))
+        return after
+
+    def _next_open(self, key: tuple[int, str], i: int) -> int:
+        after = self._pointers(key)
+        root = i
+        while after[root] != root:
+            root = after[root]
+        while after[i] != root:
+            after[i], i = root, after[i]
+        return root
+
+    def open(self, slot: int, group: str) -> Iterator[str]:
+        key = (slot, group)
+        entries = self.lists.get(key, [])
+        i = self._next_open(key, 0) if entries else 0
+        while i < len(entries):
+            yield entries[i]
+            i = self._next_open(key, i + 1)
+
+    def close(self, slot: int, vid: str) -> None:
+        for key, i in self.places.get((slot, vid), []):
+            self._pointers(key)[i] = i + 1
 
 
 @dataclass
@@ -150,10 +199,6 @@ def _reach_after_kwh(scenario: Scenario, vp: VehiclePlan, capacity: Capacity) ->
             power = min(power, cap + capacity.pv_kw[site][s])
         total += v.charge_efficiency_frac * power * dt_h
     return out
-
-
-def _eligible(scenario: Scenario, job: Job, v: Vehicle) -> bool:
-    return scenario.can_compute(v) and job.shards > 0 and job.allows_site(v.site)
 
 
 def _finish(
@@ -278,42 +323,65 @@ def _simulate_immediate(
     levels = {vid: vp.vehicle.soc_kwh for vid, vp in plans.items()}
     reach = {vid: _reach_after_kwh(scenario, vp, capacity) for vid, vp in plans.items()}
     jobs = sorted(scenario.jobs, key=lambda j: (scenario.job_slots(j).stop, j.id))
-    job_slots = {j.id: scenario.job_slots(j) for j in jobs}
     remaining = {j.id: j.executions_required for j in jobs}
     per_jv: dict[tuple[str, str], int] = defaultdict(int)
     assignments: list[Assignment] = []
+    order = {v.id: k for k, v in enumerate(scenario.vehicles)}
+    open_slots = OpenSlots()
+    for vid, vp in plans.items():
+        if vid not in no_compute and scenario.can_compute(vp.vehicle):
+            for s in vp.window.slots:
+                open_slots.add(s, vid, ("", vp.vehicle.site))
+    active = _jobs_by_slot(scenario, jobs)
     for s in range(scenario.horizon.slots):
         _allocate_slot(scenario, s, plans, levels, capacity, reach)
-        for job in jobs:
-            if s not in job_slots[job.id]:
-                continue
-            for vid, vp in plans.items():
+        for job in active[s]:
+            for vid in _candidates(open_slots, s, job, order.__getitem__):
                 if remaining[job.id] <= 0:
                     break
+                vp = plans[vid]
                 v = vp.vehicle
-                if vid in no_compute or s not in vp.window or not _eligible(scenario, job, v):
-                    continue
-                room = min(
-                    v.shards_per_slot - vp.shards_at.get(s, 0),
-                    job.shards - per_jv[(job.id, vid)],
-                    remaining[job.id],
-                )
+                free = v.shards_per_slot - vp.shards_at.get(s, 0)
+                room = min(free, job.shards - per_jv[(job.id, vid)], remaining[job.id])
                 if room <= 0:
                     continue
                 if not vp.running[s]:
                     after = levels[vid] - v.compute_kw * dt_h
-                    if after < v.floor_kwh - EPS:
-                        continue
                     owed = vp.required_kwh
-                    if owed is not None and (after + reach[vid][s] < owed - EPS):
+                    if after < v.floor_kwh - EPS or (
+                        owed is not None and after + reach[vid][s] < owed - EPS
+                    ):
+                        open_slots.close(s, vid)
                         continue
                     vp.running[s] = 1
                     levels[vid] = after
                 vp.shards_at[s] = vp.shards_at.get(s, 0) + room
+                if room == free:
+                    open_slots.close(s, vid)
                 per_jv[(job.id, vid)] += room
                 remaining[job.id] -= room
                 assignments.append(Assignment(job=job.id, vehicle=vid, slot=s, shards=room))
     return plans, assignments
+
+
+def _jobs_by_slot(scenario: Scenario, jobs: list[Job]) -> list[list[Job]]:
+    """The jobs (in the given order) whose window holds each slot."""
+    active: list[list[Job]] = [[] for _ in range(scenario.horizon.slots)]
+    for job in jobs:
+        if job.executions_required > 0:
+            for s in scenario.job_slots(job):
+                active[s].append(job)
+    return active
+
+
+def _candidates(
+    open_slots: OpenSlots, s: int, job: Job, rank: Callable[[str], int]
+) -> Iterator[str]:
+    """Open vehicles in slot ``s`` at the job's allowed sites, in list order (by ``rank``)."""
+    if job.sites is None:
+        return open_slots.open(s, "")
+    sites = dict.fromkeys(job.sites)
+    return heapq.merge(*(open_slots.open(s, site) for site in sites), key=rank)
 
 
 # -- greedy ----------------------------------------------------------------------------------
@@ -410,6 +478,25 @@ def _charge_in_order(
     return failed
 
 
+def _cleanest_first(scenario: Scenario, job: Job) -> list[tuple[int, list[str]]]:
+    """The job's slots with the lists to search in each (regions, or allowed sites), by
+    intensity then slot; lists of equal intensity in a slot are searched together."""
+    if job.executions_required <= 0:
+        return []
+    if job.sites is None:
+        places = [(r.id, r.intensity_g_per_kwh) for r in scenario.regions]
+    else:
+        places = [
+            (site, scenario.region_by_id[scenario.site_by_id[site].region].intensity_g_per_kwh)
+            for site in dict.fromkeys(job.sites)
+        ]
+    keyed: dict[tuple[float, int], list[str]] = defaultdict(list)
+    for s in scenario.job_slots(job):
+        for group, intensity in places:
+            keyed[(intensity[s], s)].append(group)
+    return [(s, keyed[(i, s)]) for i, s in sorted(keyed)]
+
+
 def greedy(scenario: Scenario) -> Plan:
     """Carbon-aware greedy: shards to the cleanest slots, charging in the cleanest slots."""
     started = time.perf_counter()
@@ -418,36 +505,38 @@ def greedy(scenario: Scenario) -> Plan:
     assignments: list[Assignment] = []
     per_jv: dict[tuple[str, str], int] = defaultdict(int)
     jobs = sorted(scenario.jobs, key=lambda j: (scenario.job_slots(j).stop, j.id))
+    open_slots = OpenSlots()
+    for vid in sorted(plans):
+        vp = plans[vid]
+        if scenario.can_compute(vp.vehicle):
+            region = scenario.site_by_id[vp.vehicle.site].region
+            for s in vp.window.slots:
+                open_slots.add(s, vid, (region, vp.vehicle.site))
     for job in jobs:
-        slots = scenario.job_slots(job)
         remaining = job.executions_required
-        candidates = sorted(
-            (scenario.region_of(vp.vehicle).intensity_g_per_kwh[s], s, vid)
-            for vid, vp in plans.items()
-            if _eligible(scenario, job, vp.vehicle)
-            for s in vp.window.slots
-            if s in slots
-        )
-        for _intensity, s, vid in candidates:
+        for s, groups in _cleanest_first(scenario, job):
+            for vid in heapq.merge(*(open_slots.open(s, g) for g in groups)):
+                if remaining <= 0:
+                    break
+                vp = plans[vid]
+                free = vp.vehicle.shards_per_slot - vp.shards_at.get(s, 0)
+                room = min(free, job.shards - per_jv[(job.id, vid)], remaining)
+                if room <= 0:
+                    continue
+                if not vp.running[s]:
+                    vp.running[s] = 1
+                    if not _max_path_ok(scenario, vp, capacity):
+                        vp.running[s] = 0
+                        open_slots.close(s, vid)
+                        continue
+                vp.shards_at[s] = vp.shards_at.get(s, 0) + room
+                if room == free:
+                    open_slots.close(s, vid)
+                per_jv[(job.id, vid)] += room
+                remaining -= room
+                assignments.append(Assignment(job=job.id, vehicle=vid, slot=s, shards=room))
             if remaining <= 0:
                 break
-            vp = plans[vid]
-            room = min(
-                vp.vehicle.shards_per_slot - vp.shards_at.get(s, 0),
-                job.shards - per_jv[(job.id, vid)],
-                remaining,
-            )
-            if room <= 0:
-                continue
-            if not vp.running[s]:
-                vp.running[s] = 1
-                if not _max_path_ok(scenario, vp, capacity):
-                    vp.running[s] = 0
-                    continue
-            vp.shards_at[s] = vp.shards_at.get(s, 0) + room
-            per_jv[(job.id, vid)] += room
-            remaining -= room
-            assignments.append(Assignment(job=job.id, vehicle=vid, slot=s, shards=room))
     order = sorted(plans.values(), key=lambda vp: (vp.vehicle.departure, vp.vehicle.id))
     for _attempt in range(len(order) + 1):
         failed = _charge_in_order(scenario, order, assignments)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class OptimizerError(Exception):
     """Base class of every error the optimizer raises."""
@@ -27,3 +29,20 @@ class SolveError(OptimizerError, RuntimeError):
 
 class PlanError(OptimizerError, ValueError):
     """A plan document is malformed."""
+
+
+class PlanViolationError(OptimizerError, RuntimeError):
+    """A strategy produced a plan that breaks the contract: a bug, never an input problem.
+
+    :attr:`violations` holds every broken rule found by ``check_plan``.
+    """
+
+    def __init__(self, strategy: str, violations: Sequence[object]) -> None:
+        self.strategy = strategy
+        self.violations = list(violations)
+        shown = "; ".join(str(v) for v in self.violations[:10])
+        more = len(self.violations) - 10
+        super().__init__(
+            f"{strategy} plan breaks the contract ({len(self.violations)} violations): {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+        )

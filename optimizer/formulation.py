@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pyomo.environ as pyo
 
-from optimizer.kpis import G_PER_TONNE
+from optimizer.costs import deficit_cost_per_kwh, import_cost_per_kwh
 from optimizer.problem import Scenario, Vehicle
 
 VS = tuple[str, int]
@@ -304,31 +304,6 @@ def define_deficit(m: pyo.ConcreteModel, scenario: Scenario, idx: SparseIndex) -
 
 
 # -- objective -------------------------------------------------------------------------------
-def import_cost_per_kwh(scenario: Scenario) -> dict[str, list[float]]:
-    """``intensity · carbon_price / 1e6 + price`` per site and slot [currency/kWh]."""
-    carbon = scenario.carbon_price_per_tonne / G_PER_TONNE
-    out = {}
-    for site in scenario.sites:
-        region = scenario.region_by_id[site.region]
-        out[site.id] = [
-            i * carbon + p
-            for i, p in zip(region.intensity_g_per_kwh, region.price_per_kwh, strict=True)
-        ]
-    return out
-
-
-def deficit_cost_per_kwh(scenario: Scenario) -> dict[str, float]:
-    """``(mean intensity · carbon_price / 1e6 + mean price) / η`` per vehicle [currency/kWh]."""
-    carbon = scenario.carbon_price_per_tonne / G_PER_TONNE
-    out = {}
-    for v in scenario.vehicles:
-        region = scenario.region_of(v)
-        out[v.id] = (
-            region.mean_intensity_g_per_kwh * carbon + region.mean_price_per_kwh
-        ) / v.charge_efficiency_frac
-    return out
-
-
 def define_objective(m: pyo.ConcreteModel, scenario: Scenario, idx: SparseIndex) -> None:
     """Minimise ``Σ g Δ (intensity·price_c/1e6 + price) + Σ wear (η c Δ + compute_kw r Δ)
     + Σ value_per_shard u + Σ d / η (mean_intensity·price_c/1e6 + mean_price)``."""

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from jsonschema.exceptions import best_match
 
 from optimizer.errors import ScenarioError
 from optimizer.problem import DrEvent, Horizon, Job, Region, Scenario, Site, Vehicle
+from optimizer.schemas import schema_text
 
 PathPart = str | int
 
@@ -39,8 +39,7 @@ def json_path(parts: Iterable[PathPart]) -> str:
 @cache
 def load_schema(name: str) -> dict[str, Any]:
     """A JSON Schema shipped in ``optimizer/schemas`` (e.g. ``scenario-v1``)."""
-    text = resources.files("optimizer.schemas").joinpath(f"{name}.schema.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
+    schema: dict[str, Any] = json.loads(schema_text(f"{name}.schema.json"))
     return schema
 
 

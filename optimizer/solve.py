@@ -16,12 +16,14 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from pyomo.contrib.solver.solvers.highs import Highs
 
 from optimizer.assemble import assemble_plan, infeasible_plan
-from optimizer.errors import SolveError
+from optimizer.checks import check_plan
+from optimizer.decompose import plan_decomposed
+from optimizer.errors import PlanViolationError, SolveError
 from optimizer.formulation import FormulationOptions, SparseIndex, build_model
 from optimizer.plan import Assignment, Plan, SolveStatus
 from optimizer.problem import Scenario
 
-__all__ = ["SolveResult", "SolveStatus", "plan_scenario", "solve_model"]
+__all__ = ["SolveResult", "SolveStatus", "decomposes", "plan_scenario", "solve_model"]
 
 DEFAULT_TIME_LIMIT_S = 30.0
 DEFAULT_MIP_GAP_FRAC = 1e-4
@@ -30,6 +32,9 @@ DEFAULT_MIP_GAP_FRAC = 1e-4
 #: and energy the LP bound never sees), so a cent is accepted as proof rather than a timeout.
 DEFAULT_MIP_GAP_ABS = 1e-2
 TOLERANCE_KWH = 1e-6
+#: ``milp`` decomposes above this many vehicles or vehicle-job pairs (see ``decomposes``)
+DECOMPOSE_ABOVE_VEHICLES = 200
+DECOMPOSE_ABOVE_VEHICLE_JOBS = 25_000
 
 
 @dataclass(frozen=True)
@@ -204,14 +209,43 @@ def plan_scenario(
     mip_gap_frac: float = DEFAULT_MIP_GAP_FRAC,
     mip_gap_abs: float = DEFAULT_MIP_GAP_ABS,
 ) -> Plan:
-    """Plan ``scenario`` with ``strategy`` (``milp``, ``immediate`` or ``greedy``).
+    """Plan ``scenario`` with ``strategy`` (``milp``, ``immediate`` or ``greedy``), then check
+    the plan against every rule of the contract (``check_plan``).
 
-    The MILP stops at ``time_limit_s`` [s], at a relative gap of ``mip_gap_frac`` or at an
-    absolute gap of ``mip_gap_abs`` [currency], whichever comes first; a stopped
-    search gives status ``feasible`` with the gap reported. An infeasible scenario gives a plan
-    with status ``infeasible``, ``reason`` and ``offending_ids``. Raises :class:`SolveError`
-    when HiGHS ends without a schedule for another reason.
+    ``milp`` solves the exact model, or, when the scenario is larger than
+    :func:`decomposes` allows, the fleet decomposition (``optimizer.decompose``). The MILP stops
+    at ``time_limit_s`` [s], at a relative gap of ``mip_gap_frac`` or at an absolute gap of
+    ``mip_gap_abs`` [currency], whichever comes first; a stopped search gives status
+    ``feasible`` with the gap reported. An infeasible scenario gives a plan with status
+    ``infeasible``, ``reason`` and ``offending_ids``. Raises :class:`SolveError` when HiGHS
+    ends without a schedule for another reason, and :class:`PlanViolationError` naming the
+    violations when a plan breaks the contract.
     """
+    plan = _plan(scenario, strategy, time_limit_s, mip_gap_frac, mip_gap_abs)
+    violations = check_plan(scenario, plan)
+    if violations:
+        raise PlanViolationError(plan.strategy, violations)
+    return plan
+
+
+def decomposes(scenario: Scenario) -> bool:
+    """Whether ``milp`` uses the decomposition: more than ``DECOMPOSE_ABOVE_VEHICLES`` vehicles,
+    or more than ``DECOMPOSE_ABOVE_VEHICLE_JOBS`` vehicle-job pairs (the exact model has a
+    variable per job, vehicle and slot)."""
+    vehicles = len(scenario.vehicles)
+    return (
+        vehicles > DECOMPOSE_ABOVE_VEHICLES
+        or vehicles * len(scenario.jobs) > DECOMPOSE_ABOVE_VEHICLE_JOBS
+    )
+
+
+def _plan(
+    scenario: Scenario,
+    strategy: str,
+    time_limit_s: float,
+    mip_gap_frac: float,
+    mip_gap_abs: float,
+) -> Plan:
     if strategy != "milp":
         from optimizer.baselines import run_baseline
 
@@ -221,6 +255,8 @@ def plan_scenario(
     if short:
         reason, offending = diagnose_infeasibility(scenario)
         return infeasible_plan("milp", reason, offending, solve_s=time.perf_counter() - started)
+    if decomposes(scenario):
+        return plan_decomposed(scenario, time_limit_s, mip_gap_frac, mip_gap_abs)
     m, idx = build_model(scenario)
     if m.nvariables() == 0:  # nothing to decide: every vehicle idles
         empty = assemble_plan(scenario, "milp", SolveStatus.optimal, {}, {}, [])

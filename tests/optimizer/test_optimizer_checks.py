@@ -8,7 +8,16 @@ from datetime import datetime
 import pytest
 from scenario_factory import car, tiny, ts
 
-from optimizer import Plan, Scenario, check_plan, load_scenario, plan_from_dict, plan_scenario
+from optimizer import (
+    Plan,
+    PlanViolationError,
+    Scenario,
+    check_plan,
+    load_scenario,
+    plan_from_dict,
+    plan_scenario,
+)
+from optimizer import solve as solve_module
 from optimizer.formulation import FormulationOptions, build_index, build_model
 from optimizer.plan import Assignment, JobOutcome, SolveStatus, VehicleSchedule
 from optimizer.problem import Horizon
@@ -163,3 +172,23 @@ def test_formulation_is_sparse() -> None:
 def test_naive_timestamps_raise() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         Horizon(start=datetime(2020, 6, 1), slot_minutes=15, slots=4)  # noqa: DTZ001
+
+
+@pytest.mark.parametrize("strategy", ["milp", "greedy"])
+def test_plan_scenario_refuses_a_plan_that_breaks_the_contract(
+    solved: tuple[Scenario, Plan], strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checker runs after every solve: a strategy that returned a broken plan (here a real
+    plan drained below the owner's floor afterwards) fails loudly, naming the rules."""
+    scenario, _ = solved
+    planned = solve_module._plan
+
+    def broken(*args: object) -> Plan:
+        plan = planned(*args)  # type: ignore[arg-type]
+        return with_vehicle(plan, "a", charge_kw=(0.0,) * scenario.horizon.slots)
+
+    monkeypatch.setattr(solve_module, "_plan", broken)
+    with pytest.raises(PlanViolationError, match="plan breaks the contract") as raised:
+        plan_scenario(scenario, strategy)
+    assert {v.rule for v in raised.value.violations} >= {"3", "5"}
+    assert raised.value.strategy == strategy

@@ -1,7 +1,10 @@
-"""Hypothesis properties on small random scenarios (real HiGHS solves)."""
+"""Hypothesis properties on small random scenarios (real HiGHS solves): every plan obeys
+the contract or is typed infeasible; metamorphic relations of the optimum (price scaling,
+more PV, looser limits); the decomposition's bound is valid."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from optimizer import (
     plan_scenario,
     scenario_to_dict,
 )
+from optimizer.decompose import plan_decomposed
 from optimizer.energy import pv_used_kw
 from optimizer.plan import SolveStatus, validate_plan_dict
 
@@ -192,3 +196,92 @@ def test_baselines_are_feasible_without_caps(doc: dict[str, Any]) -> None:
 def test_scenario_round_trip(doc: dict[str, Any]) -> None:
     scenario = load_scenario(doc)
     assert load_scenario(scenario_to_dict(scenario)) == scenario
+
+
+def solver_slack(objective: float) -> float:
+    """How far a solve may stop from the optimum: 1e-4 relative or 1e-2 absolute."""
+    return max(1e-4 * abs(objective), 1e-2)
+
+
+def scaled_prices(doc: dict[str, Any], k: float) -> dict[str, Any]:
+    """``doc`` with the carbon price, energy prices, wear costs and shard values times ``k``."""
+    out = copy.deepcopy(doc)
+    out["objective"]["carbon_price_per_tonne"] *= k
+    for region in out["regions"]:
+        if "price_per_kwh" in region:
+            region["price_per_kwh"] = [k * p for p in region["price_per_kwh"]]
+    for vehicle in out["vehicles"]:
+        vehicle["wear_cost_per_kwh"] *= k
+    for job in out["jobs"]:
+        job["value_per_shard"] *= k
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=scenarios(), k=st.sampled_from([0.5, 2.0, 10.0]))
+def test_scaling_every_price_scales_the_objective(doc: dict[str, Any], k: float) -> None:
+    base = plan_scenario(load_scenario(doc))
+    scaled = plan_scenario(load_scenario(scaled_prices(doc, k)))
+    assert scaled.status is base.status
+    if base.objective is None or scaled.objective is None:
+        return
+    tolerance = solver_slack(scaled.objective) + k * solver_slack(base.objective)
+    assert scaled.objective == pytest.approx(k * base.objective, abs=tolerance)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=scenarios(), extra=st.lists(st.sampled_from([0.0, 1.0, 5.0]), min_size=6, max_size=6))
+def test_adding_pv_never_raises_the_optimal_objective(
+    doc: dict[str, Any], extra: list[float]
+) -> None:
+    for region in doc["regions"]:  # importing less can only save when energy never pays
+        region.pop("price_per_kwh", None)
+    base = plan_scenario(load_scenario(doc))
+    sunnier = copy.deepcopy(doc)
+    n = doc["horizon"]["slots"]
+    for site in sunnier["sites"]:
+        site["pv_kw"] = [p + e for p, e in zip(site.get("pv_kw", [0.0] * n), extra, strict=False)]
+    more = plan_scenario(load_scenario(sunnier))
+    if base.objective is None:
+        return
+    assert more.objective is not None, more.reason
+    assert more.objective <= base.objective + solver_slack(base.objective)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=scenarios(), more_kw=st.sampled_from([1.0, 5.0, 100.0]), which=st.integers(0, 3))
+def test_relaxing_a_grid_limit_or_dr_cap_never_worsens_the_objective(
+    doc: dict[str, Any], more_kw: float, which: int
+) -> None:
+    base = plan_scenario(load_scenario(doc))
+    looser = copy.deepcopy(doc)
+    limits = [*looser["sites"], *looser["dr_events"]]
+    target = limits[which % len(limits)]
+    key = "grid_limit_kw" if "grid_limit_kw" in target else "max_import_kw"
+    target[key] += more_kw
+    relaxed = plan_scenario(load_scenario(looser))
+    if base.objective is None:
+        return
+    assert relaxed.objective is not None, relaxed.reason
+    assert relaxed.objective <= base.objective + solver_slack(base.objective)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=scenarios())
+def test_the_decomposition_is_feasible_or_typed_infeasible_with_a_valid_bound(
+    doc: dict[str, Any],
+) -> None:
+    scenario = load_scenario(doc)
+    exact = plan_scenario(scenario)
+    plan = plan_decomposed(scenario, 30, 1e-4, 1e-2)
+    event(f"decomposition {plan.status.value}")
+    assert check_plan(scenario, plan) == []
+    if exact.status is SolveStatus.infeasible:
+        assert plan.status is SolveStatus.infeasible and plan.reason and plan.offending_ids
+        return
+    assert plan.is_feasible, plan.reason
+    assert exact.objective is not None and plan.objective is not None
+    assert plan.best_bound is not None
+    assert plan.best_bound <= exact.objective + 1e-6
+    assert plan.objective >= exact.objective - solver_slack(exact.objective)
+    assert_sound(scenario, plan)
