@@ -1,7 +1,8 @@
 """idlefleet's planner: scenario in, plan out (contract scenario-v1).
 
-validate (``load_scenario``) → build (``optimizer.formulation``) → solve (``plan_scenario``)
-→ extract (``Plan``), with baselines and an independent checker under the same rules.
+validate (``load_scenario``) → build (``optimizer.formulation``; above a size threshold the
+fleet decomposition, ``optimizer.decompose``) → solve (``plan_scenario``) → extract (``Plan``)
+→ check (``check_plan``, after every solve), with baselines under the same rules.
 Importing this package does not import Pyomo; ``plan_scenario`` loads it on first use.
 """
 

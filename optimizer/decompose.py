@@ -185,6 +185,8 @@ class Search:
                 candidate.cost,
                 time.perf_counter() - round_started,
             )
+            if _within(best.cost, bound, gap_frac, gap_abs):
+                break
             if 2 * (time.perf_counter() - round_started) > self.deadline - time.perf_counter():
                 break
         if best is None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from optimizer.aggregate import AggregateModel, Demand, RegionCap, build_model
 from optimizer.fleetdata import FleetArrays
-from optimizer.highsrun import HighsOutcome, run_highs
+from optimizer.highsrun import run_highs
 from optimizer.plan import SolveStatus
 
 INTEGRAL_TOLERANCE = 1e-6
@@ -47,14 +47,15 @@ class SiteResult:
 
 
 def solve_site(task: SiteTask) -> SiteResult:
+    """The group's schedule; status ``infeasible`` or ``error`` (no schedule in time) with
+    empty arrays otherwise."""
     model = build_model(task.fleet, task.demands, task.region_caps)
     relaxed = run_highs(model.lp, time_limit_s=task.time_limit_s)
     pairs = model.soc_rows
-    if relaxed.status is SolveStatus.infeasible or relaxed.values is None:
-        empty = np.zeros(pairs)
-        return SiteResult(relaxed.status, empty, empty.astype(np.int64), 0.0, empty, 0)
-    assert relaxed.row_duals is not None
-    duals = relaxed.row_duals[:pairs]
+    if relaxed.values is None:
+        return _nothing(relaxed.status, pairs)
+    # any multipliers give a valid bound; without duals (a limit stopped the LP) use zeros
+    duals = np.zeros(pairs) if relaxed.row_duals is None else relaxed.row_duals[:pairs]
     runs = model.running_col >= 0
     flags = relaxed.values[model.running_col[runs]]
     fractional = np.abs(flags - np.rint(flags)) > INTEGRAL_TOLERANCE
@@ -75,14 +76,19 @@ def solve_site(task: SiteTask) -> SiteResult:
             model.lp.col_upper_ = upper
             outcome = run_highs(model.lp, time_limit_s=task.time_limit_s)
             dropped = int(fractional.sum())
-    return _result(model, outcome, duals, dropped)
+    if outcome.values is None:
+        return _nothing(outcome.status, pairs)
+    return _result(model, outcome.status, outcome.values, duals, dropped)
+
+
+def _nothing(status: SolveStatus, pairs: int) -> SiteResult:
+    empty = np.zeros(pairs)
+    return SiteResult(status, empty, empty.astype(np.int64), 0.0, empty, 0)
 
 
 def _result(
-    model: AggregateModel, outcome: HighsOutcome, duals: np.ndarray, dropped: int
+    model: AggregateModel, status: SolveStatus, x: np.ndarray, duals: np.ndarray, dropped: int
 ) -> SiteResult:
-    assert outcome.values is not None
-    x = outcome.values
     pairs = model.soc_rows
     charge = np.zeros(pairs)
     has = model.charge_col >= 0
@@ -93,4 +99,4 @@ def _result(
     cost = np.asarray(model.lp.col_cost_)
     undone = np.concatenate(model.undone_col) if model.undone_col else np.zeros(0, np.int64)
     energy = float(np.dot(cost, x) - np.dot(cost[undone], x[undone]))
-    return SiteResult(outcome.status, charge, running, energy, duals, dropped)
+    return SiteResult(status, charge, running, energy, duals, dropped)
