@@ -2,21 +2,26 @@
 
 `VehicleAgent.handle` never raises for a bad work item: each one ends in a `Result`, "done"
 with the output's URI and sha256 or "failed" with a one-line reason, and the next item
-still runs. `AgentPool` holds many agents in one process for simulated fleets.
+still runs. `VehicleAgent.stop` (the car departs or is unplugged, consent is withdrawn, the
+agent shuts down) ends the running item within moments: it fails with the share of its rows
+done (`progress_frac`), and later items fail without running until `resume`. A work item
+delivered twice runs once. `AgentPool` holds many agents in one process for simulated fleets.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from executor.errors import ExecutionError, one_line
-from executor.runtime import OnnxRunner
+from executor.errors import ExecutionError, StoppedError, one_line
+from executor.runtime import Interrupt, OnnxRunner
 from executor.signing import verify
 from executor.storage import VerifiedModels, load_input_array, write_output_array
 from streams.messages import Assignment, Result, WorkItem
@@ -36,12 +41,30 @@ class ChargerControl(Protocol):
         ...
 
 
+class LoggedCharger:
+    """The charger link of a car without a charger driver: logs each set point it is given.
+
+    A real car plugs its charger control (e.g. an OCPP client) in here instead.
+    """
+
+    def __init__(self, vehicle_id: str) -> None:
+        self._log = logging.getLogger(f"{__name__}.charger.{vehicle_id}")
+
+    def set_charge_power_kw(
+        self, slot_start: datetime, slot_end: datetime, power_kw: float
+    ) -> None:
+        self._log.info("charge at %.2f kW from %s to %s", power_kw, slot_start, slot_end)
+
+
 @dataclass(frozen=True)
 class AgentLimits:
-    """Largest files an agent reads [bytes]."""
+    """Largest files an agent reads [bytes]; rows fed per inference call [count] (0: all),
+    which bounds how long a stop waits; how many handled work ids it remembers [count]."""
 
     max_model_bytes: int = 512 * 1024 * 1024
     max_input_bytes: int = 256 * 1024 * 1024
+    chunk_rows: int = 256
+    remembered_work: int = 100_000
 
 
 class VehicleAgent:
@@ -78,6 +101,27 @@ class VehicleAgent:
         self._fleet_key = fleet_key
         self._clock = clock
         self._timer = timer
+        self._interrupt = Interrupt()
+        self._handling = threading.Lock()
+        self._handled: OrderedDict[str, None] = OrderedDict()  # work ids, oldest first
+        self.running: str | None = None  # work id of the item running now
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """Why the agent is stopped, or None while it takes work."""
+        return self._interrupt.reason
+
+    def stop(self, reason: str) -> None:
+        """End the running item now and refuse work until `resume` (thread-safe)."""
+        if self._interrupt.reason is None:
+            logger.info("agent %s stops: %s", self.vehicle_id, reason)
+        self._interrupt.fire(reason)
+
+    def resume(self) -> None:
+        """Take work again (the car is back, plugged in and participating)."""
+        if self._interrupt.fired:
+            logger.info("agent %s resumes", self.vehicle_id)
+            self._interrupt = Interrupt()
 
     def handle(self, assignment: Assignment) -> list[Result]:
         """Apply the slot's charge power, then run every work item; one Result per item.
@@ -85,8 +129,13 @@ class VehicleAgent:
         An assignment for another vehicle is refused (logged, no results); with a fleet key,
         an unsigned or tampered one is refused without charging and its items fail. Items that
         cannot start before the slot (the lease) ends fail without running, as do all items
-        when the charger refuses the slot's power.
+        when the charger refuses the slot's power or the agent is stopped. Items this agent
+        already handled (a duplicate delivery) are skipped: they yield no second result.
         """
+        with self._handling:
+            return self._handle(assignment)
+
+    def _handle(self, assignment: Assignment) -> list[Result]:
         if assignment.vehicle_id != self.vehicle_id:
             logger.warning(
                 "agent %s refuses assignment %s addressed to %s",
@@ -115,23 +164,51 @@ class VehicleAgent:
             )
         results = []
         for item in assignment.work:
-            if self._clock() >= assignment.slot_end:
+            if item.work_id in self._handled:
+                logger.info(
+                    "agent %s: work %s delivered again; skipped", self.vehicle_id, item.work_id
+                )
+                continue
+            self._remember(item.work_id)
+            interrupt = self._interrupt
+            if interrupt.reason is not None:
+                results.append(self._failed(assignment, item, f"stopped: {interrupt.reason}"))
+            elif self._clock() >= assignment.slot_end:
                 results.append(self._failed(assignment, item, "slot ended before item started"))
             else:
-                results.append(self._run_item(assignment, item))
+                self.running = item.work_id
+                try:
+                    results.append(self._run_item(assignment, item, interrupt))
+                finally:
+                    self.running = None
         return results
 
-    def _run_item(self, assignment: Assignment, item: WorkItem) -> Result:
+    def _remember(self, work_id: str) -> None:
+        self._handled[work_id] = None
+        while len(self._handled) > self.limits.remembered_work:
+            self._handled.popitem(last=False)
+
+    def _run_item(self, assignment: Assignment, item: WorkItem, interrupt: Interrupt) -> Result:
         started_s = self._timer()
         provider = None
+        progress_frac = None
         try:
             model = self.models.read(item.model, self.limits.max_model_bytes)
             array = load_input_array(item.input_uri, self.limits.max_input_bytes)
-            outcome = self.runner.run(model, item.model.sha256, array)
+            outcome = self.runner.run(
+                model,
+                item.model.sha256,
+                array,
+                interrupt=interrupt,
+                chunk_rows=self.limits.chunk_rows,
+            )
             provider = outcome.provider
             output_uri, output_sha256 = write_output_array(
                 item.output_uri, item.job_id, item.shard_index, self.vehicle_id, outcome.outputs
             )
+        except StoppedError as exc:
+            reason = exc.reason
+            progress_frac = exc.progress_frac
         except ExecutionError as exc:
             reason = exc.reason
         except Exception as exc:  # a bug or an unforeseen library error: still one Result
@@ -149,7 +226,9 @@ class VehicleAgent:
                 output_sha256=output_sha256,
             )
         logger.info("work item %s failed: %s", item.work_id, reason)
-        return self._failed(assignment, item, reason, self._elapsed_s(started_s), provider)
+        return self._failed(
+            assignment, item, reason, self._elapsed_s(started_s), provider, progress_frac
+        )
 
     def _elapsed_s(self, started_s: float) -> float:
         return max(self._timer() - started_s, 0.0)
@@ -164,9 +243,16 @@ class VehicleAgent:
         reason: str,
         runtime_s: float = 0.0,
         provider: str | None = None,
+        progress_frac: float | None = None,
     ) -> Result:
         return self._result(
-            assignment, item, "failed", runtime_s, provider=provider, reason=one_line(reason)
+            assignment,
+            item,
+            "failed",
+            runtime_s,
+            provider=provider,
+            reason=one_line(reason),
+            progress_frac=progress_frac,
         )
 
     def _result(
@@ -175,7 +261,7 @@ class VehicleAgent:
         item: WorkItem,
         status: str,
         runtime_s: float,
-        **fields: str | None,
+        **fields: str | float | None,
     ) -> Result:
         return Result.model_validate(
             {

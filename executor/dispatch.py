@@ -6,8 +6,10 @@ the dispatcher turns that into `Assignment`s with concrete shard indices, and th
 
 - a (job, shard, vehicle) is accepted at most once and replicas land on distinct vehicles;
 - a job never has more than `shards * replicas` executions accepted or in flight;
-- a failed result or an expired lease frees its work for reassignment;
-- a shard that failed `max_failures_per_shard` times is abandoned (a poison shard).
+- a failed result, an expired lease or a car that left or went silent frees its work for
+  reassignment;
+- a shard that failed `max_failures_per_shard` times is abandoned (a poison shard);
+- validation may ask for one more execution of a shard, or give it up as unverifiable.
 
 No I/O, no clocks: every time is passed in (UTC, timezone-aware), every id is derived from
 its inputs, so the same calls always give the same assignments.
@@ -76,7 +78,7 @@ class Lease:
 
 @dataclass(frozen=True)
 class JobProgress:
-    """A job's executions [count]: `total = shards * replicas`.
+    """A job's executions [count]: `total = shards * replicas` plus those validation added.
 
     `remaining` excludes executions of abandoned shards; the job is settled when nothing
     remains and nothing is in flight.
@@ -110,6 +112,8 @@ class _JobState:
     holders: dict[int, set[str]] = field(default_factory=dict)  # shard -> vehicles in flight
     failures: dict[int, int] = field(default_factory=dict)  # shard -> failed results
     abandoned: set[int] = field(default_factory=set)
+    extra: dict[int, int] = field(default_factory=dict)  # shard -> executions added
+    extra_count: int = 0
     accepted_count: int = 0
     in_flight_count: int = 0
     abandoned_open: int = 0  # executions given up with abandoned shards
@@ -120,7 +124,7 @@ class _JobState:
         if shard in self.abandoned:
             return 0
         taken = len(self.accepted.get(shard, ())) + len(self.holders.get(shard, ()))
-        return self.job.replicas - taken
+        return self.job.replicas + self.extra.get(shard, 0) - taken
 
 
 class JobLedger:
@@ -158,11 +162,12 @@ class JobLedger:
 
     # -- queries ------------------------------------------------------------------------
     def executions_remaining(self, job_id: str) -> int:
-        """`shards * replicas - accepted - in_flight` (minus abandoned executions) [count]."""
+        """`total - accepted - in_flight` (minus abandoned executions) [count]."""
         state = self._state(job_id)
         job = state.job
         return (
             job.shards * job.replicas
+            + state.extra_count
             - state.accepted_count
             - state.in_flight_count
             - state.abandoned_open
@@ -184,7 +189,7 @@ class JobLedger:
             job_id=job_id,
             shards=job.shards,
             replicas=job.replicas,
-            total=job.shards * job.replicas,
+            total=job.shards * job.replicas + state.extra_count,
             accepted=state.accepted_count,
             in_flight=state.in_flight_count,
             remaining=self.executions_remaining(job_id),
@@ -205,6 +210,20 @@ class JobLedger:
             if k > 0:
                 counts[k] = counts.get(k, 0) + 1
         return counts
+
+    def vehicles_done_with(self, job_id: str) -> frozenset[str]:
+        """Vehicles that can take none of the job's open executions: each shard with one
+        open has already run on, or is held by, them (replicas land on distinct cars)."""
+        state = self._state(job_id)
+        open_shards = 0
+        excluded: dict[str, int] = {}
+        for shard in range(state.low_water, state.job.shards):
+            if state.open_executions(shard) > 0:
+                open_shards += 1
+                taken = state.accepted.get(shard, set()) | state.holders.get(shard, set())
+                for vehicle in taken:
+                    excluded[vehicle] = excluded.get(vehicle, 0) + 1
+        return frozenset(v for v, count in excluded.items() if count == open_shards)
 
     def eligible_shards(self, job_id: str, vehicle_id: str, limit: int) -> list[int]:
         """Up to `limit` shards, lowest index first, with an open execution that `vehicle_id`
@@ -287,22 +306,43 @@ class JobLedger:
             state.failed_results += 1
             state.failures[shard] = failures = state.failures.get(shard, 0) + 1
             limit = self.max_failures_per_shard
-            if limit is not None and failures >= limit and shard not in state.abandoned:
-                state.abandoned_open += state.open_executions(shard)
-                state.abandoned.add(shard)
-                logger.warning(
-                    "shard %s of %s abandoned after %s failures: %s",
-                    shard,
-                    lease.job_id,
-                    failures,
-                    result.reason,
-                )
+            if limit is not None and failures >= limit:
+                self.abandon_shard(lease.job_id, shard, f"{failures} failures: {result.reason}")
             return True
         state.accepted.setdefault(shard, set()).add(lease.vehicle_id)
         state.accepted_count += 1
         if shard in state.abandoned:  # a late success fills one of the given-up executions
             state.abandoned_open -= 1
         return True
+
+    def add_execution(self, job_id: str, shard_index: int) -> bool:
+        """One more execution of a shard (validation wants another replica); False if the
+        shard is abandoned."""
+        state = self._state(job_id)
+        if not 0 <= shard_index < state.job.shards:
+            raise ValueError(f"job {job_id} has no shard {shard_index}")
+        if shard_index in state.abandoned:
+            return False
+        state.extra[shard_index] = state.extra.get(shard_index, 0) + 1
+        state.extra_count += 1
+        state.low_water = min(state.low_water, shard_index)
+        return True
+
+    def abandon_shard(self, job_id: str, shard_index: int, reason: str) -> None:
+        """Give up a shard's open executions (reported unmet); work in flight still counts."""
+        state = self._state(job_id)
+        if shard_index in state.abandoned:
+            return
+        state.abandoned_open += max(state.open_executions(shard_index), 0)
+        state.abandoned.add(shard_index)
+        logger.warning("shard %s of %s abandoned: %s", shard_index, job_id, reason)
+
+    def release_vehicle(self, vehicle_id: str) -> list[str]:
+        """Free every lease a vehicle holds (it left, or its agent went silent); work ids."""
+        held = [lease for lease in self._leases.values() if lease.vehicle_id == vehicle_id]
+        for lease in held:
+            self._release(lease)
+        return [lease.work_id for lease in held]
 
     def expire_leases(self, now: datetime) -> list[str]:
         """Free the work whose lease ended at or before `now`; their work_ids, oldest first."""

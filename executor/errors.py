@@ -44,3 +44,20 @@ class InferenceError(ExecutionError):
 
 class OutputError(ExecutionError):
     """An output that cannot be written where the work item asks."""
+
+
+class StoppedError(ExecutionError):
+    """Work stopped on request (the car left, was unplugged, or the agent is stopping).
+
+    `rows_done` of `rows_total` input rows [count] had been processed when it stopped.
+    """
+
+    def __init__(self, reason: str, rows_done: int, rows_total: int) -> None:
+        super().__init__(f"stopped: {reason} (after {rows_done} of {rows_total} rows)")
+        self.rows_done = rows_done
+        self.rows_total = rows_total
+
+    @property
+    def progress_frac(self) -> float:
+        """Share of the shard's rows done [0..1]."""
+        return self.rows_done / self.rows_total if self.rows_total else 0.0

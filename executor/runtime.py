@@ -5,6 +5,10 @@ are requested, best first, CPU last) and confirmed afterwards: the provider a se
 first is the one that attached, and that is what a `Result` names. The input contract (dtype,
 rank, static dimensions) is read from the session and checked before running, so a bad shard
 fails with "expected ..., got ..." rather than an onnxruntime stack trace.
+
+A run can be stopped from another thread (`Interrupt.fire`): the shard is fed in chunks of
+rows when its first dimension is dynamic, the stop is checked between chunks, and a chunk
+already running is ended by onnxruntime's `RunOptions.terminate`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from executor.errors import InferenceError, InputError, ModelError
+from executor.errors import InferenceError, InputError, ModelError, StoppedError
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,13 @@ class ModelContract:
     output_name: str
     provider: str
 
+    @property
+    def batch_dynamic(self) -> bool:
+        """The first input dimension is not fixed, so rows can be fed in chunks."""
+        return bool(self.input_shape) and not (
+            isinstance(self.input_shape[0], int) and self.input_shape[0] >= 0
+        )
+
     def check(self, array: np.ndarray) -> None:
         """Raise InputError unless `array` has the input's dtype, rank and static dims."""
         expected = "[" + ", ".join("?" if d is None else str(d) for d in self.input_shape) + "]"
@@ -103,6 +114,39 @@ class ModelContract:
                     f"input {self.input_name!r} expects shape {expected}, got "
                     f"{list(array.shape)} (dimension {axis} must be {want})"
                 )
+
+
+class Interrupt:
+    """A stop request shared between the thread running inference and the one stopping it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._options: list[ort.RunOptions] = []
+        self.reason: str | None = None
+
+    @property
+    def fired(self) -> bool:
+        return self.reason is not None
+
+    def fire(self, reason: str) -> None:
+        """Stop the current and every later run (the first reason is kept)."""
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            for options in self._options:
+                options.terminate = True
+
+    def run_options(self) -> ort.RunOptions:
+        """Options for one `session.run`, terminated when the interrupt fires."""
+        options = ort.RunOptions()
+        with self._lock:
+            options.terminate = self.reason is not None
+            self._options.append(options)
+        return options
+
+    def release(self, options: ort.RunOptions) -> None:
+        with self._lock:
+            self._options.remove(options)
 
 
 @dataclass(frozen=True)
@@ -164,28 +208,83 @@ class OnnxRunner:
         """The model's input/output contract and attached provider (loads it if needed)."""
         return self._load(model_bytes, sha256).contract
 
-    def run(self, model_bytes: bytes, sha256: str, array: np.ndarray) -> RunOutcome:
+    def run(
+        self,
+        model_bytes: bytes,
+        sha256: str,
+        array: np.ndarray,
+        *,
+        interrupt: Interrupt | None = None,
+        chunk_rows: int = 0,
+    ) -> RunOutcome:
         """Run the model on `array` and return its first output.
 
         `sha256` keys the session cache; on a cache miss the bytes are hashed and must match.
+        With `chunk_rows` > 0 and a dynamic first input dimension, rows are fed `chunk_rows`
+        at a time and the outputs joined (for models whose output is one row per input row).
         Raises ModelError (model cannot load or does not have one input), InputError (array
-        does not fit the input contract) or InferenceError (onnxruntime failed while running).
+        does not fit the input contract), InferenceError (onnxruntime failed while running)
+        or StoppedError (`interrupt` fired).
         """
         loaded = self._load(model_bytes, sha256)
         contract = loaded.contract
         contract.check(array)
+        rows = int(array.shape[0]) if array.ndim else 1
         started_s = self._timer()
-        try:
-            outputs = loaded.session.run([contract.output_name], {contract.input_name: array})
-        except Exception as exc:  # onnxruntime raises its own Exception subclasses
-            raise InferenceError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+        if chunk_rows > 0 and contract.batch_dynamic and rows > chunk_rows:
+            output = self._run_chunked(loaded, array, chunk_rows, interrupt)
+        else:
+            output = self._run_once(loaded, array, interrupt, rows_before=0, rows_total=rows)
         runtime_s = max(self._timer() - started_s, 0.0)
+        return RunOutcome(outputs=output, provider=contract.provider, runtime_s=runtime_s)
+
+    def _run_chunked(
+        self, loaded: _Loaded, array: np.ndarray, chunk_rows: int, interrupt: Interrupt | None
+    ) -> np.ndarray:
+        rows = int(array.shape[0])
+        parts = []
+        for first in range(0, rows, chunk_rows):
+            chunk = array[first : first + chunk_rows]
+            part = self._run_once(loaded, chunk, interrupt, rows_before=first, rows_total=rows)
+            if part.ndim == 0 or part.shape[0] != chunk.shape[0]:
+                # not one output row per input row: the shard must run whole
+                return self._run_once(loaded, array, interrupt, rows_before=0, rows_total=rows)
+            parts.append(part)
+        return np.concatenate(parts, axis=0)
+
+    @staticmethod
+    def _run_once(
+        loaded: _Loaded,
+        array: np.ndarray,
+        interrupt: Interrupt | None,
+        *,
+        rows_before: int,
+        rows_total: int,
+    ) -> np.ndarray:
+        contract = loaded.contract
+        options = None if interrupt is None else interrupt.run_options()
+        try:
+            if interrupt is not None and interrupt.fired:
+                raise StoppedError(interrupt.reason or "stop requested", rows_before, rows_total)
+            outputs = loaded.session.run(
+                [contract.output_name], {contract.input_name: array}, options
+            )
+        except StoppedError:
+            raise
+        except Exception as exc:  # onnxruntime raises its own Exception subclasses
+            if interrupt is not None and interrupt.fired:
+                reason = interrupt.reason or "stop requested"
+                raise StoppedError(reason, rows_before, rows_total) from exc
+            raise InferenceError(f"inference failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if interrupt is not None and options is not None:
+                interrupt.release(options)
         output = outputs[0]
         if not isinstance(output, np.ndarray):
             raise ModelError(
                 f"output {contract.output_name!r} is a {type(output).__name__}, not a tensor"
             )
-        return RunOutcome(outputs=output, provider=contract.provider, runtime_s=runtime_s)
+        return output
 
     def _load(self, model_bytes: bytes, sha256: str) -> _Loaded:
         with self._lock:

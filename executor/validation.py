@@ -1,28 +1,37 @@
 """Result validation by replication, and how far each car can be trusted.
 
 A shard that runs on several cars is accepted once an agreeing quorum of their outputs
-match within a tolerance; cars outside the quorum are marked wrong. Trust follows BOINC's
-adaptive replication: each car carries an error-rate estimate that decays with every
-validated result and jumps with every wrong one. A car below the error threshold with a
-run of validated results is trusted; work done by an untrusted car on a single-replica
-job is checked by one more replica elsewhere, and a car whose error rate reaches the
-quarantine level is given no more work.
+match within a tolerance; cars outside the quorum are marked wrong, and when every replica
+is in without a quorum one more replica runs (up to a limit, then the shard is given up as
+unverifiable). Trust follows BOINC's adaptive replication: each car carries an error-rate
+estimate that decays with every validated result and jumps with every wrong one. A suspect
+car (error rate above where every car starts) gets half its shards per slot and its
+single-replica results checked by one more replica elsewhere; a car whose error rate
+reaches the quarantine level gets no compute work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
+
+from streams.messages import Result
+
+logger = logging.getLogger(__name__)
 
 #: BOINC-style constants: the estimate starts pessimistic and decays per valid result.
 INITIAL_ERROR_RATE = 0.1
 ERROR_DECAY_FRAC = 0.95
 ERROR_JUMP = 0.1
-TRUSTED_ERROR_RATE = 0.05
-TRUSTED_MIN_VALID = 10
 QUARANTINE_ERROR_RATE = 0.5
+#: Agreeing outputs that accept a replicated shard [count].
+QUORUM = 2
+#: Replicas a shard may get beyond what its job asked for before it is unverifiable [count].
+MAX_EXTRA_REPLICAS = 2
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,6 @@ def judge_replicas(
 @dataclass
 class HostRecord:
     error_rate: float = INITIAL_ERROR_RATE
-    consecutive_valid: int = 0
     valid: int = 0
     wrong: int = 0
 
@@ -98,36 +106,115 @@ class Reliability:
         host = self.hosts.setdefault(vehicle_id, HostRecord())
         if valid:
             host.error_rate *= ERROR_DECAY_FRAC
-            host.consecutive_valid += 1
             host.valid += 1
         else:
             host.error_rate = min(1.0, host.error_rate + ERROR_JUMP)
-            host.consecutive_valid = 0
             host.wrong += 1
-
-    def record_verdict(self, verdict: QuorumVerdict) -> None:
-        for vehicle_id in verdict.agreeing:
-            self.record(vehicle_id, valid=True)
-        for vehicle_id in verdict.dissenting:
-            self.record(vehicle_id, valid=False)
 
     def error_rate(self, vehicle_id: str) -> float:
         host = self.hosts.get(vehicle_id)
         return INITIAL_ERROR_RATE if host is None else host.error_rate
 
-    def trusted(self, vehicle_id: str) -> bool:
-        """Few enough errors and a long enough run of validated results."""
-        host = self.hosts.get(vehicle_id)
-        return (
-            host is not None
-            and host.error_rate <= TRUSTED_ERROR_RATE
-            and host.consecutive_valid >= TRUSTED_MIN_VALID
-        )
+    def suspect(self, vehicle_id: str) -> bool:
+        """Wrong more lately than a new car is assumed to be: its lone results get checked."""
+        return self.error_rate(vehicle_id) > INITIAL_ERROR_RATE + 1e-12
 
     def quarantined(self, vehicle_id: str) -> bool:
-        """Wrong so often that it gets no more work until its record is reset."""
+        """Wrong so often that it gets no compute work until it earns trust back."""
         return self.error_rate(vehicle_id) >= QUARANTINE_ERROR_RATE
 
-    def needs_check(self, vehicle_ids: Sequence[str]) -> bool:
-        """A single-replica result needs one more replica unless its car is trusted."""
-        return not all(self.trusted(v) for v in vehicle_ids)
+    def shards_per_slot(self, vehicle_id: str, offered: int) -> int:
+        """Shards per slot [count] the planner may give a car that offers `offered`."""
+        if self.quarantined(vehicle_id):
+            return 0
+        if self.suspect(vehicle_id):
+            return min(offered, max(1, offered // 2))
+        return offered
+
+
+class Check(StrEnum):
+    """What a done result means for its shard."""
+
+    WAIT = "wait"  # more replicas are on their way
+    VALID = "valid"  # the shard has an accepted output
+    ADD_REPLICA = "add-replica"  # one more replica must run
+    UNVERIFIABLE = "unverifiable"  # replicas kept disagreeing: give the shard up
+
+
+@dataclass
+class _Shard:
+    needed: int  # executions wanted [count]
+    outputs: dict[str, np.ndarray | None] = field(default_factory=dict)
+    canonical: str | None = None  # the vehicle whose output stands for the shard
+
+
+class ReplicaValidator:
+    """Checks each done result against its shard's other replicas and keeps the score.
+
+    `read_output(uri)` loads an output array when outputs are compared (the output location
+    must be readable where the validator runs); one that cannot be read counts as wrong.
+    Feed every accepted done result exactly once (`check`); the caller adds a replica or
+    gives the shard up when told to.
+    """
+
+    def __init__(
+        self,
+        read_output: Callable[[str], np.ndarray],
+        reliability: Reliability | None = None,
+        tolerance: Tolerance | None = None,
+    ) -> None:
+        self.read_output = read_output
+        self.reliability = reliability or Reliability()
+        self.tolerance = tolerance or Tolerance()
+        self._shards: dict[tuple[str, int], _Shard] = {}
+
+    def canonical(self, job_id: str, shard_index: int) -> str | None:
+        """The vehicle whose output was accepted for the shard, if any yet."""
+        shard = self._shards.get((job_id, shard_index))
+        return None if shard is None else shard.canonical
+
+    def check(self, result: Result, replicas: int) -> Check:
+        """Take in a done result of a job with `replicas` replicas per shard."""
+        if result.status != "done" or result.output_uri is None:
+            raise ValueError(f"only done results are checked, got {result.status}")
+        shard = self._shards.setdefault((result.job_id, result.shard_index), _Shard(replicas))
+        vehicle = result.vehicle_id
+        if shard.needed == 1 and not self.reliability.suspect(vehicle):
+            shard.canonical = vehicle  # a lone result from an unsuspected car stands unread
+            return Check.VALID
+        if shard.canonical is not None:  # a late replica: score it against the accepted one
+            accepted = shard.outputs.get(shard.canonical)
+            if accepted is not None:
+                mine = self._read(result.output_uri)
+                agrees = mine is not None and outputs_agree(mine, accepted, self.tolerance)
+                self.reliability.record(vehicle, valid=agrees)
+            return Check.VALID
+        shard.outputs[vehicle] = self._read(result.output_uri)
+        if shard.needed == 1:
+            shard.needed = 2
+            return Check.ADD_REPLICA
+        readable = {v: out for v, out in shard.outputs.items() if out is not None}
+        verdict = judge_replicas(readable, QUORUM, self.tolerance)
+        if verdict.accepted:
+            shard.canonical = verdict.agreeing[0]
+            for v in shard.outputs:
+                self.reliability.record(v, valid=v in verdict.agreeing)
+            shard.outputs = {shard.canonical: shard.outputs[shard.canonical]}  # keep one
+            return Check.VALID
+        if len(shard.outputs) < shard.needed:
+            return Check.WAIT
+        return Check.ADD_REPLICA if self._extend(shard, replicas) else Check.UNVERIFIABLE
+
+    @staticmethod
+    def _extend(shard: _Shard, replicas: int) -> bool:
+        if shard.needed - replicas >= MAX_EXTRA_REPLICAS:
+            return False
+        shard.needed += 1
+        return True
+
+    def _read(self, uri: str) -> np.ndarray | None:
+        try:
+            return self.read_output(uri)
+        except Exception as exc:  # any unreadable output is a wrong one, never a crash
+            logger.warning("output %s cannot be read: %s", uri, exc)
+            return None

@@ -7,9 +7,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from idlefleet.commands import bench, broker, demo, forecast, plan, scenario, serve
+from idlefleet.commands import agent, bench, broker, demo, forecast, plan, scenario, serve
 
-COMMANDS = (demo, serve, broker, plan, forecast, scenario, bench)
+COMMANDS = (demo, serve, agent, broker, plan, forecast, scenario, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

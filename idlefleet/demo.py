@@ -8,11 +8,13 @@ advances in lock-step: a slot ends once every hop has handled it, so a day takes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import secrets
 import sys
+import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,9 @@ from pydantic import SecretStr
 
 from executor.agent import AgentPool, VehicleAgent
 from executor.demo_model import build_demo_model
+from executor.pretrained import find_magika_model, magika_features, magika_labels
 from executor.runtime import OnnxRunner
+from executor.storage import load_input_array
 from forecasting.timegrid import SlotGrid
 from idlefleet.forecasts import forecast_messages as site_forecast_messages
 from idlefleet.runtime import bootstrap_or_embedded
@@ -36,7 +40,7 @@ from idlefleet.sites import SiteConfig
 from idlefleet.summary import DemoSummary, summarise
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
-from streams.messages import Assignment, Job, Message, ModelRef
+from streams.messages import Assignment, Job, Message, ModelRef, Result
 from streams.producer import Publisher
 from streams.topics import Stream
 
@@ -64,6 +68,14 @@ class DemoConfig:
     out_dir: Path = Path("demo-out")
     bootstrap_servers: str | None = None
     shared_data_dir: Path | None = None
+    #: "mlp": a small model built here, on features of the real Caltech sessions;
+    #: "magika": Google's pre-trained file-type classifier from its wheel, on real files.
+    model: str = "mlp"
+
+
+DEMO_MODELS = ("mlp", "magika")
+#: Files the Magika demo labels: this Python's standard library, many kinds of content.
+MAGIKA_FILES = 954
 
 
 #: Depots of one city sit on a ring of districts this far from its centre [deg of latitude].
@@ -113,35 +125,22 @@ def demo_sites(count: int, cars: int, region: str | None = None) -> list[SiteCon
 
 
 def demo_jobs(
-    cars: int, start: datetime, end: datetime, out_dir: Path
+    cars: int, start: datetime, end: datetime, out_dir: Path, model: str = "mlp", seed: int = 7
 ) -> list[tuple[datetime, Job]]:
-    """Inference jobs on real input (features of the Caltech sessions), with submit times."""
-    model_path = out_dir / "models" / "demo-mlp.onnx"
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    model_bytes = build_demo_model()
-    model_path.write_bytes(model_bytes)
-    model = ModelRef(
-        uri=model_path.resolve().as_uri(), sha256=hashlib.sha256(model_bytes).hexdigest()
-    )
-    sessions = load_sessions()
-    features = np.array(
-        [
-            [s.arrival_local_hour / 24, s.weekday / 6, s.plugged_hours / 24, s.energy_kwh / 60]
-            for s in sessions
-        ],
-        dtype=np.float32,
-    )
+    """Inference jobs on real input, with submit times (`model` as in `DemoConfig`)."""
+    ref, features = magika_inputs(seed) if model == "magika" else mlp_inputs(out_dir)
+    kind = "file-types" if model == "magika" else "embeddings"
     specs = (
-        ("session-embeddings", 4 * cars, 1, start, start, end),
+        (f"session-{kind}", 4 * cars, 1, start, start, end),
         (
-            "validated-embeddings",
+            f"validated-{kind}",
             cars,
             2,
             start,
             start + (end - start) / 4,
             end - (end - start) / 4,
         ),
-        ("late-embeddings", cars, 1, start + (end - start) / 2, start + (end - start) / 2, end),
+        (f"late-{kind}", cars, 1, start + (end - start) / 2, start + (end - start) / 2, end),
     )
     jobs = []
     for job_id, shards, replicas, submitted, release, deadline in specs:
@@ -160,7 +159,7 @@ def demo_jobs(
                 Job(
                     job_id=job_id,
                     submitted_at=submitted,
-                    model=model,
+                    model=ref,
                     input_uris=uris,
                     output_uri=output_dir.resolve().as_uri(),
                     replicas=replicas,
@@ -171,6 +170,55 @@ def demo_jobs(
             )
         )
     return jobs
+
+
+def mlp_inputs(out_dir: Path) -> tuple[ModelRef, np.ndarray]:
+    """The demo MLP (written under `out_dir`) and features of the real Caltech sessions."""
+    model_path = out_dir / "models" / "demo-mlp.onnx"
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_bytes = build_demo_model()
+    model_path.write_bytes(model_bytes)
+    ref = ModelRef(
+        uri=model_path.resolve().as_uri(), sha256=hashlib.sha256(model_bytes).hexdigest()
+    )
+    sessions = load_sessions()
+    features = np.array(
+        [
+            [s.arrival_local_hour / 24, s.weekday / 6, s.plugged_hours / 24, s.energy_kwh / 60]
+            for s in sessions
+        ],
+        dtype=np.float32,
+    )
+    return ref, features
+
+
+def magika_inputs(seed: int) -> tuple[ModelRef, np.ndarray]:
+    """Magika's model as its wheel ships it, and its features of real files: a seeded draw
+    from this Python's standard library (sources, data, certificates, scripts...)."""
+    model = find_magika_model()
+    files = sorted(
+        path
+        for path in Path(sysconfig.get_paths()["stdlib"]).rglob("*")
+        if path.is_file() and path.suffix != ".pyc" and "__pycache__" not in path.parts
+    )
+    chosen = np.random.default_rng(seed).choice(len(files), MAGIKA_FILES, replace=False)
+    features = np.stack([magika_features(files[i].read_bytes(), model) for i in sorted(chosen)])
+    return ModelRef(uri=model.path.as_uri(), sha256=model.sha256), features
+
+
+def content_types(results: list[Result]) -> dict[str, int]:
+    """How many files Magika gave each content type, from one accepted output per shard."""
+    model = find_magika_model()
+    counts: dict[str, int] = {}
+    seen: set[tuple[str, int]] = set()
+    for result in results:
+        if result.output_uri is None or (result.job_id, result.shard_index) in seen:
+            continue
+        seen.add((result.job_id, result.shard_index))
+        scores = load_input_array(result.output_uri, 64 * 1024 * 1024)
+        for label in magika_labels(scores, model):
+            counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def forecast_messages(
@@ -214,7 +262,9 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     rng = np.random.default_rng(config.seed)
     sites = demo_sites(config.sites, config.cars)
     fleet = generate_fleet(config.cars, sites, start, config.hours, config.slot_minutes, rng)
-    jobs = demo_jobs(config.cars, start, end, out_dir)
+    if config.model not in DEMO_MODELS:
+        raise ValueError(f"model must be one of {', '.join(DEMO_MODELS)}, got {config.model!r}")
+    jobs = demo_jobs(config.cars, start, end, out_dir, config.model, config.seed)
     forecasts = forecast_messages(sites, grid, start, config.shared_data_dir)
     clock = SimClock(start)
     # A fresh fleet key: the service signs every assignment, the agents refuse unsigned ones.
@@ -250,9 +300,9 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
             for result in results:
                 publisher.publish(Stream.RESULTS, result)
 
-        agent_reader = StreamReader(
-            kafka, "idlefleet-demo-agents", [Stream.ASSIGNMENTS], run_assignment, publisher
-        ).start()
+        # A replica reader, not a group member: a slot's work may take longer than a group
+        # member may go without polling, and every simulated car is in this one process.
+        agent_reader = StreamReader(kafka, None, [Stream.ASSIGNMENTS], run_assignment, None).start()
         try:
             for stream, message in forecasts:
                 publisher.publish(stream, message)
@@ -267,6 +317,10 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 elapsed_s=time.perf_counter() - started,
                 data_dir=config.shared_data_dir,
             )
+            if config.model == "magika":
+                summary = dataclasses.replace(
+                    summary, content_types=content_types(service.accepted_results)
+                )
         finally:
             agent_reader.stop()
             service.stop()

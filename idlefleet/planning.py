@@ -73,10 +73,12 @@ def scenario_document(
     sites: Sequence[SiteConfig],
     demands: Sequence[JobDemand],
     settings: PlannerSettings,
+    shards_per_slot: Mapping[str, int] | None = None,
 ) -> dict[str, Any] | None:
     """The scenario to plan from `now` (a slot start), or None when nothing can be planned.
 
     The horizon is `settings.horizon_hours`, shortened to what the intensity signals cover.
+    `shards_per_slot` [count] overrides what some cars offer (silent or unreliable ones).
     """
     slot = timedelta(minutes=settings.slot_minutes)
     site_by_id = {site.site_id: site for site in sites}
@@ -86,7 +88,12 @@ def scenario_document(
         log.warning("no grid intensity signal covers %s: not planning", iso(now))
         return None
     end = now + slots * slot
-    vehicles = [_vehicle(t, now, end, slot) for t in state.parked() if t.site_id in site_by_id]
+    limits = shards_per_slot or {}
+    vehicles = [
+        _vehicle(t, now, end, slot, limits.get(t.vehicle_id, t.shards_per_slot))
+        for t in state.parked()
+        if t.site_id in site_by_id
+    ]
     vehicles = [v for v in vehicles if v is not None]
     regions = []
     for region in sorted({site.region for site in sites}):
@@ -139,7 +146,9 @@ def _site(
     return doc
 
 
-def _vehicle(t: Telemetry, now: datetime, end: datetime, slot: timedelta) -> dict[str, Any] | None:
+def _vehicle(
+    t: Telemetry, now: datetime, end: datetime, slot: timedelta, shards_per_slot: int
+) -> dict[str, Any] | None:
     """A parked car as a scenario vehicle arriving now; None if it has no usable slot."""
     # A car with no departure given owes no target inside this horizon.
     departure = t.expected_departure or end + slot
@@ -157,7 +166,7 @@ def _vehicle(t: Telemetry, now: datetime, end: datetime, slot: timedelta) -> dic
         "charger_kw": t.charger_kw,
         "charge_efficiency_frac": t.charge_efficiency_frac,
         "compute_kw": t.compute_kw,
-        "shards_per_slot": t.shards_per_slot,
+        "shards_per_slot": shards_per_slot,
         "wear_cost_per_kwh": t.wear_cost_per_kwh,
         "participating": t.participating,
     }

@@ -27,6 +27,16 @@ an assignment carried that work to that car: the ledger leases the shard to the 
 accepts the result, if the shard still has an open execution the car has not run. So a
 kill -9 loses no accepted work and no job. Work in flight at the kill counts when its result
 arrives before the shard is leased again; otherwise the shard runs again.
+
+Cars and agents. Work comes back from a car at once when it departs, is unplugged or its
+owner withdraws consent, and at the next slot when its agent has sent heartbeats and then
+fell silent for `heartbeat_timeout_s` while other agents were heard; a silent car gets no
+compute until it is heard again.
+A done result that arrives after its car's work was taken back still counts if the shard is
+open. Every accepted done result passes the `ReplicaValidator`: replicas that disagree call
+for one more replica, cars found wrong become suspect (half their shards per slot, their lone
+results checked by another car) or quarantined (no compute); all of it is rebuilt from the
+results topic on replay.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ from typing import Any
 
 from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
 from executor.signing import sign
+from executor.storage import load_input_array
+from executor.validation import Check, ReplicaValidator
 from idlefleet.api.ports import PlanSnapshot
 from idlefleet.planning import (
     JobDemand,
@@ -61,6 +73,7 @@ from streams.messages import (
     Assignment,
     DemandResponseEvent,
     GridSignal,
+    Heartbeat,
     Job,
     Message,
     Result,
@@ -85,6 +98,7 @@ FLEET_STREAMS = (
     Stream.ASSIGNMENTS,
     Stream.RESULTS,
     Stream.DR_EVENTS,
+    Stream.HEARTBEATS,
 )
 
 #: Fleet events after which the current plan no longer fits the fleet.
@@ -96,6 +110,14 @@ REPLAN_EVENTS = {
     FleetEventKind.CONSENT_WITHDRAWN,
     FleetEventKind.CONSENT_GIVEN,
 }
+#: Fleet events after which a car's work in flight is taken back.
+WORK_TAKEN_BACK = {
+    FleetEventKind.DEPARTED,
+    FleetEventKind.UNPLUGGED,
+    FleetEventKind.CONSENT_WITHDRAWN,
+}
+#: Largest output array the validator reads back [bytes].
+MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -139,6 +161,8 @@ class ServiceStatus:
     #: Results of work no assignment read so far carried (not counted until one does).
     results_unmatched: int
     dead_letters: int
+    #: Newest heartbeat per car whose agent has sent one.
+    agents_heard: Mapping[str, datetime] = field(default_factory=dict)
 
 
 class PlannerService:
@@ -174,6 +198,8 @@ class PlannerService:
         self._issued: set[str] = set()  # work ids this process leased
         self._applied: set[Execution] = set()  # executions whose result reached the ledger
         self._unmatched: set[Execution] = set()  # results waiting for their assignment
+        self._heard: dict[str, datetime] = {}  # newest heartbeat per vehicle
+        self.validator = ReplicaValidator(lambda uri: load_input_array(uri, MAX_OUTPUT_BYTES))
         self._publisher = Publisher(kafka)
         self._dispatcher = Dispatcher(
             self.ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
@@ -247,6 +273,7 @@ class PlannerService:
                 results_refused=self.results_refused,
                 results_unmatched=len(self._unmatched),
                 dead_letters=self.dead_letters,
+                agents_heard=dict(self._heard),
             )
 
     # -- ingestion (reader threads) -----------------------------------------------------
@@ -258,6 +285,8 @@ class PlannerService:
             for event in self.state.apply_telemetry(message):
                 if event.kind in REPLAN_EVENTS and event.site_id in self._owned_sites:
                     self._replan_reasons.add(event.kind.value)
+                if event.kind in WORK_TAKEN_BACK and self.ledger.release_vehicle(event.vehicle_id):
+                    self._replan_reasons.add("work-taken-back")
 
     def _on_fleet_record(self, stream: Stream, message: Message) -> None:
         with self._lock:
@@ -280,6 +309,10 @@ class PlannerService:
                         self._apply_result(result)
             elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
                 self._replan_reasons.add("dr-event")
+            elif isinstance(message, Heartbeat):
+                heard = self._heard.get(message.vehicle_id)
+                if heard is None or message.sent_at > heard:
+                    self._heard[message.vehicle_id] = message.sent_at
 
     def _on_assignment(self, assignment: PartitionAssignment) -> None:
         with self._lock:
@@ -349,6 +382,9 @@ class PlannerService:
             return
         if result.work_id in self._issued:
             accepted = self.ledger.accept(result)
+            if not accepted and result.status == "done":
+                # its lease was taken back (the car left or went silent): count it if still open
+                accepted = self._adopt(result)
         else:
             matches = self.book.matches_assignment(result)
             if matches is None:
@@ -371,8 +407,21 @@ class PlannerService:
             )
         elif result.status == "done":
             self.accepted_results.append(result)
+            self._validate(result)
         else:
             self._replan_reasons.add("failed-work")
+
+    def _validate(self, result: Result) -> None:
+        """Check an accepted done result against its replicas; add one or give up if told."""
+        job = self.ledger.job(result.job_id)
+        assert job is not None  # a result is applied only for a registered job
+        check = self.validator.check(result, job.replicas)
+        if check is Check.ADD_REPLICA and self.ledger.add_execution(
+            result.job_id, result.shard_index
+        ):
+            self._replan_reasons.add("validation")
+        elif check is Check.UNVERIFIABLE:
+            self.ledger.abandon_shard(result.job_id, result.shard_index, "replicas disagree")
 
     def _adopt(self, result: Result) -> bool:
         """Count a result for work leased before this process held the job, if still open.
@@ -408,6 +457,10 @@ class PlannerService:
         with self._lock:
             if self.ledger.expire_leases(now):
                 self._replan_reasons.add("expired-lease")
+            for vehicle_id in self._silent(now):
+                if self.ledger.release_vehicle(vehicle_id):
+                    log.warning("agent of %s is silent: its work is taken back", vehicle_id)
+                    self._replan_reasons.add("agent-silent")
             due = self._scenario_if_due(now)
         record = None if due is None else self._solve(now, *due)
         with self._lock:
@@ -446,6 +499,39 @@ class PlannerService:
             return None
         return document, reasons
 
+    def _silent(self, now: datetime) -> set[str]:
+        """Vehicles whose agent sent heartbeats, then none for the heartbeat timeout.
+
+        Silence is measured up to `now` or the newest heartbeat of any agent, whichever is
+        earlier: agents' clocks, not the planner's, say how long one has been quiet, and when
+        every agent is quiet (the broker may be the one away) leases end as planned.
+        """
+        if not self._heard:
+            return set()
+        timeout = timedelta(seconds=self.settings.heartbeat_timeout_s)
+        reference = min(now, max(self._heard.values()))
+        return {vehicle for vehicle, heard in self._heard.items() if reference - heard > timeout}
+
+    def _compute_limits(self, now: datetime) -> dict[str, int]:
+        """Shards per slot [count] for cars that get less than they offer: none for silent
+        agents and for cars that already ran every open shard of every open job, less for
+        unreliable cars (`Reliability.shards_per_slot`)."""
+        idle = self._silent(now)
+        open_jobs = [
+            job.job_id for job in self._owned_jobs() if self.ledger.executions_remaining(job.job_id)
+        ]
+        if open_jobs:
+            idle |= frozenset.intersection(*(self.ledger.vehicles_done_with(j) for j in open_jobs))
+        reliability = self.validator.reliability
+        limits = {}
+        for telemetry in self.state.parked():
+            vehicle = telemetry.vehicle_id
+            offered = telemetry.shards_per_slot
+            allowed = 0 if vehicle in idle else reliability.shards_per_slot(vehicle, offered)
+            if allowed != offered:
+                limits[vehicle] = allowed
+        return limits
+
     def scenario_now(self, now: datetime) -> dict[str, Any] | None:
         """The scenario this worker would plan at `now` (for what-if and DR decisions)."""
         with self._lock:
@@ -460,7 +546,14 @@ class PlannerService:
         ]
         if not sites:
             return None
-        return scenario_document(now, self._planning_state(sites), sites, demands, self.settings)
+        return scenario_document(
+            now,
+            self._planning_state(sites),
+            sites,
+            demands,
+            self.settings,
+            shards_per_slot=self._compute_limits(now),
+        )
 
     def _solve(
         self, now: datetime, document: dict[str, Any], reasons: tuple[str, ...]

@@ -17,6 +17,9 @@ class PlannerSettings(BaseSettings):
     solver_time_limit_s: float = Field(20.0, gt=0)
     solver_mip_gap_frac: float = Field(0.005, ge=0, lt=1)
     carbon_price_per_tonne: float = Field(100.0, ge=0)
+    heartbeat_timeout_s: float = Field(
+        60.0, gt=0, description="a car whose agent is silent this long loses its work [s]"
+    )
     group_id: str = "idlefleet-planner"
     fleet_key: SecretStr | None = Field(
         None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ class DemoSummary:
     max_solve_s: float
     dead_letters: int
     elapsed_s: float
+    #: Files per content type, when the jobs ran Magika [count].
+    content_types: dict[str, int] = field(default_factory=dict)
 
     @property
     def owners_met(self) -> int:
@@ -122,6 +124,9 @@ class DemoSummary:
             f"max {self.max_solve_s:.2f} s); dead letters: {self.dead_letters}; "
             f"wall time {self.elapsed_s:.1f} s",
         ]
+        if self.content_types:
+            top = ", ".join(f"{label} {n}" for label, n in list(self.content_types.items())[:8])
+            lines.append(f"magika labelled {sum(self.content_types.values())} files: {top}")
         for s in self.strategies:
             for violation in s.violations[:5]:
                 lines.append(f"VIOLATION ({s.strategy}): {violation}")

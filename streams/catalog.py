@@ -15,6 +15,7 @@ from streams.messages import (
     Assignment,
     DemandResponseEvent,
     GridSignal,
+    Heartbeat,
     Job,
     Message,
     ModelRef,
@@ -110,6 +111,12 @@ EXAMPLES: dict[Stream, Message] = {
         end=T0 + timedelta(hours=2),
         max_import_kw=40.0,
     ),
+    Stream.HEARTBEATS: Heartbeat(
+        vehicle_id="car-001",
+        sent_at=T0,
+        running=["w-1"],
+        provider="CPUExecutionProvider",
+    ),
 }
 
 UNIT_SUFFIXES = (
@@ -134,6 +141,7 @@ TIME_FIELDS = {
     "slot_start",
     "slot_end",
     "finished_at",
+    "sent_at",
 }
 
 
@@ -155,7 +163,8 @@ def _type_name(annotation: Any) -> str:
 def _fields_table(model: type[BaseModel]) -> list[str]:
     rows = ["| field | unit | required | meaning |", "| --- | --- | --- | --- |"]
     for name, info in model.model_fields.items():
-        required = "yes" if info.is_required() else f"no (default `{info.get_default()!r}`)"
+        default = info.get_default(call_default_factory=True)
+        required = "yes" if info.is_required() else f"no (default `{default!r}`)"
         meaning = info.description or ""
         rows.append(f"| `{name}` | {unit_of(name)} | {required} | {meaning} |")
     return rows

@@ -206,6 +206,9 @@ class Result(Message):
         None, description="onnxruntime execution provider that ran it"
     )
     finished_at: UtcDatetime = Field(description="when it finished")
+    progress_frac: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = Field(
+        None, description="share of the shard's rows done when stopped early (failed only)"
+    )
 
     @model_validator(mode="after")
     def _done_has_output(self) -> Result:
@@ -213,7 +216,26 @@ class Result(Message):
             raise ValueError("a done result needs output_uri and output_sha256")
         if self.status == "failed" and not self.reason:
             raise ValueError("a failed result needs a reason")
+        if self.status == "done" and self.progress_frac not in (None, 1.0):
+            raise ValueError("a done result has progress_frac 1 or none")
         return self
+
+
+class Heartbeat(Message):
+    """A car agent is alive. Topic `heartbeats`, key `vehicle_id`.
+
+    Agents send one every few seconds; the service takes work back from a car whose
+    agent has been silent longer than its heartbeat timeout.
+    """
+
+    vehicle_id: Identifier = Field(description="the car")
+    sent_at: UtcDatetime = Field(description="when the agent sent it")
+    running: Annotated[list[Identifier], Field(max_length=1000)] = Field(
+        default_factory=list, description="work_ids the agent is running now"
+    )
+    provider: Annotated[str, Field(max_length=100)] | None = Field(
+        None, description="best onnxruntime execution provider the agent has"
+    )
 
 
 class DemandResponseEvent(Message):

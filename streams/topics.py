@@ -9,6 +9,7 @@ from streams.messages import (
     Assignment,
     DemandResponseEvent,
     GridSignal,
+    Heartbeat,
     Job,
     Message,
     Result,
@@ -27,6 +28,7 @@ class Stream(StrEnum):
     ASSIGNMENTS = "assignments"
     RESULTS = "results"
     DR_EVENTS = "dr-events"
+    HEARTBEATS = "heartbeats"
     DEAD_LETTER = "dead-letter"
 
 
@@ -47,6 +49,7 @@ STREAM_SPECS: dict[Stream, StreamSpec] = {
     Stream.ASSIGNMENTS: StreamSpec(Assignment, "vehicle_id", 6),
     Stream.RESULTS: StreamSpec(Result, "job_id", 3),
     Stream.DR_EVENTS: StreamSpec(DemandResponseEvent, "event_id", 1),
+    Stream.HEARTBEATS: StreamSpec(Heartbeat, "vehicle_id", 6),
     Stream.DEAD_LETTER: StreamSpec(None, None, 1),
 }
 

@@ -18,6 +18,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--out", default="demo-out", help="output directory (default demo-out)")
     parser.add_argument("--bootstrap-servers", help="Kafka to use instead of the embedded broker")
     parser.add_argument("--shared-data", help="full data sets (for dates outside June 2020)")
+    parser.add_argument(
+        "--model",
+        choices=("mlp", "magika"),
+        default="mlp",
+        help="mlp: a small model on real EV sessions; magika: Google's pre-trained file-type "
+        "classifier (from the magika wheel) on real files",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-slot progress")
     parser.set_defaults(handler=run)
 
@@ -34,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         bootstrap_servers=args.bootstrap_servers,
         shared_data_dir=Path(args.shared_data) if args.shared_data else None,
+        model=args.model,
     )
     summary = run_demo(config, progress=not args.quiet)
     print(summary.table())

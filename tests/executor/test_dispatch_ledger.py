@@ -263,3 +263,35 @@ def test_bad_slot_calls_are_refused_without_leasing_anything() -> None:
         SlotDispatch("a", 1.0, {"job-1": -2})
     with pytest.raises(ValueError, match="timezone-aware"):
         ledger.expire_leases(datetime(2025, 1, 1))  # noqa: DTZ001
+
+
+def test_a_car_that_leaves_gives_its_work_back_and_a_late_result_is_refused() -> None:
+    ledger = JobLedger()
+    dispatcher = Dispatcher(ledger, [job(shards=2)])
+    first = dispatch(dispatcher, {"a": {"job-1": 2}})["a"]
+    assert ledger.release_vehicle("a") == [item.work_id for item in first.work]
+    assert ledger.release_vehicle("a") == []
+    assert ledger.executions_remaining("job-1") == 2
+    assert ledger.accept(result_for(first, 0)) is False
+    assert shards_of(dispatch(dispatcher, {"b": {"job-1": 2}}, k=1)["b"]) == [0, 1]
+
+
+def test_validation_can_add_an_execution_to_a_shard_and_give_one_up() -> None:
+    ledger = JobLedger()
+    dispatcher = Dispatcher(ledger, [job(shards=2)])
+    first = dispatch(dispatcher, {"a": {"job-1": 2}})["a"]
+    for index in range(2):
+        ledger.accept(result_for(first, index))
+    assert ledger.job_progress("job-1").complete
+    assert ledger.add_execution("job-1", 1) is True
+    progress = ledger.job_progress("job-1")
+    assert (progress.total, progress.remaining) == (3, 1)
+    check = dispatch(dispatcher, {"a": {"job-1": 1}, "b": {"job-1": 1}}, k=1)
+    assert check["a"].work == [] and shards_of(check["b"]) == [1]  # never the same car
+    ledger.abandon_shard("job-1", 1, "replicas disagree")
+    assert ledger.add_execution("job-1", 1) is False
+    assert ledger.job_progress("job-1").abandoned_shards == (1,)
+    assert ledger.accept(result_for(check["b"], 0)) is True
+    assert ledger.all_done()
+    with pytest.raises(ValueError, match="no shard 7"):
+        ledger.add_execution("job-1", 7)

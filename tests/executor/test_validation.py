@@ -8,13 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from executor.validation import (
+    MAX_EXTRA_REPLICAS,
     QUARANTINE_ERROR_RATE,
-    TRUSTED_MIN_VALID,
+    Check,
     Reliability,
+    ReplicaValidator,
     Tolerance,
     judge_replicas,
     outputs_agree,
 )
+from streams.messages import Result
 
 GOOD = np.linspace(0.0, 1.0, 8, dtype=np.float32).reshape(2, 4)
 
@@ -40,14 +43,15 @@ def test_without_a_quorum_nobody_is_judged() -> None:
         judge_replicas({"car-a": GOOD}, quorum=0)
 
 
-def test_a_car_earns_trust_with_valid_results_and_loses_it_when_wrong() -> None:
+def test_a_wrong_car_is_suspect_gets_less_work_and_earns_trust_back() -> None:
     trust = Reliability()
-    assert not trust.trusted("car-a") and trust.needs_check(["car-a"])
-    for _ in range(TRUSTED_MIN_VALID + 30):
-        trust.record("car-a", valid=True)
-    assert trust.trusted("car-a") and not trust.needs_check(["car-a"])
+    assert not trust.suspect("car-a") and trust.shards_per_slot("car-a", 4) == 4
     trust.record("car-a", valid=False)
-    assert not trust.trusted("car-a")
+    assert trust.suspect("car-a")
+    assert trust.shards_per_slot("car-a", 4) == 2 and trust.shards_per_slot("car-a", 1) == 1
+    for _ in range(30):
+        trust.record("car-a", valid=True)
+    assert not trust.suspect("car-a") and trust.shards_per_slot("car-a", 4) == 4
 
 
 def test_a_car_that_keeps_being_wrong_is_quarantined() -> None:
@@ -55,7 +59,7 @@ def test_a_car_that_keeps_being_wrong_is_quarantined() -> None:
     while trust.error_rate("car-b") < QUARANTINE_ERROR_RATE:
         assert not trust.quarantined("car-b")
         trust.record("car-b", valid=False)
-    assert trust.quarantined("car-b")
+    assert trust.quarantined("car-b") and trust.shards_per_slot("car-b", 4) == 0
 
 
 @given(st.lists(st.booleans(), max_size=200))
@@ -81,3 +85,76 @@ def test_a_verdict_splits_the_cars_and_its_group_really_agrees(
         first = outputs[verdict.agreeing[0]]
         assert all(outputs_agree(outputs[v], first, Tolerance()) for v in verdict.agreeing)
         assert len(verdict.agreeing) == max(offsets.count(o) for o in set(offsets))
+
+
+def done(vehicle: str, shard: int = 0) -> Result:
+    return Result(
+        work_id=f"w-{vehicle}-{shard}",
+        assignment_id=f"a-{vehicle}",
+        job_id="job-1",
+        shard_index=shard,
+        vehicle_id=vehicle,
+        status="done",
+        output_uri=f"out/{vehicle}/{shard}.npy",
+        output_sha256="d" * 64,
+        finished_at="2025-06-01T12:00:00Z",
+    )
+
+
+def validator(outputs: dict[str, np.ndarray]) -> ReplicaValidator:
+    """Outputs by vehicle; a vehicle without one has an unreadable file."""
+
+    def read(uri: str) -> np.ndarray:
+        vehicle = uri.split("/")[1]
+        if vehicle not in outputs:
+            raise FileNotFoundError(uri)
+        return outputs[vehicle]
+
+    return ReplicaValidator(read)
+
+
+def test_two_agreeing_replicas_validate_the_shard_and_earn_trust() -> None:
+    v = validator({"a": GOOD, "b": GOOD + 1e-7})
+    assert v.check(done("a"), replicas=2) is Check.WAIT
+    assert v.canonical("job-1", 0) is None
+    assert v.check(done("b"), replicas=2) is Check.VALID
+    assert v.canonical("job-1", 0) == "a"
+    assert v.reliability.hosts["a"].valid == v.reliability.hosts["b"].valid == 1
+
+
+def test_disagreeing_replicas_call_a_tie_breaker_that_marks_the_wrong_car() -> None:
+    v = validator({"a": GOOD, "liar": GOOD * 3, "c": GOOD})
+    v.check(done("a"), replicas=2)
+    assert v.check(done("liar"), replicas=2) is Check.ADD_REPLICA
+    assert v.check(done("c"), replicas=2) is Check.VALID
+    assert v.reliability.hosts["liar"].wrong == 1 and v.reliability.suspect("liar")
+    assert not v.reliability.suspect("a")
+
+
+def test_a_suspect_cars_lone_result_is_checked_by_another_car() -> None:
+    v = validator({"liar": GOOD * 3, "b": GOOD, "c": GOOD})
+    v.reliability.record("liar", valid=False)
+    assert v.check(done("liar"), replicas=1) is Check.ADD_REPLICA
+    assert v.check(done("b"), replicas=1) is Check.ADD_REPLICA  # one against one: no quorum
+    assert v.check(done("c"), replicas=1) is Check.VALID
+    assert v.canonical("job-1", 0) == "b" and v.reliability.hosts["liar"].wrong == 2
+    ok = validator({"a": GOOD})
+    assert ok.check(done("a"), replicas=1) is Check.VALID  # an unsuspected lone result stands
+
+
+def test_replicas_that_never_agree_make_the_shard_unverifiable() -> None:
+    cars = [f"car-{i}" for i in range(2 + MAX_EXTRA_REPLICAS)]
+    v = validator({car: GOOD * (i + 2) for i, car in enumerate(cars)})
+    checks = [v.check(done(car), replicas=2) for car in cars]
+    assert checks == [Check.WAIT] + [Check.ADD_REPLICA] * MAX_EXTRA_REPLICAS + [Check.UNVERIFIABLE]
+
+
+def test_an_unreadable_output_counts_as_wrong_and_a_late_replica_is_scored() -> None:
+    v = validator({"a": GOOD, "b": GOOD})
+    assert v.check(done("gone"), replicas=3) is Check.WAIT
+    assert v.check(done("a"), replicas=3) is Check.WAIT
+    assert v.check(done("b"), replicas=3) is Check.VALID
+    assert v.reliability.hosts["gone"].wrong == 1
+    assert v.check(done("a", shard=1), replicas=1) is Check.VALID
+    with pytest.raises(ValueError, match="only done"):
+        v.check(done("a").model_copy(update={"status": "failed"}), replicas=1)

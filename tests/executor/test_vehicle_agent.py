@@ -14,7 +14,8 @@ from onnx import TensorProto, helper
 
 from executor.agent import AgentLimits, AgentPool, VehicleAgent
 from executor.demo_model import demo_reference
-from executor.runtime import OnnxRunner
+from executor.errors import StoppedError
+from executor.runtime import Interrupt, OnnxRunner
 from executor.storage import resolve_uri
 from streams.messages import Assignment, ModelRef, Result, WorkItem
 
@@ -302,3 +303,52 @@ def test_pool_routes_by_vehicle_and_ignores_strangers(
     assert len(pool) == 2 and "car-1" in pool and "car-9" not in pool
     with pytest.raises(ValueError, match="already has an agent"):
         pool.add(VehicleAgent("car-1", runner, chargers["car-1"], COMPUTE_KW, clock))
+
+
+def test_a_stopped_agent_fails_work_without_running_it_until_resumed(
+    agent: VehicleAgent,
+    write_npy: WriteNpy,
+    make_item: MakeItem,
+    make_assignment: MakeAssignment,
+    features: np.ndarray,
+) -> None:
+    agent.stop("the car departed")
+    agent.stop("the car was unplugged")  # the first reason stands
+    [stopped] = agent.handle(
+        make_assignment("car-1", [make_item(input_uri=write_npy("a.npy", features))])
+    )
+    assert stopped.status == "failed" and stopped.reason == "stopped: the car departed"
+    assert agent.stopped_reason == "the car departed"
+    agent.resume()
+    assert agent.stopped_reason is None
+    [done] = agent.handle(
+        make_assignment("car-1", [make_item(input_uri=write_npy("b.npy", features))])
+    )
+    assert done.status == "done"
+
+
+def test_work_delivered_again_is_not_run_again(
+    agent: VehicleAgent,
+    write_npy: WriteNpy,
+    make_item: MakeItem,
+    make_assignment: MakeAssignment,
+    features: np.ndarray,
+) -> None:
+    assignment = make_assignment("car-1", [make_item(input_uri=write_npy("a.npy", features))])
+    assert [r.status for r in agent.handle(assignment)] == ["done"]
+    assert agent.handle(assignment) == []
+
+
+def test_chunked_runs_give_the_same_output_and_a_fired_interrupt_stops_at_once(
+    runner: OnnxRunner, demo_ref: ModelRef, features: np.ndarray
+) -> None:
+    model = resolve_uri(demo_ref.uri).read_bytes()
+    rows = np.concatenate([features + k for k in range(7)])
+    whole = runner.run(model, demo_ref.sha256, rows).outputs
+    chunked = runner.run(model, demo_ref.sha256, rows, chunk_rows=3).outputs
+    np.testing.assert_array_equal(chunked, whole)
+    interrupt = Interrupt()
+    interrupt.fire("the car departed")
+    with pytest.raises(StoppedError) as stopped:
+        runner.run(model, demo_ref.sha256, rows, interrupt=interrupt, chunk_rows=3)
+    assert stopped.value.progress_frac == 0.0 and "departed" in stopped.value.reason

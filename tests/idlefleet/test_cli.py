@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_command() -> None:
     result = run("--help")
     assert result.returncode == 0
-    for command in ("demo", "serve", "broker", "plan"):
+    for command in ("demo", "serve", "agent", "broker", "plan"):
         assert command in result.stdout
 
 
@@ -108,3 +109,23 @@ def test_bench_runs_a_named_benchmark_and_prints_its_ratio() -> None:
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("decode_msgs_per_s=") and " ratio=" in last
+
+
+def test_an_agent_without_the_fleet_key_or_a_broker_refuses_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDLEFLEET_")}
+    no_key = subprocess.run(
+        [*IDLEFLEET, "agent", "--vehicle-id", "car-1", "--bootstrap-servers", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert no_key.returncode == 2 and "IDLEFLEET_FLEET_KEY" in no_key.stderr
+    no_broker = subprocess.run(
+        [*IDLEFLEET, "agent", "--vehicle-id", "car-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "IDLEFLEET_FLEET_KEY": "k" * 64},
+    )
+    assert no_broker.returncode == 2 and "--bootstrap-servers" in no_broker.stderr

@@ -45,3 +45,25 @@ def test_a_short_demo_runs_every_hop_and_keeps_every_owner_whole(
     embedding = np.load(outputs[0])
     assert embedding.dtype == np.float32 and embedding.shape[1] == 8
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_demo_runs_magikas_pretrained_model_on_real_files(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    config = DemoConfig(
+        cars=4,
+        sites=1,
+        hours=12,
+        seed=5,
+        out_dir=tmp_path,
+        bootstrap_servers=broker.bootstrap_servers,
+        model="magika",
+    )
+    summary = run_demo(config, progress=False)
+    assert summary.owners_met == len(summary.owners)
+    # Every file of every done shard got a content type; Python sources are among them.
+    done_shards = sum(job.accepted for job in summary.jobs if not job.job_id.startswith("valid"))
+    assert done_shards > 0
+    assert sum(summary.content_types.values()) > 0
+    assert summary.content_types.get("python", 0) > 0
+    assert "magika labelled" in (tmp_path / "summary.txt").read_text()

@@ -1,0 +1,172 @@
+"""Car agents on Kafka: assignments in; results and heartbeats out; presence from telemetry.
+
+`AgentService` runs one or many `VehicleAgent`s in a process (`idlefleet agent`). It reads
+each car's telemetry first, so an agent knows whether its car is parked, plugged in and
+lent before it takes work; then it reads the assignments, skipping those whose slot ended
+before it started (a backlog, not work), and hands each one to a worker thread. Every
+`heartbeat_interval_s` it publishes a `Heartbeat` per car with the work running now.
+
+When a car departs, is unplugged or its owner withdraws consent, its agent stops the
+running shard at once (`VehicleAgent.stop`) and reports it failed with the share done;
+`stop()` does the same for every car and returns within `stop_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from executor.agent import AgentPool, VehicleAgent
+from streams.clients import KafkaSettings
+from streams.consumer import StreamReader
+from streams.messages import Assignment, Heartbeat, Message, Telemetry
+from streams.producer import Publisher
+from streams.topics import Stream
+
+logger = logging.getLogger(__name__)
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def absence(telemetry: Telemetry) -> str | None:
+    """Why a car cannot compute now, or None when it is parked, plugged in and lent."""
+    if telemetry.site_id is None:
+        return "the car departed"
+    if not telemetry.plugged_in:
+        return "the car was unplugged"
+    if not telemetry.participating:
+        return "the owner withdrew consent"
+    return None
+
+
+class AgentService:
+    """Runs a pool of car agents against the assignments topic."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        agents: AgentPool,
+        *,
+        heartbeat_interval_s: float = 5.0,
+        workers: int = 2,
+        clock: Callable[[], datetime] = wall_clock,
+        stop_timeout_s: float = 5.0,
+    ) -> None:
+        if heartbeat_interval_s <= 0 or workers < 1 or stop_timeout_s <= 0:
+            raise ValueError("heartbeat_interval_s, workers and stop_timeout_s must be positive")
+        self.agents = agents
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.stop_timeout_s = stop_timeout_s
+        self._clock = clock
+        self._publisher = Publisher(kafka)
+        self._workers = ThreadPoolExecutor(workers, thread_name_prefix="agent-work")
+        self._newest: dict[str, datetime] = {}  # newest telemetry event time per car
+        self._started_at = clock()
+        self._stopping = threading.Event()
+        self._heartbeat_thread = threading.Thread(
+            target=self._beat, name="agent-heartbeats", daemon=True
+        )
+        self._telemetry = StreamReader(kafka, None, [Stream.TELEMETRY], self._on_telemetry, None)
+        self._assignments = StreamReader(
+            kafka, None, [Stream.ASSIGNMENTS], self._on_assignment, None
+        )
+        self.assignments_skipped = 0
+        self.results_published = 0
+
+    def start(self, catch_up_timeout_s: float = 30.0) -> AgentService:
+        """Learn where the cars are, then take assignments and send heartbeats."""
+        self._started_at = self._clock()
+        self._telemetry.start()
+        if not self._telemetry.wait_caught_up(catch_up_timeout_s):
+            logger.warning(
+                "telemetry not caught up after %.0f s; starting anyway", catch_up_timeout_s
+            )
+        self._publish_heartbeats()
+        self._assignments.start()
+        self._heartbeat_thread.start()
+        return self
+
+    def stop(self, reason: str = "the agent is shutting down") -> None:
+        """Stop every car's work now, publish what was reported, and close."""
+        self._stopping.set()
+        for agent in self.agents:
+            agent.stop(reason)
+        self._assignments.stop(self.stop_timeout_s)
+        self._telemetry.stop(self.stop_timeout_s)
+        self._workers.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._publisher.flush(self.stop_timeout_s)
+        finally:
+            self._publisher.close()
+
+    def wait_caught_up(self, timeout_s: float = 30.0) -> bool:
+        """Every assignment published so far has been read and its work handed out."""
+        return self._telemetry.wait_caught_up(timeout_s) and self._assignments.wait_caught_up(
+            timeout_s
+        )
+
+    # -- readers ------------------------------------------------------------------------
+    def _on_telemetry(self, stream: Stream, message: Message) -> None:
+        if not isinstance(message, Telemetry):
+            return
+        agent = self.agents.get(message.vehicle_id)
+        newest = self._newest.get(message.vehicle_id)
+        if agent is None or (newest is not None and message.event_time < newest):
+            return
+        self._newest[message.vehicle_id] = message.event_time
+        reason = absence(message)
+        if reason is None:
+            agent.resume()
+        else:
+            agent.stop(reason)
+
+    def _on_assignment(self, stream: Stream, message: Message) -> None:
+        if not isinstance(message, Assignment) or message.vehicle_id not in self.agents:
+            return
+        if message.slot_end <= self._started_at:
+            self.assignments_skipped += 1  # ended before this agent started: history
+            return
+        if not self._stopping.is_set():
+            self._workers.submit(self._run, message)
+
+    def _run(self, assignment: Assignment) -> None:
+        try:
+            results = self.agents.handle(assignment)
+            for result in results:
+                self._publisher.publish(Stream.RESULTS, result)
+            self._publisher.flush()
+            self.results_published += len(results)
+        except Exception:  # a worker must never die silently: log and go on
+            logger.exception("assignment %s could not be handled", assignment.assignment_id)
+
+    # -- heartbeats ---------------------------------------------------------------------
+    def _beat(self) -> None:
+        next_at = time.monotonic() + self.heartbeat_interval_s
+        while not self._stopping.wait(max(0.0, next_at - time.monotonic())):
+            next_at += self.heartbeat_interval_s
+            try:
+                self._publish_heartbeats()
+            except Exception:  # the broker may be away; the next beat tries again
+                logger.exception("heartbeats could not be published")
+
+    def _publish_heartbeats(self) -> None:
+        now = self._clock()
+        for agent in self.agents:
+            self._publisher.publish(Stream.HEARTBEATS, heartbeat_of(agent, now))
+        self._publisher.flush()
+
+
+def heartbeat_of(agent: VehicleAgent, now: datetime) -> Heartbeat:
+    running = agent.running
+    return Heartbeat(
+        vehicle_id=agent.vehicle_id,
+        sent_at=now,
+        running=[] if running is None else [running],
+        provider=agent.runner.providers[0],
+    )

@@ -1,0 +1,102 @@
+"""`idlefleet agent`: the car agent (one car, or many simulated ones) on Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+FLEET_KEY_ENV = "IDLEFLEET_FLEET_KEY"
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "agent",
+        help="run car agents: take assignments, run ONNX work, report results and heartbeats",
+    )
+    parser.add_argument(
+        "--vehicle-id",
+        action="append",
+        required=True,
+        dest="vehicle_ids",
+        help="the car (repeat for many simulated cars in one process)",
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=os.environ.get("IDLEFLEET_KAFKA_BOOTSTRAP_SERVERS"),
+        help="Kafka HOST:PORT (or IDLEFLEET_KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    parser.add_argument("--topic-prefix", default="idlefleet")
+    parser.add_argument(
+        "--compute-kw", type=float, default=0.3, help="battery power while computing [kW]"
+    )
+    parser.add_argument("--heartbeat-interval", type=float, default=5.0, help="[s] (default 5)")
+    parser.add_argument("--workers", type=int, default=2, help="shards run at once (default 2)")
+    parser.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help=f"run assignments without checking their signature (no {FLEET_KEY_ENV})",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from executor.agent import AgentPool, LoggedCharger, VehicleAgent
+    from executor.runtime import OnnxRunner
+    from executor.service import AgentService, wall_clock
+    from idlefleet.runtime import stop_on_signals
+    from streams.clients import KafkaSettings
+
+    fleet_key = os.environ.get(FLEET_KEY_ENV, "")
+    if not fleet_key and not args.allow_unsigned:
+        print(
+            f"idlefleet agent: set {FLEET_KEY_ENV} to the planner's fleet key "
+            "(or pass --allow-unsigned to run unsigned assignments)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if not args.bootstrap_servers:
+        print(
+            "idlefleet agent: --bootstrap-servers (or IDLEFLEET_KAFKA_BOOTSTRAP_SERVERS) "
+            "is required: the agent joins the planner's Kafka",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    if len(set(args.vehicle_ids)) != len(args.vehicle_ids):
+        print("idlefleet agent: --vehicle-id given twice for the same car", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    runner = OnnxRunner()
+    try:
+        agents = AgentPool(
+            VehicleAgent(
+                vehicle_id,
+                runner,
+                LoggedCharger(vehicle_id),
+                args.compute_kw,
+                wall_clock,
+                fleet_key=fleet_key.encode() if fleet_key else None,
+            )
+            for vehicle_id in args.vehicle_ids
+        )
+        kafka = KafkaSettings(
+            bootstrap_servers=args.bootstrap_servers, topic_prefix=args.topic_prefix
+        )
+        service = AgentService(
+            kafka, agents, heartbeat_interval_s=args.heartbeat_interval, workers=args.workers
+        )
+    except ValueError as exc:
+        print(f"idlefleet agent: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with stop_on_signals() as stop:
+        service.start()
+        print(
+            f"agent for {len(agents)} car(s) on {args.bootstrap_servers}, "
+            f"running on {runner.providers[0]}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+        service.stop()
+    return 0
