@@ -7,9 +7,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from idlefleet.commands import agent, bench, broker, demo, forecast, plan, scenario, serve
+from idlefleet.commands import (
+    agent,
+    bench,
+    broker,
+    demo,
+    forecast,
+    plan,
+    report,
+    scenario,
+    serve,
+)
 
-COMMANDS = (demo, serve, agent, broker, plan, forecast, scenario, bench)
+COMMANDS = (demo, serve, agent, broker, plan, forecast, scenario, report, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
