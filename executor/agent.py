@@ -225,7 +225,7 @@ class VehicleAgent:
                 output_uri=output_uri,
                 output_sha256=output_sha256,
             )
-        logger.info("work item %s failed: %s", item.work_id, reason)
+        logger.warning("work item %s failed: %s", item.work_id, reason)
         return self._failed(
             assignment, item, reason, self._elapsed_s(started_s), provider, progress_frac
         )

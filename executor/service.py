@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from executor.agent import AgentPool, VehicleAgent
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
-from streams.messages import Assignment, Heartbeat, Message, Telemetry
+from streams.messages import Assignment, Heartbeat, Message, Result, Telemetry
 from streams.producer import Publisher
 from streams.topics import Stream
 
@@ -57,6 +57,7 @@ class AgentService:
         workers: int = 2,
         clock: Callable[[], datetime] = wall_clock,
         stop_timeout_s: float = 5.0,
+        on_handled: Callable[[Assignment, list[Result]], None] | None = None,
     ) -> None:
         if heartbeat_interval_s <= 0 or workers < 1 or stop_timeout_s <= 0:
             raise ValueError("heartbeat_interval_s, workers and stop_timeout_s must be positive")
@@ -64,6 +65,9 @@ class AgentService:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.stop_timeout_s = stop_timeout_s
         self._clock = clock
+        self._on_handled = on_handled
+        self._pending = 0  # assignments handed to workers and not finished
+        self._idle = threading.Condition()
         self._publisher = Publisher(kafka)
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="agent-work")
         self._newest: dict[str, datetime] = {}  # newest telemetry event time per car
@@ -111,6 +115,16 @@ class AgentService:
             timeout_s
         )
 
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Every assignment published so far has been handled and its results published."""
+        deadline = time.monotonic() + timeout_s
+        if not self.wait_caught_up(timeout_s):
+            return False
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: self._pending == 0, max(0.0, deadline - time.monotonic())
+            )
+
     # -- readers ------------------------------------------------------------------------
     def _on_telemetry(self, stream: Stream, message: Message) -> None:
         if not isinstance(message, Telemetry):
@@ -133,6 +147,8 @@ class AgentService:
             self.assignments_skipped += 1  # ended before this agent started: history
             return
         if not self._stopping.is_set():
+            with self._idle:
+                self._pending += 1
             self._workers.submit(self._run, message)
 
     def _run(self, assignment: Assignment) -> None:
@@ -142,8 +158,14 @@ class AgentService:
                 self._publisher.publish(Stream.RESULTS, result)
             self._publisher.flush()
             self.results_published += len(results)
+            if self._on_handled is not None:
+                self._on_handled(assignment, results)
         except Exception:  # a worker must never die silently: log and go on
             logger.exception("assignment %s could not be handled", assignment.assignment_id)
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
 
     # -- heartbeats ---------------------------------------------------------------------
     def _beat(self) -> None:

@@ -32,12 +32,17 @@ _MAX_COMPONENT_CHARS = 96
 
 
 def resolve_uri(uri: str) -> Path:
-    """The local path a plain path or a `file://` URI names; UriError for anything else."""
+    """The local path a plain path or a `file://` URI names; UriError for anything else.
+
+    Refused: other schemes and hosts, queries and fragments, NUL bytes (literal or
+    percent-encoded) and `..` segments (literal or percent-encoded), so a location cannot
+    climb out of the directory it names.
+    """
     if not uri or "\x00" in uri:
         raise UriError(f"invalid URI {uri!r}: empty or contains a NUL byte")
     parts = urlsplit(uri)
     if parts.scheme == "":
-        return Path(uri)
+        return _contained(Path(uri), uri)
     if parts.scheme.lower() != "file":
         raise UriError(
             f"unsupported URI scheme {parts.scheme!r} in {uri!r}: only local paths and file:// URIs"
@@ -48,7 +53,15 @@ def resolve_uri(uri: str) -> Path:
         raise UriError(f"file URI {uri!r} has a query or fragment")
     if not parts.path:
         raise UriError(f"file URI {uri!r} has no path")
-    return Path(url2pathname(parts.path))  # url2pathname percent-decodes (once)
+    return _contained(Path(url2pathname(parts.path)), uri)  # url2pathname percent-decodes once
+
+
+def _contained(path: Path, uri: str) -> Path:
+    if "\x00" in str(path):
+        raise UriError(f"invalid URI {uri!r}: contains an encoded NUL byte")
+    if ".." in path.parts:
+        raise UriError(f"location {uri!r} climbs out of its directory with '..'")
+    return path
 
 
 def _read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
@@ -221,6 +234,6 @@ def write_output_array(
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise OutputError(f"cannot write output into {output_uri}: {exc}") from exc
     return target.as_uri(), hashlib.sha256(data).hexdigest()

@@ -11,6 +11,7 @@ from idlefleet.commands import (
     agent,
     bench,
     broker,
+    chaos,
     demo,
     forecast,
     plan,
@@ -19,7 +20,7 @@ from idlefleet.commands import (
     serve,
 )
 
-COMMANDS = (demo, serve, agent, broker, plan, forecast, scenario, report, bench)
+COMMANDS = (demo, serve, agent, broker, plan, forecast, scenario, report, chaos, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

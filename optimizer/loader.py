@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -23,6 +24,7 @@ from optimizer.problem import DrEvent, Horizon, Job, Region, Scenario, Site, Veh
 from optimizer.schemas import schema_text
 
 PathPart = str | int
+_FLOAT_MAX = sys.float_info.max
 
 
 def json_path(parts: Iterable[PathPart]) -> str:
@@ -52,17 +54,19 @@ def _read_document(data: Mapping[str, Any] | str | Path) -> Any:
         path = Path(data)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte, undecodable bytes
             raise ScenarioError("", f"cannot read scenario file {path}: {exc}") from exc
         source = str(path)
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also an integer of >4300 digits, deep nesting
         raise ScenarioError("", f"{source} is not valid JSON: {exc}") from exc
 
 
 def _non_finite(node: Any, parts: list[PathPart]) -> Iterator[list[PathPart]]:
-    if isinstance(node, float) and not math.isfinite(node):
+    """Paths of NaN, infinities and integers too large for a float (OverflowError later)."""
+    too_big = isinstance(node, int) and not isinstance(node, bool) and abs(node) > _FLOAT_MAX
+    if too_big or (isinstance(node, float) and not math.isfinite(node)):
         yield parts
     elif isinstance(node, Mapping):
         for key, value in node.items():
@@ -74,10 +78,15 @@ def _non_finite(node: Any, parts: list[PathPart]) -> Iterator[list[PathPart]]:
 
 def validate_against_schema(doc: Any, schema_name: str = "scenario-v1") -> None:
     """Raise :class:`ScenarioError` naming the field if ``doc`` breaks the JSON Schema."""
-    for bad in _non_finite(doc, []):
-        raise ScenarioError(json_path(bad), "must be a finite number, got NaN or infinity")
-    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
-    error = best_match(validator.iter_errors(doc))
+    try:
+        for bad in _non_finite(doc, []):
+            raise ScenarioError(
+                json_path(bad), "must be a finite number, got NaN, infinity or beyond float range"
+            )
+        validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+        error = best_match(validator.iter_errors(doc))
+    except RecursionError as exc:
+        raise ScenarioError("(document)", "nested too deeply") from exc
     if error is None:
         return
     parts: list[PathPart] = list(error.absolute_path)
@@ -106,7 +115,12 @@ def _timestamp(text: str, parts: list[PathPart]) -> datetime:
         raise ScenarioError(json_path(parts), f"not an RFC 3339 timestamp: {text!r}") from exc
     if when.tzinfo is None:
         raise ScenarioError(json_path(parts), f"timestamp must carry a UTC offset, got {text!r}")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError as exc:
+        raise ScenarioError(
+            json_path(parts), f"outside the years 1 to 9999 in UTC, got {text!r}"
+        ) from exc
 
 
 def _unique_ids(items: Sequence[Mapping[str, Any]], section: str) -> None:
@@ -140,7 +154,12 @@ def _horizon(doc: Mapping[str, Any]) -> Horizon:
             "horizon.start",
             f"must lie on a {slot_minutes}-minute slot boundary, got {raw['start']}",
         )
-    return Horizon(start=start, slot_minutes=slot_minutes, slots=int(raw["slots"]))
+    slots = int(raw["slots"])
+    try:
+        start + slots * timedelta(minutes=slot_minutes)
+    except OverflowError as exc:
+        raise ScenarioError("horizon.slots", "the horizon would end after the year 9999") from exc
+    return Horizon(start=start, slot_minutes=slot_minutes, slots=slots)
 
 
 def _vehicle(raw: Mapping[str, Any], index: int, sites: Mapping[str, Site]) -> Vehicle:

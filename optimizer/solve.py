@@ -7,6 +7,7 @@ gives a plan with status ``infeasible``, a reason and the offending ids.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -37,6 +38,9 @@ DECOMPOSE_ABOVE_VEHICLES = 200
 DECOMPOSE_ABOVE_VEHICLE_JOBS = 25_000
 
 
+_ONE_SOLVE_AT_A_TIME = threading.Lock()
+
+
 @dataclass(frozen=True)
 class SolveResult:
     """Outcome of one HiGHS run: status, incumbent, bound and timings [s]."""
@@ -55,21 +59,27 @@ def solve_model(
     mip_gap_frac: float = DEFAULT_MIP_GAP_FRAC,
     mip_gap_abs: float = DEFAULT_MIP_GAP_ABS,
 ) -> SolveResult:
-    """Solve ``model`` with HiGHS (in-process, via highspy) and load the incumbent if any."""
+    """Solve ``model`` with HiGHS (in-process, via highspy) and load the incumbent if any.
+
+    One solve at a time per process: Pyomo's solver interface redirects the process's
+    stdout and stderr while it runs, and two at once (a service's tick and its health probe)
+    break each other's redirection and can deadlock.
+    """
     solver = Highs()
     if not solver.available():
         raise SolveError("HiGHS (highspy) is not available")
     started = time.perf_counter()
     try:
-        results = solver.solve(
-            model,
-            load_solutions=False,
-            raise_exception_on_nonoptimal_result=False,
-            time_limit=time_limit_s,
-            rel_gap=mip_gap_frac,
-            abs_gap=mip_gap_abs,
-            solver_options={"output_flag": False, "threads": 1},
-        )
+        with _ONE_SOLVE_AT_A_TIME:
+            results = solver.solve(
+                model,
+                load_solutions=False,
+                raise_exception_on_nonoptimal_result=False,
+                time_limit=time_limit_s,
+                rel_gap=mip_gap_frac,
+                abs_gap=mip_gap_abs,
+                solver_options={"output_flag": False, "threads": 1},
+            )
     except Exception as exc:  # the solver wrapper raises several types
         raise SolveError(f"HiGHS failed: {exc}") from exc
     elapsed = time.perf_counter() - started

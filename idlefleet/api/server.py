@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FleetPlanner"].full_name
 DEFAULT_MAX_WORKERS = 32
 DEFAULT_GRACE_S = 5.0
+#: Largest request the server reads [bytes] (gRPC's default, pinned here): a larger one ends
+#: RESOURCE_EXHAUSTED before authentication or any servicer runs.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="api"),
         interceptors=[BearerAuth(tokens)],
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
     )
     pb_grpc.add_FleetPlannerServicer_to_server(
         FleetPlannerServicer(backend, what_if or WhatIfRunner()), server

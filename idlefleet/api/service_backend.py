@@ -32,6 +32,7 @@ from idlefleet.api.jobs import (
 from idlefleet.api.ports import FleetStatusView, JobRecord, PlanSnapshot
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
+from streams.errors import PublishError
 from streams.messages import DemandResponseEvent, Job
 from streams.producer import Publisher
 from streams.state import FleetState
@@ -123,7 +124,7 @@ class ServiceBackend:
             if known is None:
                 try:
                     self._publisher.publish(Stream.JOBS, job).get(timeout=self._ack_timeout_s)
-                except KafkaError as exc:
+                except (KafkaError, PublishError) as exc:
                     raise UnavailableError(f"the broker did not take job {job.job_id!r}") from exc
                 with self._pending_lock:
                     self._pending[job.job_id] = job

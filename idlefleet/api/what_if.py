@@ -49,7 +49,7 @@ def scenario_from_json(text: str) -> Scenario:
     """A complete scenario-v1 document sent as text (never read as a file path)."""
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # also too deep, or an integer of >4300 digits
         raise InvalidFieldError("scenario_json", f"not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise InvalidFieldError("scenario_json", "must be a JSON object")

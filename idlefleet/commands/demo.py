@@ -43,7 +43,11 @@ def run(args: argparse.Namespace) -> int:
         shared_data_dir=Path(args.shared_data) if args.shared_data else None,
         model=args.model,
     )
-    summary = run_demo(config, progress=not args.quiet)
+    try:
+        summary = run_demo(config, progress=not args.quiet)
+    except ValueError as exc:  # a demo that cannot be built from these options
+        print(f"idlefleet demo: {exc}", file=sys.stderr)
+        return 2
     print(summary.table())
     print(f"\nwritten to {config.out_dir}/summary.txt and summary.json", file=sys.stderr)
     ok = summary.owners_met == len(summary.owners) and all(

@@ -83,7 +83,10 @@ def decide_caps(
         minutes=document["horizon"]["slots"] * document["horizon"]["slot_minutes"]
     )
     inside = [cap for cap in caps if cap.end > horizon_start and cap.start < horizon_end]
-    document["dr_events"] = [*document.get("dr_events", []), *map(cap_document, inside)]
+    # A cap with the id of an event in force modifies that event: it replaces it.
+    modified = {cap.event_id for cap in caps}
+    kept = [event for event in document.get("dr_events", []) if event["id"] not in modified]
+    document["dr_events"] = [*kept, *map(cap_document, inside)]
     try:
         scenario = load_scenario(document)
     except ScenarioError as exc:

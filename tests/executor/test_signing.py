@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from conftest import MakeAssignment, MakeItem, ManualClock, RecordingCharger, WriteNpy
@@ -31,7 +33,9 @@ def test_the_agent_refuses_tampered_and_unsigned_work_and_runs_signed_work(
     make_assignment: MakeAssignment,
     write_npy: WriteNpy,
     features: np.ndarray,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     agent = VehicleAgent("car-1", runner, charger, 0.3, clock, fleet_key=KEY)
     item = make_item(input_uri=write_npy("in.npy", features))
     signed = sign(make_assignment("car-1", [item]), KEY)
@@ -42,6 +46,14 @@ def test_the_agent_refuses_tampered_and_unsigned_work_and_runs_signed_work(
     [unsigned] = agent.handle(signed.model_copy(update={"signature": None}))
     assert unsigned.status == "failed"
     assert charger.calls == []  # nothing unsigned ever reached the charger
+    refusals = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "executor.agent"
+    ]
+    refusal = f"agent car-1 refuses assignment {signed.assignment_id}: signature missing or invalid"
+    assert refusals == [refusal, refusal]  # the tampered one and the unsigned one
+    assert KEY.decode() not in caplog.text and KEY.hex() not in caplog.text
 
     [ran] = agent.handle(signed)
     assert ran.status == "done", ran.reason

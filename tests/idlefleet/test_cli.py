@@ -129,3 +129,10 @@ def test_an_agent_without_the_fleet_key_or_a_broker_refuses_to_start() -> None:
         env={**env, "IDLEFLEET_FLEET_KEY": "k" * 64},
     )
     assert no_broker.returncode == 2 and "--bootstrap-servers" in no_broker.stderr
+
+
+def test_a_demo_that_cannot_be_built_exits_2_with_the_reason() -> None:
+    too_many_sites = run("demo", "--sites", "9", "--quiet")
+    assert too_many_sites.returncode == 2 and "--sites must be 1..6" in too_many_sites.stderr
+    too_short = run("demo", "--hours", "0.25", "--quiet")
+    assert too_short.returncode == 2 and "make it longer" in too_short.stderr

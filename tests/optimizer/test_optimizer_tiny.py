@@ -243,3 +243,20 @@ def test_greedy_charges_in_the_cleanest_slots() -> None:
     vehicle = car(departure=4, soc_kwh=20, target_kwh=35)
     _, plan = solve(tiny([300, 100, 200, 50], vehicles=[vehicle]), "greedy")
     assert plan.vehicles["car"].charge_kw == pytest.approx((0, 5, 0, 10), abs=TOL)
+
+
+def test_solves_from_several_threads_at_once_all_succeed() -> None:
+    """A service's tick and its health probe solve in one process at the same time."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    scenario = load_scenario(
+        tiny([300, 100, 200, 400], vehicles=[car(departure=4, soc_kwh=20, target_kwh=30)])
+    )
+    pool = ThreadPoolExecutor(4)
+    futures = [pool.submit(plan_scenario, scenario, "milp") for _ in range(16)]
+    _, stuck = wait(futures, timeout=60)
+    pool.shutdown(wait=not stuck, cancel_futures=True)
+    assert not stuck, "concurrent solves deadlocked"
+    plans = [future.result() for future in futures]
+    assert all(plan.status is SolveStatus.optimal for plan in plans)
+    assert {plan.objective for plan in plans} == {plans[0].objective}

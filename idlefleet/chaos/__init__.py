@@ -1,0 +1,1 @@
+"""Fault injection: `idlefleet chaos` kills and freezes the parts and checks nothing is lost."""

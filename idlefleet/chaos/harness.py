@@ -1,0 +1,475 @@
+"""`idlefleet chaos`: a demo-sized day, run while the service, agents and broker misbehave.
+
+Each run: the embedded broker; the planner service and the cars' agents as processes
+(`idlefleet.chaos.workers`); the physical world here (the cars' batteries, from the demo's
+simulator, and their telemetry). The simulated clock moves slot by slot. At random moments
+the service or the agents get SIGKILL (before, during or after a tick) and are started
+again; once per run the broker is frozen (SIGSTOP for up to `max_freeze_s`, then SIGCONT:
+an outage that keeps the log) while the service's gRPC health is watched.
+
+A car whose agent is down at a slot does what a charger without instructions does: it
+charges at full power until its target. At the end a fresh view of the service is checked:
+
+- lost: done results an agent reported (for work an assignment carried) that the service
+  does not count, although their shard still lacks executions;
+- duplicates: shards with more accepted executions than they need;
+- owner violations: a car that left with less than it was owed, or went below its floor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from forecasting.timegrid import SlotGrid
+from idlefleet.demo import demo_jobs, demo_sites, forecast_messages
+from idlefleet.simulator import SimulatedCar, generate_fleet
+from streams.broker import EmbeddedBroker
+from streams.clients import KafkaSettings, ensure_topics
+from streams.consumer import StreamReader
+from streams.messages import Assignment, Message, Result
+from streams.producer import Publisher
+from streams.topics import Stream
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    runs: int = 3
+    cars: int = 12
+    sites: int = 2
+    hours: float = 12.0
+    slot_minutes: int = 15
+    seed: int = 11
+    date: str = "2020-06-10"
+    service_kills: int = 2
+    agent_kills: int = 2
+    max_freeze_s: float = 30.0
+    work_dir: Path | None = None
+
+
+@dataclass
+class RunOutcome:
+    run: int
+    executions_total: int = 0
+    executions_done: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    owner_violations: list[str] = field(default_factory=list)
+    service_kills: int = 0
+    agent_kills: int = 0
+    freeze_s: float = 0.0
+    health_went_down: bool = False
+    health_came_back: bool = False
+
+    def line(self) -> str:
+        return (
+            f"run {self.run}: executions {self.executions_done}/{self.executions_total} done "
+            f"(rest reported unmet), lost {self.lost}, duplicates {self.duplicates}, owner "
+            f"violations {len(self.owner_violations)}; killed service x{self.service_kills}, "
+            f"agents x{self.agent_kills}; broker frozen {self.freeze_s:.0f} s, health "
+            f"{'NOT_SERVING' if self.health_went_down else 'never down'} then "
+            f"{'SERVING' if self.health_came_back else 'not back'}"
+        )
+
+
+class Child:
+    """A worker process driven by JSON lines."""
+
+    def __init__(self, role: str, config: dict[str, Any], directory: Path, env: dict[str, str]):
+        self.role = role
+        path = directory / f"{role}.json"
+        path.write_text(json.dumps(config))
+        self._log = (directory / f"{role}.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "idlefleet.chaos.workers", role, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.events: list[dict[str, Any]] = []  # lines that are not replies (agents' reports)
+        assert self.process.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,))
+        self._reader.daemon = True
+        self._reader.start()
+        self.ready = self.reply(timeout_s=120)
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            document = json.loads(line)
+            if "charge" in document or "computed" in document:
+                self.events.append(document)
+            else:
+                self.lines.put(document)
+
+    def reply(self, timeout_s: float = 120) -> dict[str, Any]:
+        try:
+            return self.lines.get(timeout=timeout_s)
+        except queue.Empty:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGUSR1)  # its threads' stacks, to its log
+                time.sleep(1.0)
+            raise RuntimeError(
+                f"{self.role} worker silent for {timeout_s:.0f} s; see {self._log.name}"
+            ) from None
+
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def ask(self, command: dict[str, Any], timeout_s: float = 120) -> dict[str, Any]:
+        self.send(command)
+        return self.reply(timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no flush."""
+        self.process.kill()
+        self._reap()
+
+    def close(self) -> None:
+        """Close stdin (the worker's cue to stop) and wait; kill it if it lingers."""
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._reap()
+
+    def _reap(self) -> None:
+        self.process.wait()
+        self._reader.join(10)  # reads to the end of the dead process's output
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(BrokenPipeError):  # unsent commands to a dead worker
+                    pipe.close()
+        self._log.close()
+
+
+class ChaosRun:
+    """One run: world, broker, service and agents; `play()` returns its outcome."""
+
+    def __init__(self, config: ChaosConfig, run: int, directory: Path) -> None:
+        self.config = config
+        self.run = run
+        self.directory = directory
+        self.rng = np.random.default_rng(config.seed + run)
+        self.start = datetime.fromisoformat(config.date).replace(tzinfo=UTC)
+        slots = round(config.hours * 60 / config.slot_minutes)
+        self.grid = SlotGrid(self.start, config.slot_minutes, slots)
+        self.sites = demo_sites(config.sites, config.cars)
+        self.fleet = generate_fleet(
+            config.cars, self.sites, self.start, config.hours, config.slot_minutes, self.rng
+        )
+        self.jobs = demo_jobs(
+            config.cars, self.start, self.grid.end, directory, "mlp", config.seed + run
+        )
+        self.env = {**os.environ, "IDLEFLEET_FLEET_KEY": secrets.token_hex(32)}
+        self.api_token = secrets.token_hex(16)
+        self.outcome = RunOutcome(run)
+        self.floor_breaches: list[str] = []
+
+    # -- processes ----------------------------------------------------------------------
+    def _service(self, kafka: KafkaSettings) -> Child:
+        return Child(
+            "service",
+            {
+                "kafka": {"bootstrap_servers": kafka.bootstrap_servers},
+                "slot_minutes": self.config.slot_minutes,
+                "horizon_hours": self.config.hours,
+                "heartbeat_timeout_s": 3600.0,
+                "sites": [site.model_dump() for site in self.sites],
+                "api_token": self.api_token,
+            },
+            self.directory,
+            self.env,
+        )
+
+    def _agents(self, kafka: KafkaSettings, now: datetime) -> Child:
+        return Child(
+            "agents",
+            {
+                "kafka": {"bootstrap_servers": kafka.bootstrap_servers},
+                "now": now.isoformat(),
+                "compute_kw": self.fleet[0].compute_kw,
+                "vehicles": [car.vehicle_id for car in self.fleet],
+            },
+            self.directory,
+            self.env,
+        )
+
+    # -- the run ------------------------------------------------------------------------
+    def play(self, progress: bool) -> RunOutcome:
+        slots = self.grid.slots
+        service_kills = self._moments(self.config.service_kills, slots)
+        agent_kills = self._moments(self.config.agent_kills, slots)
+        freeze_slot = int(self.rng.integers(1, slots))
+        with EmbeddedBroker() as broker:
+            kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+            ensure_topics(kafka)
+            publisher = Publisher(kafka)
+            for stream, message in forecast_messages(self.sites, self.grid, self.start, None):
+                publisher.publish(stream, message)
+            service = self._service(kafka)
+            agents = self._agents(kafka, self.start)
+            pending = sorted(self.jobs, key=lambda pair: pair[0])
+            try:
+                for slot in range(slots):
+                    now = self.grid.slot_start(slot)
+                    for car in self.fleet:
+                        telemetry = car.telemetry(now)
+                        if telemetry is not None:
+                            publisher.publish(Stream.TELEMETRY, telemetry)
+                    while pending and pending[0][0] <= now:
+                        publisher.publish(Stream.JOBS, pending.pop(0)[1])
+                    publisher.flush()
+                    if slot == freeze_slot:
+                        self._freeze(broker, service)
+                    agents.ask({"time": (now + timedelta(minutes=1)).isoformat()})
+                    service = self._tick(kafka, service, now, service_kills.get(slot))
+                    agents = self._sync(kafka, agents, now, agent_kills.get(slot))
+                    self._advance(agents, now)
+                    if progress:
+                        print(f"  run {self.run} slot {slot + 1}/{slots}", file=sys.stderr)
+                end = self.grid.end
+                for car in self.fleet:
+                    telemetry = car.telemetry(end)
+                    if telemetry is not None:
+                        publisher.publish(Stream.TELEMETRY, telemetry)
+                publisher.flush()
+                self._judge(kafka, service)
+            finally:
+                publisher.close()
+                for child in (service, agents):
+                    child.close()
+        return self.outcome
+
+    def _moments(self, count: int, slots: int) -> dict[int, str]:
+        """`count` distinct slots, each with the phase of its kill."""
+        chosen = self.rng.choice(np.arange(1, slots), size=min(count, slots - 1), replace=False)
+        phases = ("before", "during", "after")
+        return {int(s): phases[int(self.rng.integers(len(phases)))] for s in chosen}
+
+    def _tick(self, kafka: KafkaSettings, service: Child, now: datetime, kill: str | None) -> Child:
+        if kill == "before":
+            service = self._restart_service(kafka, service)
+        if kill == "during":
+            service.send({"tick": now.isoformat()})
+            time.sleep(float(self.rng.uniform(0.0, 0.5)))
+            service = self._restart_service(kafka, service)
+        service.ask({"tick": now.isoformat()})
+        if kill == "after":
+            service = self._restart_service(kafka, service)
+        return service
+
+    def _restart_service(self, kafka: KafkaSettings, service: Child) -> Child:
+        service.kill()
+        self.outcome.service_kills += 1
+        return self._service(kafka)
+
+    def _sync(self, kafka: KafkaSettings, agents: Child, now: datetime, kill: str | None) -> Child:
+        if kill is not None:
+            if kill == "during":
+                time.sleep(float(self.rng.uniform(0.0, 0.3)))
+            self._world_take(agents)
+            agents.kill()
+            self.outcome.agent_kills += 1
+            agents = self._agents(kafka, now + timedelta(minutes=1))
+        agents.ask({"sync": True})
+        return agents
+
+    def _freeze(self, broker: EmbeddedBroker, service: Child) -> None:
+        """SIGSTOP the broker, watch health go down, SIGCONT, watch it come back."""
+        assert broker.pid is not None
+        seconds = float(
+            self.rng.uniform(min(10.0, self.config.max_freeze_s), self.config.max_freeze_s)
+        )
+        port = service.ready["grpc_port"]
+        os.kill(broker.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < seconds:
+                if _health(port) == NOT_SERVING:
+                    self.outcome.health_went_down = True
+                time.sleep(0.5)
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        self.outcome.freeze_s = time.monotonic() - started
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _health(port) == SERVING:
+                self.outcome.health_came_back = True
+                break
+            time.sleep(0.5)
+
+    # -- the world ----------------------------------------------------------------------
+    def _world_take(self, agents: Child) -> None:
+        """Apply what the agents told the cars so far (their process is about to go)."""
+        for event in agents.events:
+            car = self._car(event.get("charge") or event["computed"])
+            slot = datetime.fromisoformat(event["slot"])
+            if "charge" in event:
+                car.charge_kw_by_slot[slot] = event["kw"]
+            else:
+                car.compute_slots.add(slot)
+        agents.events.clear()
+
+    def _advance(self, agents: Child, now: datetime) -> None:
+        self._world_take(agents)
+        end = now + timedelta(minutes=self.grid.slot_minutes)
+        for car in self.fleet:
+            if car.is_parked(now, end) and now not in car.charge_kw_by_slot:
+                # no instruction reached the car: the charger's own default, owners first
+                car.charge_kw_by_slot[now] = (
+                    car.charger_kw if car.energy_kwh < car.target_kwh else 0.0
+                )
+            before = car.energy_kwh
+            car.advance(now, end)
+            floor = min(car.reserve_kwh, before)
+            if car.is_parked(now, end) and car.energy_kwh < floor - 1e-6:
+                self.floor_breaches.append(
+                    f"{car.vehicle_id} fell to {car.energy_kwh:.3f} kWh below its floor "
+                    f"{floor:.3f} in slot {now.isoformat()}"
+                )
+
+    def _car(self, vehicle_id: str) -> SimulatedCar:
+        return next(car for car in self.fleet if car.vehicle_id == vehicle_id)
+
+    # -- the verdict --------------------------------------------------------------------
+    def _judge(self, kafka: KafkaSettings, service: Child) -> None:
+        status = service.ask({"status": True})
+        records = _read_all(kafka, [Stream.ASSIGNMENTS, Stream.RESULTS])
+        accepted = {
+            (job, shard, vehicle)
+            for job, pairs in status["accepted"].items()
+            for shard, vehicle in pairs
+        }
+        jobs = {job.job_id: job for _, job in self.jobs}
+        needed = {
+            job_id: max(jobs[job_id].replicas, p["total"] // jobs[job_id].shards)
+            for job_id, p in status["progress"].items()
+        }
+        self.outcome.lost, self.outcome.duplicates = lost_and_duplicates(accepted, needed, records)
+        self.outcome.executions_total = sum(p["total"] for p in status["progress"].values())
+        self.outcome.executions_done = sum(p["accepted"] for p in status["progress"].values())
+        self.outcome.owner_violations = owner_shortfalls(self.fleet) + self.floor_breaches
+
+
+def lost_and_duplicates(
+    accepted: set[tuple[str, int, str]], needed: dict[str, int], records: list[Message]
+) -> tuple[int, int]:
+    """Executions lost and shards accepted too often.
+
+    `accepted`: (job, shard, vehicle) the service counts; `needed`: executions each shard of
+    a job needs [count]; `records`: the assignments and results topics. Lost: a done result
+    for work an assignment carried to that car, not counted although its shard still needs
+    executions. Duplicates: shards with more accepted executions than they need.
+    """
+    carried = {
+        (item.work_id, a.vehicle_id)
+        for a in records
+        if isinstance(a, Assignment)
+        for item in a.work
+    }
+    per_shard: dict[tuple[str, int], int] = {}
+    for job, shard, _ in accepted:
+        per_shard[(job, shard)] = per_shard.get((job, shard), 0) + 1
+    duplicates = sum(count > needed.get(job, 1) for (job, _), count in per_shard.items())
+    lost = {
+        (r.job_id, r.shard_index, r.vehicle_id)
+        for r in records
+        if isinstance(r, Result)
+        and r.status == "done"
+        and (r.work_id, r.vehicle_id) in carried
+        and (r.job_id, r.shard_index, r.vehicle_id) not in accepted
+        and per_shard.get((r.job_id, r.shard_index), 0) < needed.get(r.job_id, 1)
+    }
+    return len(lost), duplicates
+
+
+def owner_shortfalls(fleet: list[SimulatedCar]) -> list[str]:
+    """Cars that left with less than they were owed: their target, or as much as their charger
+    could give over their stay if that is less."""
+    shortfalls = []
+    for car in fleet:
+        parked_h = (car.departure - car.arrival) / timedelta(hours=1)
+        owed = min(
+            car.target_kwh,
+            car.arrival_energy_kwh + car.charge_efficiency_frac * car.charger_kw * parked_h,
+            car.battery_kwh,
+        )
+        left = car.energy_kwh if car.departure_energy_kwh is None else car.departure_energy_kwh
+        if left < owed - 1e-6:
+            shortfalls.append(f"{car.vehicle_id} left with {left:.3f} kWh, owed {owed:.3f}")
+    return shortfalls
+
+
+def _health(port: int) -> int | None:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            return int(stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status)
+    except grpc.RpcError:
+        return None
+
+
+def _read_all(kafka: KafkaSettings, streams: list[Stream]) -> list[Message]:
+    seen: list[Message] = []
+    reader = StreamReader(kafka, None, streams, lambda _s, m: seen.append(m), None).start()
+    try:
+        if not reader.wait_caught_up(timeout_s=60):
+            raise RuntimeError("could not read the topics back")
+    finally:
+        reader.stop()
+    return seen
+
+
+def run_chaos(config: ChaosConfig, progress: bool = False) -> list[RunOutcome]:
+    """Every run's outcome; prints a line per run and the summary line last."""
+    outcomes = []
+    with tempfile.TemporaryDirectory(prefix="idlefleet-chaos-") as scratch:
+        base = config.work_dir or Path(scratch)
+        for run in range(1, config.runs + 1):
+            directory = base / f"run-{run}"
+            directory.mkdir(parents=True, exist_ok=True)
+            outcome = ChaosRun(config, run, directory).play(progress)
+            print(outcome.line(), flush=True)
+            for violation in outcome.owner_violations[:5]:
+                print(f"  owner violation: {violation}", flush=True)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def summary_line(outcomes: list[RunOutcome]) -> str:
+    return (
+        f"runs={len(outcomes)} lost={sum(o.lost for o in outcomes)} "
+        f"duplicates={sum(o.duplicates for o in outcomes)} "
+        f"owner_violations={sum(len(o.owner_violations) for o in outcomes)}"
+    )

@@ -1,0 +1,160 @@
+"""The processes `idlefleet chaos` kills: the planner service and the cars' agents.
+
+Each runs as `python -m idlefleet.chaos.workers (service|agents) CONFIG.json` and is driven
+line by line: JSON commands on stdin, JSON replies on stdout (one line each). The fleet key
+comes from `IDLEFLEET_FLEET_KEY`, as in production.
+
+service: `{"tick": ISO}` plans and dispatches that slot; `{"status": true}` answers what the
+service holds once it has read everything published. It also serves the gRPC API (health
+included) on a free port, announced in its first line.
+
+agents: `{"time": ISO}` sets the cars' clock; `{"sync": true}` answers once every assignment
+published so far is handled. The agents report what reached the car: a `charge` line per
+set point the charger took and a `computed` line per slot the car computed in.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from executor.agent import AgentPool, VehicleAgent
+from executor.runtime import OnnxRunner
+from executor.service import AgentService
+from idlefleet.sites import SiteConfig
+from streams.clients import KafkaSettings
+from streams.messages import Assignment, Result
+
+FLEET_KEY_ENV = "IDLEFLEET_FLEET_KEY"
+_print_lock = threading.Lock()
+#: The harness's pipe, kept apart from `sys.stdout`, which Pyomo redirects while it solves.
+_replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+
+
+def reply(document: dict[str, Any]) -> None:
+    """One JSON line to the harness (thread-safe)."""
+    with _print_lock:
+        _replies.write(json.dumps(document) + "\n")
+        _replies.flush()
+
+
+def service_main(config: dict[str, Any]) -> None:
+    from idlefleet.api.auth import TokenTable
+    from idlefleet.api.cli import ApiConfig, serving_api
+    from idlefleet.service import PlannerService
+    from idlefleet.settings import PlannerSettings
+
+    kafka = KafkaSettings(**config["kafka"])
+    settings = PlannerSettings(
+        slot_minutes=config["slot_minutes"],
+        horizon_hours=config["horizon_hours"],
+        solver_time_limit_s=10,
+        fleet_key=SecretStr(os.environ[FLEET_KEY_ENV]),
+        heartbeat_timeout_s=config["heartbeat_timeout_s"],
+    )
+    sites = [SiteConfig(**site) for site in config["sites"]]
+    service = PlannerService(kafka, settings, sites).start()
+    tokens = TokenTable.parse(f"{config['api_token']} viewer\n")
+    api = ApiConfig(host="127.0.0.1", port=0, tokens=tokens, tls=None)
+    with serving_api(api, service, kafka) as port:
+        reply({"ready": True, "grpc_port": port})
+        for line in sys.stdin:
+            command = json.loads(line)
+            if "tick" in command:
+                report = service.tick(datetime.fromisoformat(command["tick"]))
+                reply({"ticked": command["tick"], "work_items": report.work_items})
+            else:
+                service.catch_up(timeout_s=60)
+                reply(status_document(service))
+    service.stop()
+
+
+def status_document(service: Any) -> dict[str, Any]:
+    """Accepted executions and progress of every job the service holds."""
+    status = service.status()
+    progress = {}
+    for job_id in service.ledger.job_ids:
+        p = service.ledger.job_progress(job_id)
+        progress[job_id] = {
+            "total": p.total,
+            "accepted": p.accepted,
+            "abandoned_shards": list(p.abandoned_shards),
+        }
+    return {
+        "accepted": {job: [list(pair) for pair in pairs] for job, pairs in status.accepted.items()},
+        "progress": progress,
+        "results_accepted": status.results_accepted,
+        "dead_letters": status.dead_letters,
+    }
+
+
+class Clock:
+    """The cars' simulated clock, set by the harness."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class ReportingCharger:
+    """A car's charger link that tells the harness (the physical world) each set point."""
+
+    def __init__(self, vehicle_id: str) -> None:
+        self.vehicle_id = vehicle_id
+
+    def set_charge_power_kw(
+        self, slot_start: datetime, slot_end: datetime, power_kw: float
+    ) -> None:
+        reply({"charge": self.vehicle_id, "slot": slot_start.isoformat(), "kw": power_kw})
+
+
+def agents_main(config: dict[str, Any]) -> None:
+    kafka = KafkaSettings(**config["kafka"])
+    clock = Clock(datetime.fromisoformat(config["now"]))
+    key = os.environ[FLEET_KEY_ENV].encode()
+    runner = OnnxRunner(intra_op_threads=1)
+    pool = AgentPool(
+        VehicleAgent(v, runner, ReportingCharger(v), config["compute_kw"], clock, fleet_key=key)
+        for v in config["vehicles"]
+    )
+
+    def computed(assignment: Assignment, results: list[Result]) -> None:
+        if any(result.status == "done" for result in results):
+            reply({"computed": assignment.vehicle_id, "slot": assignment.slot_start.isoformat()})
+
+    agents = AgentService(
+        kafka, pool, heartbeat_interval_s=0.5, clock=clock, on_handled=computed
+    ).start()
+    reply({"ready": True})
+    for line in sys.stdin:
+        command = json.loads(line)
+        if "time" in command:
+            clock.now = datetime.fromisoformat(command["time"])
+            reply({"time": command["time"]})
+        else:
+            reply({"synced": agents.wait_idle(timeout_s=120)})
+    agents.stop()
+
+
+def main() -> None:
+    role, config_path = sys.argv[1:3]
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    faulthandler.register(signal.SIGUSR1)  # the harness asks a silent worker for its stacks
+    config = json.loads(Path(config_path).read_text())
+    {"service": service_main, "agents": agents_main}[role](config)
+
+
+if __name__ == "__main__":
+    main()
