@@ -20,24 +20,21 @@ import argparse
 import dataclasses
 import multiprocessing
 import secrets
-import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
-from typing import Any
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench._openloop import Call, Request, Scopes, cycling, plan_requests, send_open_loop
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
 from idlefleet.api.auth import Role, TokenTable
 from idlefleet.api.health import broker_probe, solver_answers
 from idlefleet.api.local_backend import LocalBackend
 from idlefleet.api.server import create_server
-from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 from idlefleet.settings import PlannerSettings
 from idlefleet.simulator import CHARGER_KW, generate_fleet
@@ -111,63 +108,14 @@ def fleet_backend(cars: int, sites: int, seed: int) -> LocalBackend:
     return backend
 
 
-@dataclasses.dataclass(frozen=True)
-class Scopes:
-    regions: list[str]
-    sites: list[str]
-    vehicles: list[str]
-
-
-def _api_senders(
-    stub: pb_grpc.FleetPlannerStub, scopes: Scopes, metadata: Any
-) -> list[Callable[[], Any]]:
-    """Senders of each kind of API request (random scopes), each returning a future."""
-    rng = np.random.default_rng(1)
-
-    def pick(items: list[str]) -> str:
-        return items[int(rng.integers(len(items)))]
-
-    flexibility, plan = stub.GetFlexibility.future, stub.GetPlan.future
-    return [
-        lambda: flexibility(
-            pb.GetFlexibilityRequest(site_id=pick(scopes.sites)), metadata=metadata
-        ),
-        lambda: plan(pb.GetPlanRequest(site_id=pick(scopes.sites)), metadata=metadata),
-        lambda: flexibility(
-            pb.GetFlexibilityRequest(region=pick(scopes.regions)), metadata=metadata
-        ),
-        lambda: plan(pb.GetPlanRequest(vehicle_id=pick(scopes.vehicles)), metadata=metadata),
-        lambda: flexibility(pb.GetFlexibilityRequest(), metadata=metadata),
-        lambda: plan(pb.GetPlanRequest(), metadata=metadata),
-    ]
-
-
-def _steady(senders: list[Callable[[], Any]], rate: float, seconds: float) -> list[float]:
-    """Send at `rate` per second for `seconds`, cycling through `senders`; latencies [s]."""
-    latencies: list[float] = []
-    failures: list[BaseException] = []
-    done = threading.Semaphore(0)
-    count = int(rate * seconds)
-    started = time.perf_counter()
-    for i in range(count):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        sent = time.perf_counter()
-        future = senders[i % len(senders)]()
-
-        def finished(f: Any, sent: float = sent) -> None:
-            latencies.append(time.perf_counter() - sent)
-            if f.exception() is not None:
-                failures.append(f.exception())
-            done.release()
-
-        future.add_done_callback(finished)
-    for _ in range(count):
-        done.acquire()
+def _steady(requests: list[Request], rate: float, seconds: float) -> list[float]:
+    """Send at `rate` per second for `seconds`, cycling through `requests`; latencies [s]."""
+    calls: list[Call] = []
+    send_open_loop(cycling(requests), rate, seconds, calls.append)
+    failures = [call for call in calls if call.code != "OK"]
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, first: {failures[0]}")
-    return latencies
+    return [call.latency_s for call in calls]
 
 
 def load(
@@ -178,9 +126,9 @@ def load(
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.FleetPlannerStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
-        api = _api_senders(stub, scopes, metadata)
+        api = plan_requests(stub, scopes, metadata, np.random.default_rng(1))
         check = health_pb2.HealthCheckRequest(service="idlefleet.v1.FleetPlanner")
-        baseline = [lambda: health.Check.future(check)]
+        baseline = [Request("Check", lambda: health.Check.future(check))]
         _steady(api + baseline, rate, WARM_UP_S)
         results: dict[str, list[float]] = {"health": [], "api": [], "api_s": []}
         for _ in range(2):

@@ -30,6 +30,9 @@ from streams.messages import Assignment, Job, Result, WorkItem
 logger = logging.getLogger(__name__)
 
 _MAX_ID_CHARS = 200  # `streams.messages.Identifier`
+#: Work items one assignment carries at most [count]: at the longest URIs the messages allow
+#: (about 6.5 kB an item) an assignment stays well under the 1 MB a Kafka message may have.
+MAX_WORK_ITEMS = 100
 
 
 def stable_id(*parts: str | int) -> str:
@@ -405,8 +408,8 @@ class Dispatcher:
         Each vehicle gets, per job (in job_id order), at most the planned count of the
         lowest-indexed shards it has neither run nor holds and that still have an open
         execution. Jobs unknown to the ledger, not yet released or past their deadline get
-        no work. Ids: assignment_id from (plan_id, vehicle, slot_start); work_id from
-        (job, shard, vehicle, attempt).
+        no work; an assignment carries at most `MAX_WORK_ITEMS`. Ids: assignment_id from
+        (plan_id, vehicle, slot_start); work_id from (job, shard, vehicle, attempt).
         """
         _require_utc(slot_start, "slot_start")
         _require_utc(slot_end, "slot_end")
@@ -431,12 +434,24 @@ class Dispatcher:
         lease_end = slot_end + self.lease_grace
         assignments = []
         for dispatch, shell in zip(dispatches, shells, strict=True):
-            work = [
-                self._work_item(job, lease)
-                for job_id, count in sorted(dispatch.shards_by_job.items())
-                if (job := self._runnable(job_id, slot_start, slot_end)) is not None
-                for lease in self._lease_shards(job, dispatch.vehicle_id, count, lease_end, shell)
-            ]
+            work: list[WorkItem] = []
+            for job_id, count in sorted(dispatch.shards_by_job.items()):
+                job = self._runnable(job_id, slot_start, slot_end)
+                room = MAX_WORK_ITEMS - len(work)
+                if job is None or count <= 0:
+                    continue
+                if count > room:
+                    logger.warning(
+                        "%s: %d shards of %s planned, %d fit one assignment; the rest wait",
+                        dispatch.vehicle_id,
+                        count,
+                        job_id,
+                        room,
+                    )
+                leases = self._lease_shards(
+                    job, dispatch.vehicle_id, min(count, room), lease_end, shell
+                )
+                work += [self._work_item(job, lease) for lease in leases]
             assignments.append(shell.model_copy(update={"work": work}))
         return assignments
 

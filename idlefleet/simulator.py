@@ -95,21 +95,36 @@ class SimulatedCar:
         """Move the battery through one slot [kWh]: charging in, computing out."""
         if not self.is_parked(slot_start, slot_end):
             return
-        dt_h = (slot_end - slot_start) / timedelta(hours=1)
+        self.energy_kwh = self.energy_at(slot_start, slot_end)
+
+    def energy_at(self, slot_start: datetime, moment: datetime) -> float:
+        """Energy in the battery at `moment` of the slot that starts at `slot_start` [kWh]:
+        its energy at the slot's start moved by the slot's charging and computing so far.
+        The battery itself does not move (`advance` does that at the slot's end)."""
+        dt_h = (moment - slot_start) / timedelta(hours=1)
         charge_kwh = (
             self.charge_efficiency_frac * self.charge_kw_by_slot.get(slot_start, 0.0) * dt_h
         )
         compute_kwh = self.compute_kw * dt_h if slot_start in self.compute_slots else 0.0
-        self.energy_kwh = min(
-            self.battery_kwh, max(0.0, self.energy_kwh + charge_kwh - compute_kwh)
-        )
+        return min(self.battery_kwh, max(0.0, self.energy_kwh + charge_kwh - compute_kwh))
 
     def telemetry(self, now: datetime) -> Telemetry | None:
         """What the car reports at `now`: parked, just departed, or nothing."""
+        if self.arrival <= now < self.departure:
+            return self.report(now)
+        if now >= self.departure and self.departure_energy_kwh is None:
+            self.departure_energy_kwh = self.energy_kwh
+            return self.report(now)
+        return None
+
+    def report(self, now: datetime, energy_kwh: float | None = None) -> Telemetry:
+        """The car's report at `now`, parked or away, with `energy_kwh` [kWh] (default: the
+        battery's energy). Unlike `telemetry`, it reports every time and remembers nothing."""
+        energy_kwh = self.energy_kwh if energy_kwh is None else energy_kwh
         common = {
             "vehicle_id": self.vehicle_id,
             "event_time": now,
-            "energy_kwh": round(self.energy_kwh, 9),
+            "energy_kwh": round(energy_kwh, 9),
             "battery_kwh": self.battery_kwh,
             "reserve_kwh": self.reserve_kwh,
             "target_kwh": self.target_kwh,
@@ -126,10 +141,7 @@ class SimulatedCar:
                 plugged_in=True,
                 expected_departure=self.departure,
             )
-        if now >= self.departure and self.departure_energy_kwh is None:
-            self.departure_energy_kwh = self.energy_kwh
-            return Telemetry(**common, site_id=None, plugged_in=False)
-        return None
+        return Telemetry(**common, site_id=None, plugged_in=False)
 
 
 def generate_fleet(

@@ -99,6 +99,14 @@ def _reveal(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
 
 
+#: Bytes a producer batches per partition before it sends. kafka-python's default (16 KB, a
+#: few dozen records) wakes its I/O thread on nearly every send of a burst (a partition
+#: holding a full batch and a new one counts as full): 9,000 assignments of a slot made
+#: 8,400 wake-ups, a system call and a GIL hand-over each, in the process that also serves
+#: the API. 256 KB makes it about 60, and stays far below Kafka's 1 MB message.max.bytes.
+PRODUCER_BATCH_BYTES = 256 * 1024
+
+
 def make_producer(settings: KafkaSettings) -> KafkaProducer:
     """An idempotent producer that waits for all in-sync replicas.
 
@@ -110,6 +118,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
+        batch_size=PRODUCER_BATCH_BYTES,
         delivery_timeout_ms=settings.delivery_timeout_ms,
         max_in_flight_requests_per_connection=5,
     )

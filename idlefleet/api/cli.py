@@ -7,9 +7,10 @@ are checked and files read before anything starts; gRPC is imported only when se
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,20 +78,25 @@ def api_config(args: argparse.Namespace) -> ApiConfig | None:
 
 @contextmanager
 def serving_api(
-    config: ApiConfig | None, service: PlannerPort, kafka: KafkaSettings
+    config: ApiConfig | None,
+    service: PlannerPort,
+    kafka: KafkaSettings,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[int | None]:
-    """Serve the API over `service` while the block runs; the bound port (None: no API)."""
+    """Serve the API over `service` while the block runs; the bound port (None: no API).
+
+    `clock` is the service's time (default: the wall clock, UTC)."""
     if config is None:
         yield None
         return
     from idlefleet.api.health import broker_probe, solver_answers
     from idlefleet.api.server import create_server
-    from idlefleet.api.service_backend import ServiceBackend
+    from idlefleet.api.service_backend import ServiceBackend, wall_clock
     from idlefleet.api.what_if import WhatIfRunner
     from streams.producer import Publisher
 
     publisher = Publisher(kafka)
-    backend = ServiceBackend(service, publisher).start()
+    backend = ServiceBackend(service, publisher, clock or wall_clock).start()
     settings = service.settings
     server, port = create_server(
         backend,

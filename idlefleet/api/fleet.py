@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,25 +55,54 @@ def state_copy(state: FleetState) -> FleetState:
     )
 
 
+@dataclass
+class _Parked:
+    """The cars parked at one site: counts [count], energy and capacity [kWh], chargers [kW]."""
+
+    vehicles: int = 0
+    participating: int = 0
+    energy_kwh: float = 0.0
+    battery_kwh: float = 0.0
+    charger_kw: float = 0.0
+
+    def add(self, telemetry: Telemetry) -> None:
+        self.vehicles += 1
+        self.participating += telemetry.participating
+        self.energy_kwh += telemetry.energy_kwh
+        self.battery_kwh += telemetry.battery_kwh
+        self.charger_kw += telemetry.charger_kw
+
+
+def _parked_by_site(state: FleetState) -> dict[str, _Parked]:
+    """Totals of the parked cars of each site, in one pass over the fleet: the status is
+    asked for often and the fleet is large (no sorting, no list of cars per site)."""
+    by_site: dict[str, _Parked] = {}
+    for telemetry in state.vehicles.values():
+        if telemetry.site_id is None or not telemetry.plugged_in:
+            continue
+        totals = by_site.get(telemetry.site_id)
+        if totals is None:
+            totals = by_site[telemetry.site_id] = _Parked()
+        totals.add(telemetry)
+    return by_site
+
+
 def fleet_status(
     state: FleetState, sites: Sequence[SiteConfig], jobs: Sequence[JobRecord], now: datetime
 ) -> FleetStatusView:
     """Counts of cars and jobs, and each site's parked cars, from a copy of the state."""
-    parked = state.parked()
-    by_site: dict[str | None, list[Telemetry]] = {}
-    for telemetry in parked:
-        by_site.setdefault(telemetry.site_id, []).append(telemetry)
+    by_site = _parked_by_site(state)
     site_views = []
     for site in sites:
-        here = by_site.get(site.site_id, [])
+        here = by_site.get(site.site_id, _Parked())
         site_views.append(
             SiteStatusView(
                 site=site,
-                vehicles_parked=len(here),
-                vehicles_participating=sum(t.participating for t in here),
-                energy_kwh=sum(t.energy_kwh for t in here),
-                battery_kwh=sum(t.battery_kwh for t in here),
-                charger_kw=sum(t.charger_kw for t in here),
+                vehicles_parked=here.vehicles,
+                vehicles_participating=here.participating,
+                energy_kwh=here.energy_kwh,
+                battery_kwh=here.battery_kwh,
+                charger_kw=here.charger_kw,
                 dr_event_ids=tuple(
                     sorted(
                         event.event_id
@@ -87,8 +117,8 @@ def fleet_status(
         as_of=now,
         latest_telemetry=state.watermark(),
         vehicles_known=len(state.vehicles),
-        vehicles_parked=len(parked),
-        vehicles_participating=sum(t.participating for t in parked),
+        vehicles_parked=sum(totals.vehicles for totals in by_site.values()),
+        vehicles_participating=sum(totals.participating for totals in by_site.values()),
         sites=tuple(site_views),
         job_counts=Counter(record.state for record in jobs),
     )

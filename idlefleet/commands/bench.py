@@ -11,7 +11,12 @@ import bench
 
 
 def available() -> list[str]:
-    return sorted(module.name for module in pkgutil.iter_modules(bench.__path__))
+    """The benchmarks in bench/; modules named `_…` are pieces they share."""
+    return sorted(
+        module.name
+        for module in pkgutil.iter_modules(bench.__path__)
+        if not module.name.startswith("_")
+    )
 
 
 def register(commands: Any) -> None:

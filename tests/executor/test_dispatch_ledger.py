@@ -295,3 +295,22 @@ def test_validation_can_add_an_execution_to_a_shard_and_give_one_up() -> None:
     assert ledger.all_done()
     with pytest.raises(ValueError, match="no shard 7"):
         ledger.add_execution("job-1", 7)
+
+
+def test_an_assignment_carries_at_most_max_work_items_and_the_rest_waits() -> None:
+    from executor.dispatch import MAX_WORK_ITEMS
+    from streams.serde import MAX_MESSAGE_BYTES, encode
+
+    long_uri = "/" + "d" * 1990 + ".npy"
+    big = job("big", shards=MAX_WORK_ITEMS + 5, input_uris=[long_uri] * (MAX_WORK_ITEMS + 5))
+    big = big.model_copy(
+        update={"output_uri": long_uri, "model": MODEL.model_copy(update={"uri": long_uri})}
+    )
+    ledger = JobLedger()
+    dispatcher = Dispatcher(ledger, [big])
+    [assignment] = dispatcher.assignments_for_slot(
+        [SlotDispatch("a", 0.0, {"big": MAX_WORK_ITEMS + 5})], *slot(0), "plan-1"
+    )
+    assert len(assignment.work) == MAX_WORK_ITEMS
+    assert len(encode(assignment)) < MAX_MESSAGE_BYTES
+    assert ledger.executions_remaining("big") == 5
