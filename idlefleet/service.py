@@ -55,6 +55,7 @@ from executor.signing import sign
 from executor.storage import load_input_array
 from executor.validation import Check, ReplicaValidator
 from idlefleet.api.ports import PlanSnapshot
+from idlefleet.planner_process import PlannerProcess
 from idlefleet.planning import (
     JobDemand,
     iso,
@@ -64,7 +65,7 @@ from idlefleet.planning import (
 )
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
-from optimizer import Plan, load_scenario, plan_scenario
+from optimizer import Plan, Scenario, load_scenario, plan_scenario
 from optimizer.errors import SolveError
 from streams.clients import KafkaSettings
 from streams.consumer import PartitionAssignment, StreamReader
@@ -219,6 +220,7 @@ class PlannerService:
             kafka, None, FLEET_STREAMS, self._on_fleet_record, None, rules=rules
         )
         self._readers = (self._site_reader, self._fleet_reader)
+        self._planner = PlannerProcess()
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> PlannerService:
@@ -229,6 +231,7 @@ class PlannerService:
     def stop(self) -> None:
         for reader in self._readers:
             reader.stop()
+        self._planner.close()
         try:
             self._publisher.flush()
         finally:
@@ -447,7 +450,9 @@ class PlannerService:
         """Plan if needed and dispatch the slot starting at `now` (a slot boundary).
 
         The solver runs without the state lock, so the readers keep polling (a reader that
-        stalls past `max_poll_interval_ms` would be dropped from the group).
+        stalls past `max_poll_interval_ms` would be dropped from the group), and in a child
+        process (`PlannerProcess`), so model building does not take the GIL from the readers
+        and the API.
         """
         failure = self.reader_failure
         if failure is not None:
@@ -559,12 +564,14 @@ class PlannerService:
         self, now: datetime, document: dict[str, Any], reasons: tuple[str, ...]
     ) -> PlanRecord:
         """Solve the MILP (the `immediate` baseline if it fails) and make it the plan."""
-        scenario = load_scenario(document)
         started = time.perf_counter()
+        scenario: Scenario | None = None
+        plan: Plan | None = None
         try:
-            plan = plan_scenario(
-                scenario,
+            scenario, plan = self._planner.plan(
+                document,
                 "milp",
+                deadline_s=self.settings.planner_deadline_s,
                 time_limit_s=self.settings.solver_time_limit_s,
                 mip_gap_frac=self.settings.solver_mip_gap_frac,
             )
@@ -572,7 +579,8 @@ class PlannerService:
                 log.error("MILP infeasible at %s: %s %s", iso(now), plan.reason, plan.offending_ids)
         except SolveError as exc:
             log.error("MILP failed at %s: %s", iso(now), exc)
-            plan = None
+        if scenario is None:
+            scenario = load_scenario(document)
         if plan is None or not plan.is_feasible:
             plan = plan_scenario(scenario, "immediate")
         record = PlanRecord(

@@ -16,6 +16,9 @@ class PlannerSettings(BaseSettings):
     replan_every_slots: int = Field(4, gt=0, description="re-plan cadence without events")
     solver_time_limit_s: float = Field(20.0, gt=0)
     solver_mip_gap_frac: float = Field(0.005, ge=0, lt=1)
+    planner_deadline_s: float = Field(
+        300.0, gt=0, description="a plan not made by then falls back to immediate [s]"
+    )
     carbon_price_per_tonne: float = Field(100.0, ge=0)
     heartbeat_timeout_s: float = Field(
         60.0, gt=0, description="a car whose agent is silent this long loses its work [s]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -27,6 +28,7 @@ from .conftest import (
     ReadingPlanner,
     ServerFactory,
     Tokens,
+    car,
     job_spec,
     rpc_error,
 )
@@ -89,3 +91,20 @@ def test_each_new_service_plan_is_published_once(
     stream.cancel()
     status = service_stub.GetFleetStatus(pb.GetFleetStatusRequest(), metadata=viewer)
     assert status.vehicles_parked == 4 and status.plan.revision == 2
+
+
+def test_the_fleet_status_is_reused_until_it_is_max_age_old(
+    planner: ReadingPlanner, kafka_settings: KafkaSettings, clock: Clock
+) -> None:
+    publisher = Publisher(kafka_settings)
+    backend = ServiceBackend(planner, publisher, clock, status_max_age_s=0.5)
+    try:
+        first = backend.fleet_status()
+        planner.state.apply_telemetry(car("car-new", event_time=T0 + timedelta(minutes=1)))
+        assert backend.fleet_status() is first  # within its age: the same walk of the fleet
+        time.sleep(0.5)
+        fresh = backend.fleet_status()
+        assert fresh.vehicles_known == first.vehicles_known + 1
+        assert fresh.vehicles_parked == first.vehicles_parked + 1
+    finally:
+        publisher.close()
