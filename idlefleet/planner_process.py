@@ -10,8 +10,8 @@ One child, started on the first plan and kept for the next ones (starting one co
 imports of Pyomo and pvlib, a few seconds). A child that dies, or takes longer than
 `deadline_s`, is killed and replaced, and the plan fails with `SolveError`, so the service
 falls back to its `immediate` plan: a solver that hangs cannot stop dispatch. The child
-exits when its parent does (it watches its parent's pid), so a service killed with SIGKILL
-leaves no solver behind.
+exits when its parent does (it watches its parent's pid), and kills its own workers, so a
+service killed with SIGKILL, even mid-plan, leaves no solver behind.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def _serve(conn: Connection, parent_pid: int) -> None:
         while True:
             time.sleep(PARENT_CHECK_S)
             if os.getppid() != parent_pid:
+                for worker in multiprocessing.active_children():  # the decomposition's
+                    worker.kill()
                 os._exit(0)
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()

@@ -68,19 +68,24 @@ def test_a_bad_document_raises_with_the_childs_reason(planner: PlannerProcess) -
 
 
 PARENT = """
-import sys
+import sys, threading
 from idlefleet.planner_process import PlannerProcess
 from tests.idlefleet.test_cli import scenario_doc
+from tests.optimizer.scenario_factory import fleet
 planner = PlannerProcess()
 planner.plan(scenario_doc(), "immediate", deadline_s=120)
 print(planner._process.pid, flush=True)
+if sys.argv[1] == "mid-plan":  # large enough for the decomposition's worker processes
+    document = fleet(n_vehicles=1200, n_slots=96, n_jobs=0, n_sites=12)
+    threading.Thread(target=planner.plan, args=(document, "milp", 600), daemon=True).start()
 sys.stdin.read()
 """
 
 
-def test_the_child_exits_when_its_parent_is_killed() -> None:
+@pytest.mark.parametrize("when", ["idle", "mid-plan"])
+def test_the_child_and_its_workers_exit_when_its_parent_is_killed(when: str) -> None:
     with subprocess.Popen(
-        [sys.executable, "-c", PARENT],
+        [sys.executable, "-c", PARENT, when],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -88,18 +93,39 @@ def test_the_child_exits_when_its_parent_is_killed() -> None:
     ) as parent:
         assert parent.stdout is not None
         child_pid = int(parent.stdout.readline())
+        workers: set[int] = set()
+        deadline = time.monotonic() + 60
+        while when == "mid-plan" and not workers and time.monotonic() < deadline:
+            workers = _children(child_pid)
+            time.sleep(0.1)
+        assert when == "idle" or workers, "the decomposition started no workers"
         parent.kill()
         parent.wait(10)
     deadline = time.monotonic() + 10
-    while _alive(child_pid) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in {child_pid, *workers}) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(child_pid)
+    assert not any(_alive(pid) for pid in {child_pid, *workers})
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is `pid`."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _alive(int(entry)) and _stat(int(entry))[1] == str(pid):
+            found.add(int(entry))
+    return found
+
+
+def _stat(pid: int) -> list[str]:
+    """State and parent pid of `pid` (fields 3 and 4 of /proc/PID/stat); [] when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[:2]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
 
 
 def _alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, exited and waiting for its reaper, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    state = _stat(pid)
+    return bool(state) and state[0] != "Z"
