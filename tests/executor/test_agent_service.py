@@ -360,10 +360,18 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
     reliability = service.validator.reliability
     assert reliability.hosts["liar"].wrong == 1 and reliability.suspect("liar")
     assert not reliability.suspect(canonical)
+    # Every car heard at the clock's time: a car whose last heartbeat the service read is a
+    # slot older than the others' would count as silent and get nothing.
+    deadline = time.monotonic() + 30
+    while min(service.status().agents_heard.get(car, t0) for car in cars) < clock.now:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        service.catch_up()
     scenario = service.scenario_now(t0 + 3 * SLOT)
     assert scenario is not None
     offered = {v["id"]: v["shards_per_slot"] for v in scenario["vehicles"]}
-    assert offered["liar"] == 2  # half of what it offers
+    heard = service.status().agents_heard
+    assert offered["liar"] == 2, (offered, heard, reliability.hosts["liar"])  # half its offer
 
 
 def test_tampered_assignments_are_refused_by_agents_on_the_broker(
