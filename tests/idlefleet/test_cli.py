@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -136,3 +137,17 @@ def test_a_demo_that_cannot_be_built_exits_2_with_the_reason() -> None:
     assert too_many_sites.returncode == 2 and "--sites must be 1..6" in too_many_sites.stderr
     too_short = run("demo", "--hours", "0.25", "--quiet")
     assert too_short.returncode == 2 and "make it longer" in too_short.stderr
+
+
+def test_only_kafkas_slow_step_warning_is_dropped() -> None:
+    from idlefleet.cli import SlowNetworkStepFilter
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "kafka.net.selector", logging.WARNING, __file__, 1, message, (), None
+        )
+
+    quiet = SlowNetworkStepFilter()
+    slow = "Task <t> ran for 0.148s (>0.100s threshold). It is blocking the event loop -- likely"
+    assert not quiet.filter(record(slow))
+    assert quiet.filter(record("Error reading wakeup socket: boom. Rebuilding."))
