@@ -74,16 +74,11 @@ class _Parked:
 
 
 def _parked_by_site(state: FleetState) -> dict[str, _Parked]:
-    """Totals of the parked cars of each site, in one pass over the fleet: the status is
-    asked for often and the fleet is large (no sorting, no list of cars per site)."""
+    """Totals of the parked cars (`FleetState.parked`) of each site."""
     by_site: dict[str, _Parked] = {}
-    for telemetry in state.vehicles.values():
-        if telemetry.site_id is None or not telemetry.plugged_in:
-            continue
-        totals = by_site.get(telemetry.site_id)
-        if totals is None:
-            totals = by_site[telemetry.site_id] = _Parked()
-        totals.add(telemetry)
+    for telemetry in state.parked():
+        assert telemetry.site_id is not None  # parked: at a site
+        by_site.setdefault(telemetry.site_id, _Parked()).add(telemetry)
     return by_site
 
 
