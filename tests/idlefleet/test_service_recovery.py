@@ -65,8 +65,10 @@ def worker_main() -> None:
     for line in sys.stdin:
         command, _, argument = line.strip().partition(" ")
         if command == "status":
-            service.catch_up(timeout_s=20)
-            reply = status_document(service.status())
+            # A worker replacing a killed one joins the group once the dead member's
+            # session ends; on a loaded machine that can take a while.
+            caught_up = service.catch_up(timeout_s=60)
+            reply = {**status_document(service.status()), "caught_up": caught_up}
         else:
             report = service.tick(datetime.fromisoformat(argument))
             reply = {"assignments": report.assignments, "work_items": report.work_items}
@@ -286,6 +288,7 @@ def test_a_killed_service_comes_back_with_its_state_and_loses_no_job(
     try:
         assert second.reply()["ready"]
         after = second.ask("status")
+        assert after["caught_up"], "the new worker did not read the streams in 60 s"
         for key in ("vehicles", "known_jobs", "accepted", "results_accepted", "owned_sites"):
             assert after[key] == before[key], key
         # In flight at the kill: its result still counts; a duplicate changes nothing.
