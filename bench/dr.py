@@ -17,10 +17,10 @@ import numpy as np
 
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
-from idlefleet.demo import demo_sites
-from idlefleet.openadr.decider import PlanningDecider
-from idlefleet.simulator import generate_fleet
-from idlefleet.summary import hindsight_document
+from idlefleet.demo.summary import hindsight_document
+from idlefleet.service.dr import PlanningDecider
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.fleet import generate_fleet
 from optimizer import load_scenario, plan_scenario
 from streams.messages import DemandResponseEvent
 

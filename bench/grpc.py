@@ -33,11 +33,11 @@ from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
 from idlefleet.api.auth import Role, TokenTable
 from idlefleet.api.health import broker_probe, solver_answers
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.api.server import create_server
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.settings import PlannerSettings
-from idlefleet.simulator import CHARGER_KW, generate_fleet
+from idlefleet.sim.fleet import CHARGER_KW, generate_fleet
 from idlefleet.sites import SiteConfig
 from streams.broker import EmbeddedBroker
 from streams.messages import GridSignal, Job, ModelRef

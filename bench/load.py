@@ -2,12 +2,12 @@
 
 `idlefleet bench load [--cars N] [--telemetry-interval S] [--rps R] [--minutes M] [--sites K]
 [--idle-seconds I] [--time-scale X] [--calls-csv PATH]` starts the embedded broker, the
-planner service (`idlefleet.service.PlannerService`) reading the streams, and the production
+planner service (`idlefleet.service.planner.PlannerService`) reading the streams, and the production
 gRPC server over it (`serving_api`: token auth, broker and solver health probes), for K depots
 in DE, GB and FR sized for N cars, with the day-ahead intensity and clear-sky PV forecasts
 published and one job of a shard per car. Two more processes load it:
 
-- telemetry: N cars drawn from the real Caltech sessions (`idlefleet.simulator`), 90 % parked
+- telemetry: N cars drawn from the real Caltech sessions (`idlefleet.sim.fleet`), 90 % parked
   when it starts, the others arriving at their session's time; cars leave when their session
   ends. Every car reports every S seconds, spread evenly over the interval. Batteries follow
   the charge power of the assignments the service publishes (the process reads them, as a
@@ -60,14 +60,15 @@ from kafka.structs import TopicPartition
 from bench._openloop import Call, Request, Scopes, plan_requests, send_open_loop
 from forecasting.timegrid import SlotGrid
 from idlefleet.api.auth import Role, TokenTable
-from idlefleet.api.cli import ApiConfig, serving_api
-from idlefleet.demo import demo_sites
-from idlefleet.forecasts import forecast_messages
+from idlefleet.api.runner import ApiConfig, serving_api
+from idlefleet.forecast_messages import forecast_messages
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
-from idlefleet.service import PlannerService, TickReport
+from idlefleet.service.planner import PlannerService, TickReport
 from idlefleet.settings import PlannerSettings
-from idlefleet.simulator import SimulatedCar, generate_fleet
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.clock import ScaledClock
+from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from idlefleet.sites import SiteConfig
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
@@ -100,37 +101,12 @@ MODEL = ModelRef(uri="file:///srv/models/embed.onnx", sha256="0" * 64)
 
 # -- time ------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class SimClock:
-    """The service's time: `origin` at wall time `origin_wall_s` [s since the epoch], running
-    `scale` times faster than the wall clock."""
-
-    origin: datetime
-    origin_wall_s: float
-    scale: float
-
-    def now(self) -> datetime:
-        return self.at(time.time())
-
-    def at(self, wall_s: float) -> datetime:
-        """The service's time at wall time `wall_s` [s since the epoch]."""
-        return self.origin + timedelta(seconds=self.scale * (wall_s - self.origin_wall_s))
-
-    def wall_s(self, moment: datetime) -> float:
-        """The wall time [s since the epoch] at which the service's time is `moment`."""
-        return self.origin_wall_s + (moment - self.origin).total_seconds() / self.scale
-
-    def next_boundary(self, wall_s: float) -> datetime:
-        """The first slot boundary at or after wall time `wall_s`."""
-        return ORIGIN + math.ceil((self.at(wall_s) - ORIGIN) / SLOT) * SLOT
-
-
-@dataclasses.dataclass(frozen=True)
 class Schedule:
     """The run's phases in wall time [s since the epoch]: requests from `warm_wall_s`, not
     counted until `idle_wall_s`, then alone until `load_wall_s`, then with telemetry until
     `end_wall_s`."""
 
-    clock: SimClock
+    clock: ScaledClock
     warm_wall_s: float
     idle_wall_s: float
     load_wall_s: float
@@ -282,7 +258,7 @@ def report_steadily(
         else:
             behind_max_s = max(behind_max_s, -delay_s)
         car = fleet[index % len(fleet)]
-        publisher.publish(Stream.TELEMETRY, gateway.report(car, schedule.clock.now()))
+        publisher.publish(Stream.TELEMETRY, gateway.report(car, schedule.clock()))
         if time.time() - flushed_s >= 1.0:
             publisher.flush()
             flushed_s = time.time()
@@ -314,7 +290,7 @@ def job_submitter(
     stub: pb_grpc.FleetPlannerStub,
     scopes: Scopes,
     metadata: Any,
-    clock: SimClock,
+    clock: ScaledClock,
     rng: np.random.Generator,
 ) -> Request:
     """SubmitJob of a new job each time: a few shards at one site, due in 4 hours."""
@@ -322,7 +298,7 @@ def job_submitter(
 
     def send() -> Any:
         job_id = f"load-{next(numbers):04d}"
-        now = clock.now()
+        now = clock()
         spec = pb.JobSpec(
             job_id=job_id,
             model=pb.ModelRef(uri=MODEL.uri, sha256=MODEL.sha256),
@@ -529,7 +505,7 @@ class Ticker:
     """Calls `service.tick` at every slot boundary of the service's time from `first`, on a
     thread of its own; boundaries passed while a tick ran are skipped and counted."""
 
-    def __init__(self, service: PlannerService, clock: SimClock, first: datetime) -> None:
+    def __init__(self, service: PlannerService, clock: ScaledClock, first: datetime) -> None:
         self.records: list[TickRecord] = []
         self.skipped = 0
         self.failure: BaseException | None = None
@@ -555,7 +531,7 @@ class Ticker:
                 self.records.append(
                     TickRecord(self._next, started_s, time.time() - started_s, report)
                 )
-                latest = self._clock.next_boundary(time.time()) - SLOT
+                latest = self._clock.next_boundary(time.time(), SLOT) - SLOT
                 following = max(self._next + SLOT, latest)
                 self.skipped += round((following - self._next) / SLOT) - 1
                 self._next = following
@@ -645,7 +621,7 @@ def run(
     try:
         with child(spawn, feed_telemetry, kafka, fleet, args.telemetry_interval) as (_, cars):
             receive(cars, READY_TIMEOUT_S, "primed telemetry")
-            clock = SimClock(ORIGIN, time.time(), args.time_scale)
+            clock = ScaledClock(ORIGIN, time.time(), args.time_scale)
             first = first_plan(service)
             print_plan("first plan", first)
             scopes = Scopes(
@@ -665,7 +641,7 @@ def serve_and_load(
     service: PlannerService,
     kafka: KafkaSettings,
     probe: LagProbe,
-    clock: SimClock,
+    clock: ScaledClock,
     scopes: Scopes,
     cars: Connection,
     first: TickRecord,
@@ -674,7 +650,7 @@ def serve_and_load(
     token = secrets.token_urlsafe(24)
     config = ApiConfig("127.0.0.1", 0, TokenTable([(token, Role.OPERATOR)]), None)
     calls = CallLog()
-    with serving_api(config, service, kafka, clock.now) as port:
+    with serving_api(config, service, kafka, clock) as port:
         target = f"127.0.0.1:{port}"
         wait_until_served(target, token)
         warm_s = time.time() + 1.0
@@ -684,7 +660,7 @@ def serve_and_load(
         with child(spawn, drive_api, target, token, scopes, args.rps, schedule) as (_, api):
             threading.Thread(target=calls.collect, args=(api,), daemon=True).start()
             cars.send(schedule)
-            ticker = Ticker(service, clock, clock.next_boundary(load_s)).start()
+            ticker = Ticker(service, clock, clock.next_boundary(load_s, SLOT)).start()
             try:
                 samples = watch(schedule, probe, calls, ticker, args)
                 stats: FeedStats = receive(cars, 120, "telemetry stats")

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from idlefleet.demo import demo_sites
-from idlefleet.scenarios import generate_scenario
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.scenarios import generate_scenario
 from optimizer import Plan, Scenario, load_scenario, plan_scenario
 from optimizer.decompose import DecompositionStats
 
@@ -211,7 +211,7 @@ def _monolithic(path: Path, limit_s: float, memory_gb: float) -> Monolithic:
 def _monolithic_child(path: Path, limit_s: float) -> int:
     """Build and solve the exact Pyomo model; print one JSON line."""
     from optimizer.formulation import build_model
-    from optimizer.solve import solve_model
+    from optimizer.milp_run import solve_model
 
     scenario: Scenario = load_scenario(path)
     started = time.perf_counter()

@@ -40,6 +40,7 @@ import numpy as np
 
 from optimizer.aggregate import Demand, RegionCap, running_pairs
 from optimizer.assemble import assemble_plan, infeasible_plan
+from optimizer.diagnose import diagnose_infeasibility
 from optimizer.errors import SolveError
 from optimizer.fleetdata import FleetArrays
 from optimizer.jobclasses import JobClass, job_classes
@@ -367,7 +368,6 @@ def _plan(
 
 def _infeasible(scenario: Scenario, split: GroupSplit, broken: list[int], started: float) -> Plan:
     """Explain the first infeasible groups with the exact diagnosis on just their part."""
-    from optimizer.solve import diagnose_infeasibility
 
     fleet = split.fleet
     site_ids = {fleet.site_ids[i] for g in broken for i in split.groups[g]}

@@ -16,6 +16,7 @@ from jsonschema.exceptions import best_match
 
 from optimizer.errors import PlanError
 from optimizer.loader import json_path, load_schema
+from optimizer.problem import Scenario
 
 STRATEGIES = ("milp", "immediate", "greedy")
 
@@ -150,6 +151,14 @@ def validate_plan_dict(doc: Any) -> None:
     error = best_match(validator.iter_errors(doc))
     if error is not None:
         raise PlanError(f"{json_path(error.absolute_path) or '(document)'}: {error.message}")
+
+
+@dataclass(frozen=True)
+class PlanSnapshot:
+    """A feasible plan and the scenario it was made from."""
+
+    plan: Plan
+    scenario: Scenario
 
 
 def plan_from_dict(doc: Mapping[str, Any]) -> Plan:

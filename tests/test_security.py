@@ -27,10 +27,10 @@ from executor.demo_model import build_demo_model
 from executor.runtime import OnnxRunner
 from executor.signing import sign, verify
 from idlefleet.api.auth import Role, TokenTable
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.api.server import create_server
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.settings import PlannerSettings
 from streams.broker import EmbeddedBroker
 from streams.catalog import EXAMPLES

@@ -17,13 +17,13 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
-from idlefleet.api.errors import InvalidFieldError
-from idlefleet.api.ports import FleetStatusView, JobRecord, JobState
-from idlefleet.api.views import FLEET, PlanViews, Scope, ScopeKind
-from idlefleet.api.what_if import Overrides
-from idlefleet.openadr.ven import Decision
-from idlefleet.planning import iso
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+from idlefleet.queries.errors import InvalidFieldError
+from idlefleet.queries.ports import FleetStatusView, JobRecord, JobState
+from idlefleet.queries.views import FLEET, PlanViews, Scope, ScopeKind
+from idlefleet.queries.what_if import Overrides
+from idlefleet.service.dr import Decision
+from idlefleet.service.inputs import iso
 from optimizer import Plan, Scenario, scenario_to_dict
 from streams.messages import DemandResponseEvent, Job
 from streams.serde import MAX_MESSAGE_BYTES, encode

@@ -20,11 +20,11 @@ from grpc_reflection.v1alpha import reflection
 
 from idlefleet.api.auth import BearerAuth, TokenTable
 from idlefleet.api.health import DEFAULT_INTERVAL_S, HealthMonitor, Probe, solver_answers
-from idlefleet.api.ports import FleetBackend
 from idlefleet.api.servicer import FleetPlannerServicer
-from idlefleet.api.what_if import WhatIfRunner
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.what_if import WhatIfRunner
 
 log = logging.getLogger(__name__)
 

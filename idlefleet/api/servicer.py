@@ -16,15 +16,14 @@ from contextlib import contextmanager
 import grpc
 
 from idlefleet.api import serde
-from idlefleet.api.errors import PreconditionError
-from idlefleet.api.ports import FleetBackend
 from idlefleet.api.status import status_of
-from idlefleet.api.views import PlanViews
-from idlefleet.api.what_if import WhatIfRunner, overridden_scenario, scenario_from_json
-from idlefleet.openadr.decider import decide_caps
-from idlefleet.openadr.ven import Decision
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.errors import PreconditionError
+from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.views import PlanViews
+from idlefleet.queries.what_if import WhatIfRunner, overridden_scenario, scenario_from_json
+from idlefleet.service.dr import Decision, decide_caps
 
 log = logging.getLogger(__name__)
 

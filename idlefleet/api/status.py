@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from idlefleet.api.errors import (
+from idlefleet.queries.errors import (
     BusyError,
     InfeasibleError,
     InvalidFieldError,

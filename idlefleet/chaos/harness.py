@@ -40,8 +40,9 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from forecasting.timegrid import SlotGrid
-from idlefleet.demo import demo_jobs, demo_sites, forecast_messages
-from idlefleet.simulator import SimulatedCar, generate_fleet
+from idlefleet.forecast_messages import forecast_messages
+from idlefleet.sim.catalog import demo_jobs, demo_sites
+from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader

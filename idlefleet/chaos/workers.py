@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from executor.agent import AgentPool, VehicleAgent
 from executor.runtime import OnnxRunner
 from executor.service import AgentService
+from idlefleet.sim.clock import SteppedClock
 from idlefleet.sites import SiteConfig
 from streams.clients import KafkaSettings
 from streams.messages import Assignment, Result
@@ -50,8 +51,8 @@ def reply(document: dict[str, Any]) -> None:
 
 def service_main(config: dict[str, Any]) -> None:
     from idlefleet.api.auth import TokenTable
-    from idlefleet.api.cli import ApiConfig, serving_api
-    from idlefleet.service import PlannerService
+    from idlefleet.api.runner import ApiConfig, serving_api
+    from idlefleet.service.planner import PlannerService
     from idlefleet.settings import PlannerSettings
 
     kafka = KafkaSettings(**config["kafka"])
@@ -98,16 +99,6 @@ def status_document(service: Any) -> dict[str, Any]:
     }
 
 
-class Clock:
-    """The cars' simulated clock, set by the harness."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 class ReportingCharger:
     """A car's charger link that tells the harness (the physical world) each set point."""
 
@@ -122,7 +113,7 @@ class ReportingCharger:
 
 def agents_main(config: dict[str, Any]) -> None:
     kafka = KafkaSettings(**config["kafka"])
-    clock = Clock(datetime.fromisoformat(config["now"]))
+    clock = SteppedClock(datetime.fromisoformat(config["now"]))
     key = os.environ[FLEET_KEY_ENV].encode()
     runner = OnnxRunner(intra_op_threads=1)
     pool = AgentPool(

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from executor.agent import AgentPool, LoggedCharger, VehicleAgent
     from executor.runtime import OnnxRunner
     from executor.service import AgentService, wall_clock
-    from idlefleet.runtime import stop_on_signals
+    from idlefleet.lifecycle import stop_on_signals
     from streams.clients import KafkaSettings
 
     fleet_key = os.environ.get(FLEET_KEY_ENV, "")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from idlefleet.runtime import stop_on_signals
+from idlefleet.lifecycle import stop_on_signals
 
 
 def register(commands: Any) -> None:

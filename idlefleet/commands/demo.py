@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from idlefleet.demo import DemoConfig, run_demo
+    from idlefleet.demo.run import DemoConfig, run_demo
 
     config = DemoConfig(
         cars=args.cars,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from idlefleet.runtime import bootstrap_or_embedded, stop_on_signals
+from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 
 if TYPE_CHECKING:
     from forecasting.timegrid import SlotGrid
@@ -165,7 +165,7 @@ def run_carbon(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from forecasting.timegrid import SlotGrid
     from idlefleet.commands.serve import default_sites
-    from idlefleet.forecasts import forecast_messages
+    from idlefleet.forecast_messages import forecast_messages
     from idlefleet.sites import SitesFileError, load_sites
     from streams.clients import KafkaSettings, ensure_topics
     from streams.producer import Publisher

@@ -142,7 +142,6 @@ def _run_scenario(args: argparse.Namespace, common: dict[str, Any]) -> int:
 
 def _run_period(args: argparse.Namespace, common: dict[str, Any]) -> int:
     from forecasting.carbon import IntensityCoverageError, intensity_source
-    from idlefleet.demo import demo_sites
     from idlefleet.report.batch import (
         STRATEGIES,
         FleetConfig,
@@ -151,6 +150,7 @@ def _run_period(args: argparse.Namespace, common: dict[str, Any]) -> int:
         run_period,
     )
     from idlefleet.report.write import write_report
+    from idlefleet.sim.catalog import demo_sites
 
     if args.region not in REGIONS:
         raise ReportInputError(f"--region must be one of {', '.join(REGIONS)}, got {args.region!r}")

@@ -34,8 +34,8 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from forecasting.carbon import IntensityCoverageError
-    from idlefleet.demo import demo_sites
-    from idlefleet.scenarios import generate_scenario
+    from idlefleet.sim.catalog import demo_sites
+    from idlefleet.sim.scenarios import generate_scenario
 
     try:
         day = date.fromisoformat(args.date)

@@ -12,11 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from idlefleet.api.cli import ApiConfigError, api_config, serving_api
-from idlefleet.api.cli import add_arguments as add_api_arguments
+from idlefleet.api.runner import ApiConfigError, api_config, serving_api
+from idlefleet.api.runner import add_arguments as add_api_arguments
+from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
 from idlefleet.openadr.runner import running_ven
-from idlefleet.runtime import bootstrap_or_embedded, stop_on_signals
 from streams.producer import Publisher
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from idlefleet.service import PlannerService
+    from idlefleet.service.planner import PlannerService
     from idlefleet.settings import PlannerSettings
     from idlefleet.sites import SitesFileError, load_sites
     from streams.clients import KafkaSettings, ensure_topics

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from idlefleet.openadr.decider import service_decider
 from idlefleet.openadr.mapping import DrMapping
 from idlefleet.openadr.ven import FleetVen
-from idlefleet.service import PlannerService
+from idlefleet.service.dr import service_decider
+from idlefleet.service.planner import PlannerService
 from streams.producer import Publisher
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from openleadr import OpenADRClient, enums, objects
 
 from idlefleet.openadr.mapping import DrMapping, DrMappingError, event_caps
+from idlefleet.service.dr import Decision, DrDecider
 from idlefleet.sites import SiteConfig
 from streams.messages import DemandResponseEvent
 
@@ -35,39 +35,6 @@ FLEXIBILITY_SUFFIX = ".flexibility"
 REPORT_SAMPLING = objects.SamplingRate(
     min_period=timedelta(seconds=1), max_period=timedelta(hours=1), on_change=False
 )
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether the fleet can honour a set of caps, and why not."""
-
-    honour: bool
-    reason: str
-    plan_s: float
-
-
-class DrDecider(Protocol):
-    """What the VEN needs from the planner."""
-
-    def decide(self, caps: Sequence[DemandResponseEvent]) -> Decision:
-        """Plan with `caps` added; honour only if every owner's guarantee holds."""
-        ...
-
-    def apply(self, caps: Sequence[DemandResponseEvent]) -> None:
-        """Make accepted caps binding (the planner re-plans with them)."""
-        ...
-
-    def withdraw(self, caps: Sequence[DemandResponseEvent]) -> None:
-        """Lift caps of a cancelled or replaced event."""
-        ...
-
-    def site_load_kw(self, site_id: str) -> float:
-        """Grid import of the site now [kW]."""
-        ...
-
-    def site_flexibility_kw(self, site_id: str) -> float:
-        """How much the site's load can be shed now without breaking an owner's target [kW]."""
-        ...
 
 
 class FleetVen:

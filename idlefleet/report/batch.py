@@ -33,10 +33,10 @@ from forecasting.carbon import (
 )
 from forecasting.carbon_forecast import day_ahead, history_days
 from forecasting.timegrid import SlotGrid
-from idlefleet.demo import demo_sites
-from idlefleet.planning import iso
 from idlefleet.report.days import DayResult, StrategyDay, sample_vehicles, strategy_day
-from idlefleet.scenarios import generate_scenario
+from idlefleet.service.inputs import iso
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.scenarios import generate_scenario
 from optimizer import Plan, Region, Scenario, SolveError, load_scenario, plan_scenario
 from optimizer.assemble import assemble_plan
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from idlefleet.planning import iso
+from idlefleet.service.inputs import iso
 from optimizer.energy import deficit_kwh, pv_used_kw, site_load_kw, throughput_kwh
 from optimizer.plan import Kpis, Plan
 from optimizer.problem import Scenario

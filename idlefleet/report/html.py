@@ -14,8 +14,7 @@ from typing import Any
 
 from idlefleet.report import charts
 from idlefleet.report.days import DayResult
-from idlefleet.scenarios import CARBON_PRICE_PER_TONNE, JOB_HOURS, LOAD_FRAC
-from idlefleet.simulator import (
+from idlefleet.sim.fleet import (
     CHARGER_KW,
     COMPUTE_KW,
     PARTICIPATION_FRAC,
@@ -23,6 +22,7 @@ from idlefleet.simulator import (
     TARGET_FRAC,
     WEAR_COST_PER_KWH,
 )
+from idlefleet.sim.scenarios import CARBON_PRICE_PER_TONNE, JOB_HOURS, LOAD_FRAC
 
 STYLE = """
 body { font-family: sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;

@@ -10,10 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from idlefleet.planning import iso
 from idlefleet.report.days import DayResult
 from idlefleet.report.html import render_html
 from idlefleet.report.kpis import report_kpis
+from idlefleet.service.inputs import iso
 
 REPORT_VERSION = 1
 FILES = (

@@ -27,7 +27,7 @@ from executor.agent import AgentPool, LoggedCharger, VehicleAgent
 from executor.runtime import OnnxRunner, RunOutcome
 from executor.service import AgentService
 from executor.signing import sign
-from idlefleet.service import PlannerService
+from idlefleet.service.planner import PlannerService
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from streams.clients import KafkaSettings
@@ -383,7 +383,8 @@ def test_tampered_assignments_are_refused_by_agents_on_the_broker(
     with Collector(kafka_settings, [Stream.RESULTS]) as seen:
         agents = agent_service(kafka_settings, ["car-a"], clock, fleet_key, OnnxRunner())
         running.append(agents)
-        from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
+        from executor.dispatch import Dispatcher, SlotDispatch
+        from executor.ledger import JobLedger
 
         [assignment] = Dispatcher(JobLedger(), [job]).assignments_for_slot(
             [SlotDispatch("car-a", 11.0, {"small": 1})], t0, t0 + SLOT, "plan-x"

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from executor.dispatch import Dispatcher, JobLedger, SlotDispatch, stable_id
+from executor.dispatch import Dispatcher, SlotDispatch
+from executor.ledger import JobLedger, stable_id
 from streams.messages import Assignment, Job, ModelRef, Result
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

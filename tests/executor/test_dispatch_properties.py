@@ -21,7 +21,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
+from executor.dispatch import Dispatcher, SlotDispatch
+from executor.ledger import JobLedger
 from streams.messages import Assignment, Job, ModelRef, Result, WorkItem
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

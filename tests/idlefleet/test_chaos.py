@@ -13,8 +13,8 @@ from idlefleet.chaos.harness import (
     run_chaos,
     summary_line,
 )
-from idlefleet.demo import demo_sites
-from idlefleet.simulator import SimulatedCar
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.fleet import SimulatedCar
 from streams.catalog import MODEL
 from streams.messages import Assignment, Message, Result, WorkItem
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from idlefleet.demo import DemoConfig, run_demo
+from idlefleet.demo.run import DemoConfig, run_demo
 from streams.broker import EmbeddedBroker
 
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from openleadr import OpenADRServer, utils
 
-from idlefleet.demo import demo_sites
-from idlefleet.openadr.decider import PlanningDecider
 from idlefleet.openadr.mapping import DrMapping, DrMappingError, event_caps
 from idlefleet.openadr.ven import OPT_IN, OPT_OUT, FleetVen
-from idlefleet.planning import iso
+from idlefleet.service.dr import PlanningDecider
+from idlefleet.service.inputs import iso
+from idlefleet.sim.catalog import demo_sites
 from streams.messages import DemandResponseEvent
 
 SITES = demo_sites(1, 2)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from idlefleet.planner_process import PlannerProcess
+from idlefleet.service.planner_process import PlannerProcess
 from optimizer import load_scenario, plan_scenario
 from optimizer.errors import SolveError
 from tests.idlefleet.test_cli import scenario_doc
@@ -69,7 +69,7 @@ def test_a_bad_document_raises_with_the_childs_reason(planner: PlannerProcess) -
 
 PARENT = """
 import sys, threading
-from idlefleet.planner_process import PlannerProcess
+from idlefleet.service.planner_process import PlannerProcess
 from tests.idlefleet.test_cli import scenario_doc
 from tests.optimizer.scenario_factory import fleet
 planner = PlannerProcess()

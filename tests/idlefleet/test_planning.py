@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from executor.dispatch import SlotDispatch
-from idlefleet.demo import demo_sites
-from idlefleet.planning import (
+from idlefleet.service.inputs import (
     JobDemand,
     safe_dispatch,
     scenario_document,
     slot_dispatches,
 )
 from idlefleet.settings import PlannerSettings
+from idlefleet.sim.catalog import demo_sites
 from optimizer import check_plan, load_scenario, plan_scenario
 from streams.catalog import EXAMPLES, T0
 from streams.messages import GridSignal, Job, Telemetry

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from idlefleet.cli import main
-from idlefleet.demo import demo_sites
+from idlefleet.sim.catalog import demo_sites
 from optimizer import load_scenario
 
 ARGS = ["--cars", "60", "--sites", "4", "--jobs", "150", "--region", "FR", "--seed", "3"]

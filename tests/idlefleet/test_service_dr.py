@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from idlefleet.openadr.decider import ServiceReadings, service_decider
-from idlefleet.service import PlannerService
+from idlefleet.service.dr import ServiceReadings, service_decider
+from idlefleet.service.planner import PlannerService
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import load_sites
 from streams.clients import KafkaSettings

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from idlefleet.service import PlannerService
+from idlefleet.service.planner import PlannerService
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import load_sites
 from streams.catalog import EXAMPLES

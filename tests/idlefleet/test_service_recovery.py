@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from idlefleet.planning import iso
-from idlefleet.service import PlannerService, ServiceStatus
+from idlefleet.service.inputs import iso
+from idlefleet.service.planner import PlannerService, ServiceStatus
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import load_sites
 from streams.catalog import MODEL

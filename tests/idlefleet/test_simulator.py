@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from idlefleet.demo import demo_sites
-from idlefleet.simulator import SimulatedCar, generate_fleet, load_sessions
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.fleet import SimulatedCar, generate_fleet, load_sessions
 
 START = datetime(2020, 6, 10, tzinfo=UTC)
 SLOT = timedelta(minutes=15)

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 from scenario_factory import car, fleet, tiny, ts
 
-from idlefleet.demo import demo_sites
-from idlefleet.scenarios import generate_scenario
+from idlefleet.sim.catalog import demo_sites
+from idlefleet.sim.scenarios import generate_scenario
 from optimizer import Plan, Scenario, check_plan, load_scenario, plan_scenario
 from optimizer.decompose import DecompositionStats as Stats
 from optimizer.decompose import plan_decomposed, region_caps, site_groups

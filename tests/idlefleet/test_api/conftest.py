@@ -17,16 +17,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from executor.dispatch import JobLedger
+from executor.ledger import JobLedger
 from idlefleet.api.auth import Role, TokenTable
 from idlefleet.api.health import solver_answers
-from idlefleet.api.local_backend import LocalBackend
-from idlefleet.api.ports import FleetBackend, PlanSnapshot
 from idlefleet.api.server import ApiServer, TlsConfig, create_server
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
+from idlefleet.queries.ports import FleetBackend
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
+from optimizer.plan import PlanSnapshot
 from streams.catalog import EXAMPLES, SHA256_EXAMPLE, T0
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader

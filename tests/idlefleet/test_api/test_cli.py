@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from idlefleet.api.auth import Role
-from idlefleet.api.cli import ApiConfigError, add_arguments, api_config, serving_api
+from idlefleet.api.runner import ApiConfigError, add_arguments, api_config, serving_api
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 from streams.clients import KafkaSettings
@@ -93,7 +93,7 @@ def test_serving_the_api_beside_the_service(
 
 
 def test_the_service_and_the_cli_import_the_api_without_grpc() -> None:
-    code = "import sys, idlefleet.api.cli, idlefleet.api.ports; print('grpc' in sys.modules)"
+    code = "import sys, idlefleet.api.runner, idlefleet.queries.ports; print('grpc' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 
 from idlefleet.api.auth import Role
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
 
 from .conftest import Tokens, rpc_error, stamp
 

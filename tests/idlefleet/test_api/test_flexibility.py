@@ -14,17 +14,16 @@ import grpc
 import numpy as np
 import pytest
 
-from idlefleet.api.arrays import FloatArray, plan_arrays
 from idlefleet.api.auth import Role
-from idlefleet.api.flexibility import site_spare_kw, vehicle_add_kw, vehicle_shed_kw
-from idlefleet.api.local_backend import LocalBackend
-from idlefleet.api.ports import PlanSnapshot
-from idlefleet.api.views import FLEET, FlexibilitySeries, Scope, build_views
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
+from idlefleet.queries.views import FLEET, FlexibilitySeries, Scope, build_views
 from optimizer import Plan, Scenario, check_plan, compute_kpis, load_scenario, objective_value
 from optimizer import plan_scenario as plan_of
-from optimizer.plan import VehicleSchedule
+from optimizer.flexibility import site_spare_kw, vehicle_add_kw, vehicle_shed_kw
+from optimizer.plan import PlanSnapshot, VehicleSchedule
+from optimizer.plan_arrays import FloatArray, plan_arrays
 from tests.optimizer.scenario_factory import car, fleet, tiny, ts
 
 from .conftest import Tokens, rpc_error

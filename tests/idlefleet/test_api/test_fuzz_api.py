@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from idlefleet.api.auth import Role
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.api.status import MAX_DETAILS_BYTES
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
 
 from .conftest import Tokens, job_spec, rpc_error, stamp
 

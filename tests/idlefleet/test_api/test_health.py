@@ -14,8 +14,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from idlefleet.api.auth import Role
 from idlefleet.api.health import broker_probe, solver_answers
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.api.server import SERVICE_NAME
+from idlefleet.queries.local_backend import LocalBackend
 from streams.broker import EmbeddedBroker
 
 from .conftest import ServerFactory, Tokens

@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from idlefleet.api.auth import Role
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
 from streams.catalog import SHA256_EXAMPLE, T0
 
 from .conftest import Clock, Tokens, job_spec, rpc_error, stamp

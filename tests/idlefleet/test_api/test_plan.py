@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from idlefleet.api.auth import Role
-from idlefleet.api.board import PlanBoard
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.local_backend import LocalBackend
 from streams.catalog import T0
 
 from .conftest import SETTINGS, SITES, Clock, ServerFactory, Tokens, fill, job, rpc_error

@@ -10,12 +10,12 @@ import grpc
 import pytest
 
 from idlefleet.api.auth import Role
-from idlefleet.api.fleet import current_scenario
-from idlefleet.api.ports import PlanSnapshot
-from idlefleet.api.service_backend import ServiceBackend
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.fleet_status import current_scenario
+from idlefleet.queries.service_backend import ServiceBackend
 from optimizer import load_scenario, plan_scenario
+from optimizer.plan import PlanSnapshot
 from streams.catalog import T0
 from streams.clients import KafkaSettings
 from streams.producer import Publisher

@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from idlefleet.api.auth import Role
-from idlefleet.api.local_backend import LocalBackend
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.queries.local_backend import LocalBackend
 from optimizer import load_scenario
 from tests.optimizer.scenario_factory import car, tiny
 

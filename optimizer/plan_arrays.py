@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from idlefleet.api.ports import PlanSnapshot
 from optimizer import Horizon
+from optimizer.plan import PlanSnapshot
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

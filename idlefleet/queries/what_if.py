@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from idlefleet.api.errors import (
+from idlefleet.queries.errors import (
     BusyError,
     InfeasibleError,
     InvalidFieldError,

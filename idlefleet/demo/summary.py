@@ -18,10 +18,10 @@ from typing import Any
 
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
-from idlefleet.planning import iso
-from idlefleet.scenarios import scenario_document
-from idlefleet.service import PlannerService
-from idlefleet.simulator import SimulatedCar
+from idlefleet.service.inputs import iso
+from idlefleet.service.planner import PlannerService
+from idlefleet.sim.fleet import SimulatedCar
+from idlefleet.sim.scenarios import scenario_document
 from idlefleet.sites import SiteConfig
 from optimizer import Plan, Scenario, check_plan, load_scenario, plan_scenario
 from optimizer.assemble import assemble_plan

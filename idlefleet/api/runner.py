@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from idlefleet.api.auth import TokenTable
     from idlefleet.api.server import TlsConfig
-    from idlefleet.api.service_backend import PlannerPort
+    from idlefleet.queries.service_backend import PlannerPort
     from streams.clients import KafkaSettings
 
 
@@ -91,8 +91,8 @@ def serving_api(
         return
     from idlefleet.api.health import broker_probe, solver_answers
     from idlefleet.api.server import create_server
-    from idlefleet.api.service_backend import ServiceBackend, wall_clock
-    from idlefleet.api.what_if import WhatIfRunner
+    from idlefleet.queries.service_backend import ServiceBackend, wall_clock
+    from idlefleet.queries.what_if import WhatIfRunner
     from streams.producer import Publisher
 
     publisher = Publisher(kafka)

@@ -16,12 +16,12 @@ from typing import Literal
 
 import numpy as np
 
-from idlefleet.api.arrays import FloatArray, PlanArrays, plan_arrays
-from idlefleet.api.errors import UnknownIdError
-from idlefleet.api.flexibility import FlexibilityRows, region_flexibility, site_flexibility
-from idlefleet.api.ports import PlanSnapshot
-from idlefleet.planning import iso, job_of
+from idlefleet.queries.errors import UnknownIdError
+from idlefleet.service.inputs import iso, job_of
 from optimizer import Plan
+from optimizer.flexibility import FlexibilityRows, region_flexibility, site_flexibility
+from optimizer.plan import PlanSnapshot
+from optimizer.plan_arrays import FloatArray, PlanArrays, plan_arrays
 
 ScopeKind = Literal["fleet", "site", "region", "vehicle"]
 #: Shards per job [count] run in one slot, in job_id order.
@@ -54,7 +54,7 @@ class SlotSeries:
 
 @dataclass(frozen=True)
 class FlexibilitySeries:
-    """A scope's flexibility slot by slot (definitions in `idlefleet.api.flexibility`)."""
+    """A scope's flexibility slot by slot (definitions in `optimizer.flexibility`)."""
 
     baseline_import_kw: list[float]
     import_cap_kw: list[float]

@@ -6,9 +6,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from idlefleet.api.errors import BusyError, UnavailableError
-from idlefleet.api.ports import PlanSnapshot
-from idlefleet.api.views import PlanViews, build_views
+from idlefleet.queries.errors import BusyError, UnavailableError
+from idlefleet.queries.views import PlanViews, build_views
+from optimizer.plan import PlanSnapshot
 
 DEFAULT_MAX_WATCHERS = 16
 

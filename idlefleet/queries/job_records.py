@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from executor.dispatch import JobLedger, JobProgress
-from idlefleet.api.errors import JobConflictError, PreconditionError, UnknownIdError
-from idlefleet.api.ports import JobRecord, JobState
-from idlefleet.planning import JobDemand
+from executor.ledger import JobLedger, JobProgress
+from idlefleet.queries.errors import JobConflictError, PreconditionError, UnknownIdError
+from idlefleet.queries.ports import JobRecord, JobState
+from idlefleet.service.inputs import JobDemand
 from streams.messages import Job
 
 FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.EXPIRED})

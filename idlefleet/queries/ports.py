@@ -12,21 +12,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from executor.dispatch import JobProgress
-from optimizer import Plan, Scenario
+from executor.ledger import JobProgress
 from streams.messages import DemandResponseEvent, Job
 
 if TYPE_CHECKING:
-    from idlefleet.api.board import PlanBoard
+    from idlefleet.queries.board import PlanBoard
     from idlefleet.sites import SiteConfig
-
-
-@dataclass(frozen=True)
-class PlanSnapshot:
-    """A feasible plan and the scenario it was made from."""
-
-    plan: Plan
-    scenario: Scenario
 
 
 class JobState(StrEnum):
@@ -72,7 +63,7 @@ class FleetStatusView:
 
 
 class FleetBackend(Protocol):
-    """The fleet as the API sees it. Methods raise `idlefleet.api.errors` errors."""
+    """The fleet as the API sees it. Methods raise `idlefleet.queries.errors` errors."""
 
     board: PlanBoard
 

@@ -19,20 +19,21 @@ from typing import Any, Protocol
 
 from kafka.errors import KafkaError
 
-from executor.dispatch import JobLedger
-from idlefleet.api.board import PlanBoard
-from idlefleet.api.errors import PreconditionError, UnavailableError
-from idlefleet.api.fleet import current_scenario, fleet_status, state_copy
-from idlefleet.api.jobs import (
+from executor.ledger import JobLedger
+from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.errors import PreconditionError, UnavailableError
+from idlefleet.queries.fleet_status import current_scenario, fleet_status, state_copy
+from idlefleet.queries.job_records import (
     check_cancellable,
     check_resubmission,
     job_record,
     job_records,
     open_demands,
 )
-from idlefleet.api.ports import FleetStatusView, JobRecord, PlanSnapshot
+from idlefleet.queries.ports import FleetStatusView, JobRecord
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
+from optimizer.plan import PlanSnapshot
 from streams.errors import PublishError
 from streams.messages import DemandResponseEvent, Job
 from streams.producer import Publisher
@@ -47,7 +48,7 @@ DEFAULT_STATUS_MAX_AGE_S = 1.0
 
 
 class PlannerPort(Protocol):
-    """What the adapter reads from `idlefleet.service.PlannerService`."""
+    """What the adapter reads from `idlefleet.service.planner.PlannerService`."""
 
     state: FleetState
     ledger: JobLedger

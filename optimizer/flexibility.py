@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from idlefleet.api.arrays import FloatArray, PlanArrays
+from optimizer.plan_arrays import FloatArray, PlanArrays
 
 
 @dataclass(frozen=True)

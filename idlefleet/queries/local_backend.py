@@ -10,22 +10,23 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from executor.dispatch import JobLedger
-from idlefleet.api.board import PlanBoard
-from idlefleet.api.errors import PreconditionError
-from idlefleet.api.fleet import current_scenario, fleet_status
-from idlefleet.api.jobs import (
+from executor.ledger import JobLedger
+from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.errors import PreconditionError
+from idlefleet.queries.fleet_status import current_scenario, fleet_status
+from idlefleet.queries.job_records import (
     check_cancellable,
     check_resubmission,
     job_record,
     job_records,
     open_demands,
 )
-from idlefleet.api.ports import FleetStatusView, JobRecord, PlanSnapshot
-from idlefleet.api.views import PlanViews
+from idlefleet.queries.ports import FleetStatusView, JobRecord
+from idlefleet.queries.views import PlanViews
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import load_scenario, plan_scenario
+from optimizer.plan import PlanSnapshot
 from streams.messages import DemandResponseEvent, Job
 from streams.state import FleetState
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from idlefleet.api.errors import PreconditionError
-from idlefleet.api.ports import FleetStatusView, JobRecord, SiteStatusView
-from idlefleet.planning import JobDemand, scenario_document
+from idlefleet.queries.errors import PreconditionError
+from idlefleet.queries.ports import FleetStatusView, JobRecord, SiteStatusView
+from idlefleet.service.inputs import JobDemand, scenario_document
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from streams.messages import Telemetry

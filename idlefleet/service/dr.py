@@ -11,19 +11,52 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from idlefleet.api.arrays import plan_arrays
-from idlefleet.api.flexibility import FlexibilityRows, site_flexibility
-from idlefleet.api.ports import PlanSnapshot
-from idlefleet.openadr.ven import Decision
-from idlefleet.planning import iso
-from idlefleet.service import PlannerService
+from idlefleet.service.inputs import iso
+from idlefleet.service.planner import PlannerService
 from optimizer import ScenarioError, load_scenario, plan_scenario
+from optimizer.flexibility import FlexibilityRows, site_flexibility
+from optimizer.plan import PlanSnapshot
+from optimizer.plan_arrays import plan_arrays
 from streams.messages import DemandResponseEvent
 from streams.producer import Publisher
 from streams.topics import Stream
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the fleet can honour a set of caps, and why not."""
+
+    honour: bool
+    reason: str
+    plan_s: float
+
+
+class DrDecider(Protocol):
+    """What the VEN needs from the planner."""
+
+    def decide(self, caps: Sequence[DemandResponseEvent]) -> Decision:
+        """Plan with `caps` added; honour only if every owner's guarantee holds."""
+        ...
+
+    def apply(self, caps: Sequence[DemandResponseEvent]) -> None:
+        """Make accepted caps binding (the planner re-plans with them)."""
+        ...
+
+    def withdraw(self, caps: Sequence[DemandResponseEvent]) -> None:
+        """Lift caps of a cancelled or replaced event."""
+        ...
+
+    def site_load_kw(self, site_id: str) -> float:
+        """Grid import of the site now [kW]."""
+        ...
+
+    def site_flexibility_kw(self, site_id: str) -> float:
+        """How much the site's load can be shed now without breaking an owner's target [kW]."""
+        ...
 
 
 def cap_document(cap: DemandResponseEvent) -> dict[str, Any]:

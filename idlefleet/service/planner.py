@@ -50,23 +50,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from executor.dispatch import Dispatcher, JobLedger, SlotDispatch
+from executor.dispatch import Dispatcher, SlotDispatch
+from executor.ledger import JobLedger
 from executor.signing import sign
 from executor.storage import load_input_array
 from executor.validation import Check, ReplicaValidator
-from idlefleet.api.ports import PlanSnapshot
-from idlefleet.planner_process import PlannerProcess
-from idlefleet.planning import (
+from idlefleet.service.inputs import (
     JobDemand,
     iso,
     safe_dispatch,
     scenario_document,
     slot_dispatches,
 )
+from idlefleet.service.planner_process import PlannerProcess
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import Plan, Scenario, load_scenario, plan_scenario
 from optimizer.errors import SolveError
+from optimizer.plan import PlanSnapshot
 from streams.clients import KafkaSettings
 from streams.consumer import PartitionAssignment, StreamReader
 from streams.jobbook import Execution, JobBook, execution_of

@@ -21,8 +21,8 @@ import numpy as np
 from forecasting.carbon import intensity_on_grid
 from forecasting.solar import PvSystemSpec, clear_sky_pv_kw
 from forecasting.timegrid import SlotGrid
-from idlefleet.planning import iso
-from idlefleet.simulator import SimulatedCar, generate_fleet
+from idlefleet.service.inputs import iso
+from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from idlefleet.sites import SiteConfig
 
 CARBON_PRICE_PER_TONNE = 100.0
