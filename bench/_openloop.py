@@ -47,6 +47,11 @@ class Call:
     code: str
 
 
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    """The call metadata that presents `token` to the server's bearer-token auth."""
+    return (("authorization", f"Bearer {token}"),)
+
+
 def plan_requests(
     stub: pb_grpc.FleetPlannerStub, scopes: Scopes, metadata: Any, rng: np.random.Generator
 ) -> list[Request]:

@@ -9,7 +9,6 @@ MILP → optIn/optOut). Last line: `cars=… decide_s=… baseline_plan_s=… ra
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -17,11 +16,11 @@ import numpy as np
 
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
-from idlefleet.demo.summary import hindsight_document
+from idlefleet.demo.summary import hindsight_scenario
 from idlefleet.service.dr import PlanningDecider
 from idlefleet.sim.catalog import demo_sites
 from idlefleet.sim.fleet import generate_fleet
-from optimizer import load_scenario, plan_scenario
+from optimizer import plan_scenario
 from streams.messages import DemandResponseEvent
 
 START = datetime(2020, 6, 10, tzinfo=UTC)
@@ -37,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     grid = SlotGrid(START, 15, 96)
     fleet = generate_fleet(args.cars, sites, START, 24, 15, np.random.default_rng(args.seed))
     intensity = {sites[0].region: intensity_on_grid(sites[0].region, grid).tolist()}
-    document = hindsight_document(grid, sites, fleet, [], [], intensity, 100.0)
+    scenario = hindsight_scenario(grid, sites, fleet, [], [], intensity, 100.0)
 
     started = time.perf_counter()
-    baseline = plan_scenario(load_scenario(copy.deepcopy(document)), "milp", time_limit_s=30)
+    baseline = plan_scenario(scenario, "milp", time_limit_s=30)
     baseline_s = time.perf_counter() - started
 
     cap = DemandResponseEvent(
@@ -50,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         end=START + timedelta(hours=19),
         max_import_kw=0.5 * sites[0].grid_limit_kw,
     )
-    decider = PlanningDecider(
-        lambda: copy.deepcopy(document), lambda c: None, lambda s: 0.0, lambda s: 0.0
-    )
+    decider = PlanningDecider(lambda: scenario, lambda c: None, lambda s: 0.0, lambda s: 0.0)
     decision = decider.decide([cap])
     print(
         f"baseline plan: {baseline.status.value} in {baseline_s:.2f} s; "

@@ -28,7 +28,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench._openloop import Call, Request, Scopes, cycling, plan_requests, send_open_loop
+from bench._openloop import Call, Request, Scopes, bearer, cycling, plan_requests, send_open_loop
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
 from idlefleet.api.auth import Role, TokenTable
@@ -43,7 +43,7 @@ from streams.broker import EmbeddedBroker
 from streams.messages import GridSignal, Job, ModelRef
 
 NOW = datetime(2020, 6, 10, 18, 0, tzinfo=UTC)
-REGIONS = (
+CITY_CENTRES = (
     ("DE", "Europe/Berlin", 52.52, 13.40),
     ("GB", "Europe/London", 51.51, -0.13),
     ("FR", "Europe/Paris", 48.86, 2.35),
@@ -65,7 +65,7 @@ def depots(count: int, cars: int) -> list[SiteConfig]:
             grid_limit_kw=CHARGER_KW * per_site / 2,
         )
         for number in range(count)
-        for region, zone, lat, lon in [REGIONS[number % len(REGIONS)]]
+        for region, zone, lat, lon in [CITY_CENTRES[number % len(CITY_CENTRES)]]
     ]
 
 
@@ -81,7 +81,7 @@ def fleet_backend(cars: int, sites: int, seed: int) -> LocalBackend:
             telemetry = parked.telemetry(NOW)
             assert telemetry is not None
             backend.state.apply_telemetry(telemetry)
-        for region, *_ in REGIONS:
+        for region, *_ in CITY_CENTRES:
             backend.state.apply_grid(
                 GridSignal(
                     region=region,
@@ -122,7 +122,7 @@ def load(
     target: str, token: str, scopes: Scopes, rate: float, seconds: float, out: Connection
 ) -> None:
     """The second process: health and API requests at `rate`, alternating twice."""
-    metadata = (("authorization", f"Bearer {token}"),)
+    metadata = bearer(token)
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.FleetPlannerStub(channel)
         health = health_pb2_grpc.HealthStub(channel)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from idlefleet.sim.catalog import demo_sites
 from idlefleet.sim.scenarios import generate_scenario
-from optimizer import Plan, Scenario, load_scenario, plan_scenario
+from optimizer import Plan, Scenario, load_scenario, plan_scenario, scenario_to_dict
 from optimizer.decompose import DecompositionStats
 
 CARS_PER_SITE = 100
@@ -99,9 +99,11 @@ def _size(args: argparse.Namespace, cars: int, job_count: int, catcher: StatsCat
     sites = demo_sites(max(1, round(cars / CARS_PER_SITE)), cars, args.region)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scenario.json"
-        doc = generate_scenario(cars, sites, job_count, date.fromisoformat(args.date), args.seed)
-        path.write_text(json.dumps(doc))
-        del doc  # the child reads the file; at 10^5 cars the document is large
+        generated = generate_scenario(
+            cars, sites, job_count, date.fromisoformat(args.date), args.seed
+        )
+        path.write_text(json.dumps(scenario_to_dict(generated)))
+        del generated  # the child reads the file; at 10^5 cars the document is large
         started = time.perf_counter()
         scenario = load_scenario(path)
         load_s = time.perf_counter() - started

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,6 +80,22 @@ class JobProgress:
     def complete(self) -> bool:
         """Every execution of every shard is accepted."""
         return self.accepted == self.total
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """Every registered job and its progress at one moment, for readers in other threads."""
+
+    jobs: Mapping[str, Job]
+    progress: Mapping[str, JobProgress]
+
+    @property
+    def job_ids(self) -> list[str]:
+        """Registered job ids, in registration order."""
+        return list(self.jobs)
+
+    def job(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
 
 
 @dataclass
@@ -171,6 +188,13 @@ class JobLedger:
             remaining=self.executions_remaining(job_id),
             failed_results=state.failed_results,
             abandoned_shards=tuple(sorted(state.abandoned)),
+        )
+
+    def snapshot(self) -> LedgerSnapshot:
+        """Every registered job and its progress now (a copy the ledger never changes)."""
+        return LedgerSnapshot(
+            jobs={job_id: state.job for job_id, state in self._jobs.items()},
+            progress={job_id: self.job_progress(job_id) for job_id in self._jobs},
         )
 
     def all_done(self) -> bool:

@@ -31,16 +31,14 @@ from __future__ import annotations
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final
 
 import numpy as np
 import pandas as pd
 
+from forecasting.regions import REGIONS, Region
 from forecasting.resample import CoverageError, hold_means
 from forecasting.timegrid import SlotGrid, parse_utc_times
-
-Region = Literal["DE", "GB", "FR"]
-REGIONS: Final[tuple[str, ...]] = get_args(Region)
 
 #: Full source files (Let's Wait Awhile repository, ``data/``) by region.
 SOURCE_FILES: Final[dict[str, str]] = {"DE": "ger_ci.csv", "GB": "gb_ci.csv", "FR": "fr_ci.csv"}

@@ -8,6 +8,7 @@ Importing this package does not import Pyomo; ``plan_scenario`` loads it on firs
 
 from __future__ import annotations
 
+from optimizer.assemble import assemble_plan, rescore_plan
 from optimizer.checks import Violation, check_plan
 from optimizer.errors import (
     OptimizerError,
@@ -17,14 +18,15 @@ from optimizer.errors import (
     SolveError,
 )
 from optimizer.kpis import compute_kpis, objective_value
-from optimizer.loader import load_scenario, scenario_to_dict
-from optimizer.plan import Assignment, Kpis, Plan, SolveStatus, plan_from_dict
+from optimizer.loader import format_timestamp, load_scenario, scenario_to_dict
+from optimizer.plan import Assignment, Kpis, Plan, PlanSnapshot, SolveStatus, plan_from_dict
 from optimizer.problem import DrEvent, Horizon, Job, Region, Scenario, Site, Vehicle
+from optimizer.strategy import Strategy
 
 
 def plan_scenario(
     scenario: Scenario,
-    strategy: str = "milp",
+    strategy: Strategy | str = Strategy.MILP,
     time_limit_s: float = 30.0,
     mip_gap_frac: float = 1e-4,
     mip_gap_abs: float = 1e-2,
@@ -44,6 +46,7 @@ __all__ = [
     "OptimizerError",
     "Plan",
     "PlanError",
+    "PlanSnapshot",
     "PlanViolationError",
     "Region",
     "Scenario",
@@ -51,13 +54,17 @@ __all__ = [
     "Site",
     "SolveError",
     "SolveStatus",
+    "Strategy",
     "Vehicle",
     "Violation",
+    "assemble_plan",
     "check_plan",
     "compute_kpis",
+    "format_timestamp",
     "load_scenario",
     "objective_value",
     "plan_from_dict",
     "plan_scenario",
+    "rescore_plan",
     "scenario_to_dict",
 ]

@@ -135,7 +135,7 @@ def running_pairs(fleet: FleetArrays, demands: Sequence[Demand]) -> np.ndarray:
     return fleet.can_compute[pv_] & runnable[fleet.site[pv_], fleet.pair_slot]
 
 
-def build_model(
+def build_aggregate_model(
     fleet: FleetArrays,
     demands: Sequence[Demand],
     region_caps: Sequence[RegionCap] = (),

@@ -61,6 +61,19 @@ def assemble_plan(
     )
 
 
+def rescore_plan(scenario: Scenario, plan: Plan) -> Plan:
+    """``plan``'s schedule as a plan of ``scenario``: soc, import, KPIs and objective computed
+    anew (e.g. on the intensity that really happened, for a plan made on a forecast)."""
+    return assemble_plan(
+        scenario,
+        plan.strategy,
+        plan.status,
+        {vid: vs.charge_kw for vid, vs in plan.vehicles.items()},
+        {vid: vs.running for vid, vs in plan.vehicles.items()},
+        plan.assignments,
+    )
+
+
 def infeasible_plan(
     strategy: str, reason: str, offending_ids: Iterable[str], *, solve_s: float = 0.0
 ) -> Plan:

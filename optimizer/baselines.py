@@ -23,6 +23,7 @@ from optimizer.assemble import assemble_plan, infeasible_plan
 from optimizer.checks import check_plan
 from optimizer.plan import Assignment, Plan, SolveStatus
 from optimizer.problem import Job, Scenario, Vehicle, VehicleWindow
+from optimizer.strategy import Strategy
 
 EPS = 1e-9
 
@@ -548,10 +549,10 @@ def greedy(scenario: Scenario) -> Plan:
     return _finish(scenario, "greedy", plans, assignments, started)
 
 
-def run_baseline(scenario: Scenario, strategy: str) -> Plan:
-    """Dispatch to a baseline by name (``immediate`` or ``greedy``)."""
-    if strategy == "immediate":
+def run_baseline(scenario: Scenario, strategy: Strategy) -> Plan:
+    """Plan with a baseline: ``immediate`` or ``greedy``."""
+    if strategy is Strategy.IMMEDIATE:
         return immediate(scenario)
-    if strategy == "greedy":
+    if strategy is Strategy.GREEDY:
         return greedy(scenario)
-    raise ValueError(f"unknown strategy {strategy!r}; expected milp, immediate or greedy")
+    raise ValueError(f"{strategy.value!r} is not a baseline")

@@ -18,8 +18,6 @@ from optimizer.errors import PlanError
 from optimizer.loader import json_path, load_schema
 from optimizer.problem import Scenario
 
-STRATEGIES = ("milp", "immediate", "greedy")
-
 
 class SolveStatus(enum.StrEnum):
     """Outcome of a solve. ``error`` never reaches a :class:`Plan`: it raises ``SolveError``."""

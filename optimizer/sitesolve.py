@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.aggregate import AggregateModel, Demand, RegionCap, build_model
+from optimizer.aggregate import AggregateModel, Demand, RegionCap, build_aggregate_model
 from optimizer.fleetdata import FleetArrays
 from optimizer.highsrun import run_highs
 from optimizer.plan import SolveStatus
@@ -49,7 +49,7 @@ class SiteResult:
 def solve_site(task: SiteTask) -> SiteResult:
     """The group's schedule; status ``infeasible`` or ``error`` (no schedule in time) with
     empty arrays otherwise."""
-    model = build_model(task.fleet, task.demands, task.region_caps)
+    model = build_aggregate_model(task.fleet, task.demands, task.region_caps)
     relaxed = run_highs(model.lp, time_limit_s=task.time_limit_s)
     pairs = model.soc_rows
     if relaxed.values is None:
@@ -61,7 +61,7 @@ def solve_site(task: SiteTask) -> SiteResult:
     fractional = np.abs(flags - np.rint(flags)) > INTEGRAL_TOLERANCE
     outcome, dropped = relaxed, 0
     if fractional.any():
-        milp = build_model(task.fleet, task.demands, task.region_caps, integer=True)
+        milp = build_aggregate_model(task.fleet, task.demands, task.region_caps, integer=True)
         found = run_highs(
             milp.lp,
             time_limit_s=task.time_limit_s,

@@ -25,6 +25,7 @@ from optimizer.milp_run import (
 )
 from optimizer.plan import Assignment, Plan, SolveStatus
 from optimizer.problem import Scenario
+from optimizer.strategy import Strategy
 
 __all__ = ["SolveStatus", "decomposes", "plan_scenario"]
 
@@ -59,7 +60,7 @@ def _extract(
 
 def plan_scenario(
     scenario: Scenario,
-    strategy: str = "milp",
+    strategy: Strategy | str = Strategy.MILP,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     mip_gap_frac: float = DEFAULT_MIP_GAP_FRAC,
     mip_gap_abs: float = DEFAULT_MIP_GAP_ABS,
@@ -76,7 +77,12 @@ def plan_scenario(
     ends without a schedule for another reason, and :class:`PlanViolationError` naming the
     violations when a plan breaks the contract.
     """
-    plan = _plan(scenario, strategy, time_limit_s, mip_gap_frac, mip_gap_abs)
+    try:
+        chosen = Strategy(strategy)
+    except ValueError as exc:
+        names = ", ".join(s.value for s in Strategy)
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {names}") from exc
+    plan = _plan(scenario, chosen, time_limit_s, mip_gap_frac, mip_gap_abs)
     violations = check_plan(scenario, plan)
     if violations:
         raise PlanViolationError(plan.strategy, violations)
@@ -96,12 +102,12 @@ def decomposes(scenario: Scenario) -> bool:
 
 def _plan(
     scenario: Scenario,
-    strategy: str,
+    strategy: Strategy,
     time_limit_s: float,
     mip_gap_frac: float,
     mip_gap_abs: float,
 ) -> Plan:
-    if strategy != "milp":
+    if strategy is not Strategy.MILP:
         from optimizer.baselines import run_baseline
 
         return run_baseline(scenario, strategy)

@@ -23,8 +23,8 @@ from idlefleet.queries.ports import FleetStatusView, JobRecord, JobState
 from idlefleet.queries.views import FLEET, PlanViews, Scope, ScopeKind
 from idlefleet.queries.what_if import Overrides
 from idlefleet.service.dr import Decision
-from idlefleet.service.inputs import iso
-from optimizer import Plan, Scenario, scenario_to_dict
+from optimizer import DrEvent, Plan, Scenario, Strategy, scenario_to_dict
+from optimizer import Job as ScenarioJob
 from streams.messages import DemandResponseEvent, Job
 from streams.serde import MAX_MESSAGE_BYTES, encode
 
@@ -40,15 +40,15 @@ _JOB_STATES = {
     JobState.CANCELLED: pb.JOB_STATE_CANCELLED,
 }
 _STRATEGIES = {
-    pb.STRATEGY_UNSPECIFIED: "milp",
-    pb.STRATEGY_MILP: "milp",
-    pb.STRATEGY_GREEDY: "greedy",
-    pb.STRATEGY_IMMEDIATE: "immediate",
+    pb.STRATEGY_UNSPECIFIED: Strategy.MILP,
+    pb.STRATEGY_MILP: Strategy.MILP,
+    pb.STRATEGY_GREEDY: Strategy.GREEDY,
+    pb.STRATEGY_IMMEDIATE: Strategy.IMMEDIATE,
 }
 _STRATEGY_ENUMS = {
-    "milp": pb.STRATEGY_MILP,
-    "greedy": pb.STRATEGY_GREEDY,
-    "immediate": pb.STRATEGY_IMMEDIATE,
+    Strategy.MILP: pb.STRATEGY_MILP,
+    Strategy.GREEDY: pb.STRATEGY_GREEDY,
+    Strategy.IMMEDIATE: pb.STRATEGY_IMMEDIATE,
 }
 _PLAN_STATUSES = {"optimal": pb.PLAN_STATUS_OPTIMAL, "feasible": pb.PLAN_STATUS_FEASIBLE}
 _SCOPE_KINDS: dict[str, ScopeKind] = {
@@ -162,7 +162,7 @@ def window_of(
     return start, end
 
 
-def strategy_of(request: pb.WhatIfRequest) -> str:
+def strategy_of(request: pb.WhatIfRequest) -> Strategy:
     strategy = _STRATEGIES.get(request.strategy)
     if strategy is None:
         raise InvalidFieldError("strategy", f"unknown strategy {request.strategy}")
@@ -173,33 +173,37 @@ def time_limit_of(request: pb.WhatIfRequest) -> float:
     return _non_negative(request.time_limit_s, "time_limit_s")
 
 
-def _dr_event(spec: pb.DrEventSpec, path: str) -> dict[str, Any]:
-    event: dict[str, Any] = {"id": spec.event_id, "max_import_kw": spec.max_import_kw}
+def _required_time(message: Any, name: str, path: str) -> datetime:
+    when = _time(message, name, f"{path}.{name}")
+    if when is None:
+        raise InvalidFieldError(f"{path}.{name}", "is required")
+    return when
+
+
+def _dr_event(spec: pb.DrEventSpec, path: str) -> DrEvent:
     target = spec.WhichOneof("target")
     if target is None:
         raise InvalidFieldError(path, "set site_id or region")
-    event["site" if target == "site_id" else "region"] = getattr(spec, target)
-    for name in ("start", "end"):
-        when = _time(spec, name, f"{path}.{name}")
-        if when is not None:
-            event[name] = iso(when)
-    return event
+    return DrEvent(
+        id=spec.event_id,
+        site=spec.site_id if target == "site_id" else None,
+        region=spec.region if target == "region" else None,
+        start=_required_time(spec, "start", path),
+        end=_required_time(spec, "end", path),
+        max_import_kw=spec.max_import_kw,
+    )
 
 
-def _what_if_job(spec: pb.WhatIfJob, path: str) -> dict[str, Any]:
-    job: dict[str, Any] = {
-        "id": spec.job_id,
-        "shards": spec.shards,
-        "replicas": spec.replicas or 1,
-        "value_per_shard": spec.value_per_shard,
-    }
-    for name in ("release", "deadline"):
-        when = _time(spec, name, f"{path}.{name}")
-        if when is not None:
-            job[name] = iso(when)
-    if spec.site_ids:
-        job["sites"] = list(spec.site_ids)
-    return job
+def _what_if_job(spec: pb.WhatIfJob, path: str) -> ScenarioJob:
+    return ScenarioJob(
+        id=spec.job_id,
+        shards=spec.shards,
+        replicas=spec.replicas or 1,
+        value_per_shard=spec.value_per_shard,
+        release=_time(spec, "release", f"{path}.release"),
+        deadline=_time(spec, "deadline", f"{path}.deadline"),
+        sites=tuple(spec.site_ids) if spec.site_ids else None,
+    )
 
 
 def overrides_of(request: pb.WhatIfRequest) -> Overrides:
@@ -286,7 +290,7 @@ def plan_summary(
         horizon_start=_timestamp(horizon.start),
         slot_minutes=horizon.slot_minutes,
         slots=horizon.slots,
-        strategy=_STRATEGY_ENUMS[plan.strategy],
+        strategy=_STRATEGY_ENUMS[Strategy(plan.strategy)],
         status=_PLAN_STATUSES[plan.status.value],
         objective=plan.objective or 0.0,
         solve_s=plan.solve_s,
@@ -386,19 +390,15 @@ def dr_event_of(request: pb.SubmitDemandResponseRequest) -> DemandResponseEvent:
     """The request's cap as a DR-topic message; InvalidFieldError naming what is wrong."""
     if not request.HasField("event"):
         raise InvalidFieldError("event", "required")
-    spec = request.event
-    fields = _dr_event(spec, "event")
-    for name in ("start", "end"):
-        if name not in fields:
-            raise InvalidFieldError(f"event.{name}", "required")
+    cap = _dr_event(request.event, "event")
     try:
         return DemandResponseEvent(
-            event_id=fields["id"],
-            site_id=fields.get("site"),
-            region=fields.get("region"),
-            start=fields["start"],
-            end=fields["end"],
-            max_import_kw=fields["max_import_kw"],
+            event_id=cap.id,
+            site_id=cap.site,
+            region=cap.region,
+            start=cap.start,
+            end=cap.end,
+            max_import_kw=cap.max_import_kw,
             cancelled=request.cancel,
         )
     except ValidationError as exc:

@@ -72,7 +72,7 @@ class ChaosConfig:
 
 
 @dataclass
-class RunOutcome:
+class ChaosOutcome:
     run: int
     executions_total: int = 0
     executions_done: int = 0
@@ -194,7 +194,7 @@ class ChaosRun:
         )
         self.env = {**os.environ, "IDLEFLEET_FLEET_KEY": secrets.token_hex(32)}
         self.api_token = secrets.token_hex(16)
-        self.outcome = RunOutcome(run)
+        self.outcome = ChaosOutcome(run)
         self.floor_breaches: list[str] = []
 
     # -- processes ----------------------------------------------------------------------
@@ -227,7 +227,7 @@ class ChaosRun:
         )
 
     # -- the run ------------------------------------------------------------------------
-    def play(self, progress: bool) -> RunOutcome:
+    def play(self, progress: bool) -> ChaosOutcome:
         slots = self.grid.slots
         service_kills = self._moments(self.config.service_kills, slots)
         agent_kills = self._moments(self.config.agent_kills, slots)
@@ -452,7 +452,7 @@ def _read_all(kafka: KafkaSettings, streams: list[Stream]) -> list[Message]:
     return seen
 
 
-def run_chaos(config: ChaosConfig, progress: bool = False) -> list[RunOutcome]:
+def run_chaos(config: ChaosConfig, progress: bool = False) -> list[ChaosOutcome]:
     """Every run's outcome; prints a line per run and the summary line last."""
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="idlefleet-chaos-") as scratch:
@@ -468,7 +468,7 @@ def run_chaos(config: ChaosConfig, progress: bool = False) -> list[RunOutcome]:
     return outcomes
 
 
-def summary_line(outcomes: list[RunOutcome]) -> str:
+def summary_line(outcomes: list[ChaosOutcome]) -> str:
     return (
         f"runs={len(outcomes)} lost={sum(o.lost for o in outcomes)} "
         f"duplicates={sum(o.duplicates for o in outcomes)} "

@@ -24,7 +24,7 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -37,6 +37,9 @@ from streams.clients import KafkaSettings
 from streams.messages import Assignment, Result
 
 FLEET_KEY_ENV = "IDLEFLEET_FLEET_KEY"
+if TYPE_CHECKING:
+    from idlefleet.service.planner import PlannerService
+
 _print_lock = threading.Lock()
 #: The harness's pipe, kept apart from `sys.stdout`, which Pyomo redirects while it solves.
 _replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
@@ -80,12 +83,11 @@ def service_main(config: dict[str, Any]) -> None:
     service.stop()
 
 
-def status_document(service: Any) -> dict[str, Any]:
+def status_document(service: PlannerService) -> dict[str, Any]:
     """Accepted executions and progress of every job the service holds."""
     status = service.status()
     progress = {}
-    for job_id in service.ledger.job_ids:
-        p = service.ledger.job_progress(job_id)
+    for job_id, p in service.ledger_snapshot().progress.items():
         progress[job_id] = {
             "total": p.total,
             "accepted": p.accepted,

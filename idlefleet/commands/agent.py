@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from idlefleet.commands import EXIT_BAD_INPUT
+
 FLEET_KEY_ENV = "IDLEFLEET_FLEET_KEY"
 
 

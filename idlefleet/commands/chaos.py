@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from idlefleet.commands import EXIT_BAD_INPUT
+
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.max_freeze <= 0:
         print("idlefleet chaos: --runs must be >= 1 and --max-freeze > 0")
-        return 2
+        return EXIT_BAD_INPUT
     outcomes = run_chaos(
         ChaosConfig(
             runs=args.runs,

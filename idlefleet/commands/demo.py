@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from idlefleet.commands import EXIT_BAD_INPUT
+
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("demo", help="run the whole loop on a simulated fleet")
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_demo(config, progress=not args.quiet)
     except ValueError as exc:  # a demo that cannot be built from these options
         print(f"idlefleet demo: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(summary.table())
     print(f"\nwritten to {config.out_dir}/summary.txt and summary.json", file=sys.stderr)
     ok = summary.owners_met == len(summary.owners) and all(

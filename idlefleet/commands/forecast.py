@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from idlefleet.commands import EXIT_BAD_INPUT
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from streams.messages import Message
     from streams.topics import Stream
 
-EXIT_BAD_INPUT = 2
 #: A TMY file must lie within this of the site, in latitude and in longitude [deg].
 TMY_MAX_OFFSET_DEG = 1.0
 

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from idlefleet.commands import EXIT_BAD_INPUT
+from optimizer.strategy import Strategy
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser("plan", help="plan a scenario-v1 JSON file")
     parser.add_argument("scenario", help="SCENARIO.json")
-    parser.add_argument("--strategy", choices=["milp", "greedy", "immediate"], default="milp")
+    parser.add_argument("--strategy", choices=[s.value for s in Strategy], default=Strategy.MILP)
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds (default 60)")
     parser.add_argument("--mip-gap", type=float, default=1e-4, help="relative gap (default 1e-4)")
     parser.add_argument("-o", "--output", help="PLAN.json (default: stdout)")

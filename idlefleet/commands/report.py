@@ -15,8 +15,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
-REGIONS = ("DE", "GB", "FR")
+from forecasting.regions import REGIONS
+from idlefleet.commands import EXIT_BAD_INPUT
+
 #: Options of generated days by argparse destination.
 GENERATED = {"region": "--region", "first": "--from", "last": "--to", "cars": "--cars"}
 
@@ -117,9 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_scenario(args: argparse.Namespace, common: dict[str, Any]) -> int:
-    from idlefleet.report.batch import STRATEGIES, SolverOptions, run_day
+    from idlefleet.report.batch import SolverOptions, run_day
     from idlefleet.report.write import write_report
-    from optimizer import ScenarioError, load_scenario
+    from optimizer import ScenarioError, Strategy, load_scenario
 
     try:
         scenario = load_scenario(Path(args.scenario))
@@ -135,7 +136,7 @@ def _run_scenario(args: argparse.Namespace, common: dict[str, Any]) -> int:
         "intensity_source": f"regions[].intensity_g_per_kwh of {args.scenario}",
         **common,
     }
-    kpis = write_report(Path(args.out), [day], STRATEGIES, inputs)
+    kpis = write_report(Path(args.out), [day], list(Strategy), inputs)
     _print_headline(kpis, Path(args.out))
     return 0
 
@@ -143,7 +144,6 @@ def _run_scenario(args: argparse.Namespace, common: dict[str, Any]) -> int:
 def _run_period(args: argparse.Namespace, common: dict[str, Any]) -> int:
     from forecasting.carbon import IntensityCoverageError, intensity_source
     from idlefleet.report.batch import (
-        STRATEGIES,
         FleetConfig,
         SolverOptions,
         check_coverage,
@@ -151,6 +151,7 @@ def _run_period(args: argparse.Namespace, common: dict[str, Any]) -> int:
     )
     from idlefleet.report.write import write_report
     from idlefleet.sim.catalog import demo_sites
+    from optimizer import Strategy
 
     if args.region not in REGIONS:
         raise ReportInputError(f"--region must be one of {', '.join(REGIONS)}, got {args.region!r}")
@@ -195,7 +196,7 @@ def _run_period(args: argparse.Namespace, common: dict[str, Any]) -> int:
         "intensity_source": intensity_source(args.region, data_dir),
         **common,
     }
-    kpis = write_report(Path(args.out), days, STRATEGIES, inputs)
+    kpis = write_report(Path(args.out), days, list(Strategy), inputs)
     _print_headline(kpis, Path(args.out))
     print(f"wall time {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0

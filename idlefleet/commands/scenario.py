@@ -9,8 +9,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
-REGIONS = ("DE", "GB", "FR")
+from forecasting.regions import REGIONS
+from idlefleet.commands import EXIT_BAD_INPUT
 
 
 def register(commands: Any) -> None:
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.carbon import IntensityCoverageError
     from idlefleet.sim.catalog import demo_sites
     from idlefleet.sim.scenarios import generate_scenario
+    from optimizer import scenario_to_dict
 
     try:
         day = date.fromisoformat(args.date)
@@ -45,13 +46,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--slot-minutes must divide a day, got {args.slot_minutes}")
         sites = demo_sites(args.sites, args.cars, args.region)
         shared = Path(args.shared_data) if args.shared_data else None
-        doc = generate_scenario(
+        scenario = generate_scenario(
             args.cars, sites, args.jobs, day, args.seed, args.slot_minutes, shared
         )
     except (ValueError, FileNotFoundError, IntensityCoverageError) as exc:
         print(f"idlefleet scenario generate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    text = json.dumps(doc, separators=(",", ":")) + "\n"
+    text = json.dumps(scenario_to_dict(scenario), separators=(",", ":")) + "\n"
     if args.output:
         Path(args.output).write_text(text)
     else:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from idlefleet.api.runner import ApiConfigError, api_config, serving_api
 from idlefleet.api.runner import add_arguments as add_api_arguments
+from idlefleet.commands import EXIT_BAD_INPUT
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
 from idlefleet.openadr.runner import running_ven
@@ -21,8 +22,6 @@ from streams.producer import Publisher
 
 if TYPE_CHECKING:
     from idlefleet.sites import SiteConfig
-
-EXIT_BAD_INPUT = 2
 
 
 def register(commands: Any) -> None:

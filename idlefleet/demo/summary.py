@@ -14,17 +14,21 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
-from idlefleet.service.inputs import iso
 from idlefleet.service.planner import PlannerService
 from idlefleet.sim.fleet import SimulatedCar
-from idlefleet.sim.scenarios import scenario_document
+from idlefleet.sim.scenarios import fleet_scenario
 from idlefleet.sites import SiteConfig
-from optimizer import Plan, Scenario, check_plan, load_scenario, plan_scenario
-from optimizer.assemble import assemble_plan
+from optimizer import (
+    Plan,
+    Scenario,
+    assemble_plan,
+    check_plan,
+    format_timestamp,
+    plan_scenario,
+)
 from optimizer.plan import Assignment, SolveStatus
 from streams.messages import Job, Message, SolarForecast
 from streams.topics import Stream
@@ -137,7 +141,7 @@ class DemoSummary:
         (out_dir / "summary.txt").write_text(self.table() + "\n")
 
 
-def hindsight_document(
+def hindsight_scenario(
     grid: SlotGrid,
     sites: list[SiteConfig],
     fleet: list[SimulatedCar],
@@ -145,14 +149,14 @@ def hindsight_document(
     forecasts: list[tuple[Stream, Message]],
     actual_intensity_g_per_kwh: dict[str, list[float]],
     carbon_price_per_tonne: float,
-) -> dict[str, Any]:
-    """The day as it was, as a scenario-v1 document.
+) -> Scenario:
+    """The day as it was, as a scenario.
 
     PV comes from the published `forecasts`; the intensity per region is the actual
     average series on `grid` [gCO2/kWh], not what was forecast to the planner.
     """
     solar = {m.site_id: m.pv_kw for _, m in forecasts if isinstance(m, SolarForecast)}
-    return scenario_document(
+    return fleet_scenario(
         grid, sites, fleet, jobs, actual_intensity_g_per_kwh, solar, carbon_price_per_tonne
     )
 
@@ -214,8 +218,8 @@ def _owner(car: SimulatedCar, plan: Plan, scenario: Scenario) -> OwnerOutcome:
     return OwnerOutcome(
         vehicle_id=car.vehicle_id,
         site_id=car.site.site_id,
-        arrival=iso(car.arrival),
-        departure=iso(car.departure),
+        arrival=format_timestamp(car.arrival),
+        departure=format_timestamp(car.departure),
         arrival_kwh=car.arrival_energy_kwh,
         owed_kwh=round(owed, 6),
         departure_kwh=round(departed, 6),
@@ -240,10 +244,8 @@ def summarise(
         region: intensity_on_grid(region, grid, data_dir).tolist()
         for region in sorted({site.region for site in sites})
     }
-    scenario = load_scenario(
-        hindsight_document(
-            grid, sites, fleet, jobs, forecasts, actual, service.settings.carbon_price_per_tonne
-        )
+    scenario = hindsight_scenario(
+        grid, sites, fleet, jobs, forecasts, actual, service.settings.carbon_price_per_tonne
     )
     realised = realised_plan(scenario, grid, fleet, service)
     baseline = plan_scenario(scenario, "immediate")
@@ -255,8 +257,9 @@ def summarise(
     )
     foresight = replace(foresight, strategy="milp (perfect foresight)")
     solve_times = [record.solve_s for record in service.plans] or [0.0]
+    progress = service.ledger_snapshot().progress
     return DemoSummary(
-        start=iso(grid.start),
+        start=format_timestamp(grid.start),
         slots=grid.slots,
         slot_minutes=grid.slot_minutes,
         cars=len(fleet),
@@ -265,8 +268,8 @@ def summarise(
             JobOutcomeRow(
                 job.job_id,
                 job.shards * job.replicas,
-                (p := service.ledger.job_progress(job.job_id)).accepted,
-                p.failed_results,
+                progress[job.job_id].accepted,
+                progress[job.job_id].failed_results,
             )
             for job in jobs
         ],

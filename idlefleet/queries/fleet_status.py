@@ -6,13 +6,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from idlefleet.queries.errors import PreconditionError
 from idlefleet.queries.ports import FleetStatusView, JobRecord, SiteStatusView
-from idlefleet.service.inputs import JobDemand, scenario_document
+from idlefleet.service.inputs import JobDemand, rolling_scenario
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
+from optimizer import Scenario
 from streams.messages import Telemetry
 from streams.state import FleetState
 
@@ -30,14 +30,14 @@ def current_scenario(
     demands: Sequence[JobDemand],
     sites: Sequence[SiteConfig],
     settings: PlannerSettings,
-) -> dict[str, Any]:
+) -> Scenario:
     """The scenario the planner would plan from the slot holding `now`; PreconditionError
     when nothing can be planned (no intensity signal covers that slot)."""
     start = slot_floor(now, settings.slot_minutes)
-    doc = scenario_document(start, state, sites, demands, settings)
-    if doc is None:
+    scenario = rolling_scenario(start, state, sites, demands, settings)
+    if scenario is None:
         raise PreconditionError(f"nothing to plan at {start.isoformat()}: no intensity signal")
-    return doc
+    return scenario
 
 
 def state_copy(state: FleetState) -> FleetState:

@@ -1,14 +1,13 @@
-"""Jobs as the API reports them, read from the dispatcher's ledger."""
+"""Jobs as the API reports them, read from a snapshot of the dispatcher's ledger."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
-from executor.ledger import JobLedger, JobProgress
+from executor.ledger import JobProgress, LedgerSnapshot
 from idlefleet.queries.errors import JobConflictError, PreconditionError, UnknownIdError
 from idlefleet.queries.ports import JobRecord, JobState
-from idlefleet.service.inputs import JobDemand
 from streams.messages import Job
 
 FINISHED = frozenset({JobState.DONE, JobState.FAILED, JobState.EXPIRED})
@@ -27,7 +26,7 @@ def job_state(job: Job, progress: JobProgress, cancelled: bool, now: datetime) -
 
 
 def job_record(
-    ledger: JobLedger,
+    ledger: LedgerSnapshot,
     job_id: str,
     cancelled: Collection[str],
     pending: Mapping[str, Job],
@@ -39,12 +38,12 @@ def job_record(
         if job_id in pending:
             return JobRecord(pending[job_id], JobState.PENDING, None)
         raise UnknownIdError("job", job_id)
-    progress = ledger.job_progress(job_id)
+    progress = ledger.progress[job_id]
     return JobRecord(job, job_state(job, progress, job_id in cancelled, now), progress)
 
 
 def job_records(
-    ledger: JobLedger, cancelled: Collection[str], pending: Mapping[str, Job], now: datetime
+    ledger: LedgerSnapshot, cancelled: Collection[str], pending: Mapping[str, Job], now: datetime
 ) -> list[JobRecord]:
     """Every job, in job_id order."""
     ids = sorted(set(ledger.job_ids) | set(pending))
@@ -62,12 +61,3 @@ def check_cancellable(record: JobRecord) -> None:
         raise PreconditionError(
             f"job {record.job.job_id!r} is {record.state.value}: nothing to cancel"
         )
-
-
-def open_demands(ledger: JobLedger, cancelled: Collection[str]) -> list[JobDemand]:
-    """The open work of every job not cancelled, as the planner plans it."""
-    return [
-        JobDemand(job, ledger.shards_by_open_executions(job.job_id))
-        for job in (ledger.job(job_id) for job_id in ledger.job_ids)
-        if job is not None and job.job_id not in cancelled
-    ]

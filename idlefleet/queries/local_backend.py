@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 from executor.ledger import JobLedger
 from idlefleet.queries.board import PlanBoard
@@ -19,13 +18,13 @@ from idlefleet.queries.job_records import (
     check_resubmission,
     job_record,
     job_records,
-    open_demands,
 )
 from idlefleet.queries.ports import FleetStatusView, JobRecord
 from idlefleet.queries.views import PlanViews
+from idlefleet.service.inputs import open_demands
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
-from optimizer import load_scenario, plan_scenario
+from optimizer import Scenario, plan_scenario
 from optimizer.plan import PlanSnapshot
 from streams.messages import DemandResponseEvent, Job
 from streams.state import FleetState
@@ -63,7 +62,7 @@ class LocalBackend:
 
     def job(self, job_id: str) -> JobRecord:
         with self.lock:
-            return job_record(self.ledger, job_id, self.cancelled, {}, self.now())
+            return job_record(self.ledger.snapshot(), job_id, self.cancelled, {}, self.now())
 
     def cancel_job(self, job_id: str) -> JobRecord:
         with self.lock:
@@ -73,7 +72,7 @@ class LocalBackend:
 
     def jobs(self) -> list[JobRecord]:
         with self.lock:
-            return job_records(self.ledger, self.cancelled, {}, self.now())
+            return job_records(self.ledger.snapshot(), self.cancelled, {}, self.now())
 
     def fleet_status(self) -> FleetStatusView:
         with self.lock:
@@ -85,14 +84,14 @@ class LocalBackend:
         if changed:
             self.replan()
 
-    def current_scenario(self) -> dict[str, Any]:
+    def current_scenario(self) -> Scenario:
         with self.lock:
             demands = open_demands(self.ledger, self.cancelled)
             return current_scenario(self.now(), self.state, demands, self.sites, self.settings)
 
     def replan(self, strategy: str = "milp") -> PlanViews:
         """Plan from the current slot and publish the plan; PreconditionError if infeasible."""
-        scenario = load_scenario(self.current_scenario())
+        scenario = self.current_scenario()
         plan = plan_scenario(
             scenario,
             strategy,

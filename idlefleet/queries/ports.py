@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from executor.ledger import JobProgress
+from optimizer import Scenario
 from streams.messages import DemandResponseEvent, Job
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class FleetBackend(Protocol):
 
     def fleet_status(self) -> FleetStatusView: ...
 
-    def current_scenario(self) -> dict[str, Any]:
-        """The scenario-v1 document the planner would plan from the current slot;
+    def current_scenario(self) -> Scenario:
+        """The scenario the planner would plan from the current slot;
         PreconditionError when nothing can be planned (no intensity signal covers it)."""
         ...

@@ -4,9 +4,9 @@ Jobs are published on the jobs topic, so the service picks them up like any othe
 until it has read one, the job is reported as pending. Plans are followed by polling the
 service's current plan and published to the board once each.
 
-The service's reader thread changes state and ledger while the API reads them. Reads take
-GIL-atomic copies (`state_copy`, `list(dict)`), never iterate a live dict, and only read
-the ledger.
+The service's reader thread changes state and ledger while the API reads them. State is
+read through GIL-atomic copies (`state_copy`), never by iterating a live dict; the ledger
+only through the service's snapshots, taken under its lock.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from kafka.errors import KafkaError
 
-from executor.ledger import JobLedger
+from executor.ledger import LedgerSnapshot
 from idlefleet.queries.board import PlanBoard
 from idlefleet.queries.errors import PreconditionError, UnavailableError
 from idlefleet.queries.fleet_status import current_scenario, fleet_status, state_copy
@@ -28,11 +28,12 @@ from idlefleet.queries.job_records import (
     check_resubmission,
     job_record,
     job_records,
-    open_demands,
 )
 from idlefleet.queries.ports import FleetStatusView, JobRecord
+from idlefleet.service.inputs import JobDemand
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
+from optimizer import Scenario
 from optimizer.plan import PlanSnapshot
 from streams.errors import PublishError
 from streams.messages import DemandResponseEvent, Job
@@ -51,7 +52,6 @@ class PlannerPort(Protocol):
     """What the adapter reads from `idlefleet.service.planner.PlannerService`."""
 
     state: FleetState
-    ledger: JobLedger
     settings: PlannerSettings
     sites: list[SiteConfig]
 
@@ -65,6 +65,14 @@ class PlannerPort(Protocol):
 
     def cancel_job(self, job_id: str) -> bool:
         """Stop planning and dispatching the job's open work; True if it was not cancelled."""
+        ...
+
+    def ledger_snapshot(self) -> LedgerSnapshot:
+        """Every registered job and its progress, read under the service's lock."""
+        ...
+
+    def open_demands(self) -> list[JobDemand]:
+        """The open work of every job not cancelled, read under the service's lock."""
         ...
 
 
@@ -123,13 +131,16 @@ class ServiceBackend:
     def _pending_jobs(self) -> dict[str, Job]:
         """Submitted jobs the service has not read yet (forgetting those it has)."""
         with self._pending_lock:
-            for job_id in [j for j in self._pending if self._service.ledger.job(j) is not None]:
+            known = self._service.ledger_snapshot().jobs
+            for job_id in [j for j in self._pending if j in known]:
                 del self._pending[job_id]
             return dict(self._pending)
 
     def submit_job(self, job: Job) -> tuple[JobRecord, bool]:
         with self._submitting:
-            known = self._service.ledger.job(job.job_id) or self._pending_jobs().get(job.job_id)
+            known = self._service.ledger_snapshot().job(job.job_id) or self._pending_jobs().get(
+                job.job_id
+            )
             if known is None:
                 try:
                     self._publisher.publish(Stream.JOBS, job).get(timeout=self._ack_timeout_s)
@@ -143,7 +154,9 @@ class ServiceBackend:
 
     def job(self, job_id: str) -> JobRecord:
         s = self._service
-        return job_record(s.ledger, job_id, s.cancelled_jobs, self._pending_jobs(), self.now())
+        return job_record(
+            s.ledger_snapshot(), job_id, s.cancelled_jobs, self._pending_jobs(), self.now()
+        )
 
     def cancel_job(self, job_id: str) -> JobRecord:
         record = self.job(job_id)
@@ -155,7 +168,7 @@ class ServiceBackend:
 
     def jobs(self) -> list[JobRecord]:
         s = self._service
-        return job_records(s.ledger, s.cancelled_jobs, self._pending_jobs(), self.now())
+        return job_records(s.ledger_snapshot(), s.cancelled_jobs, self._pending_jobs(), self.now())
 
     def fleet_status(self) -> FleetStatusView:
         """The fleet's status, at most `status_max_age_s` old (its `as_of` says when)."""
@@ -175,7 +188,8 @@ class ServiceBackend:
         except KafkaError as exc:
             raise UnavailableError(f"the broker did not take the DR event: {exc}") from exc
 
-    def current_scenario(self) -> dict[str, Any]:
+    def current_scenario(self) -> Scenario:
         s = self._service
-        demands = open_demands(s.ledger, s.cancelled_jobs)
-        return current_scenario(self.now(), state_copy(s.state), demands, s.sites, s.settings)
+        return current_scenario(
+            self.now(), state_copy(s.state), s.open_demands(), s.sites, s.settings
+        )

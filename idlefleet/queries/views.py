@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 
 from idlefleet.queries.errors import UnknownIdError
-from idlefleet.service.inputs import iso, job_of
-from optimizer import Plan
+from idlefleet.service.inputs import job_of
+from optimizer import Plan, format_timestamp
 from optimizer.flexibility import FlexibilityRows, region_flexibility, site_flexibility
 from optimizer.plan import PlanSnapshot
 from optimizer.plan_arrays import FloatArray, PlanArrays, plan_arrays
@@ -40,7 +40,7 @@ FLEET = Scope("fleet")
 
 
 @dataclass(frozen=True)
-class SlotSeries:
+class ScopeSeries:
     """A scope's plan slot by slot: powers [kW], counts, energy at slot start [kWh]."""
 
     charge_power_kw: list[float]
@@ -72,7 +72,7 @@ class PlanViews:
     revision: int
     snapshot: PlanSnapshot
     slot_start_s: list[int]  # slot starts [s since the Unix epoch]
-    series: Mapping[Scope, SlotSeries]  # fleet and sites
+    series: Mapping[Scope, ScopeSeries]  # fleet and sites
     flexibility: Mapping[Scope, FlexibilitySeries]  # fleet, sites and regions
     planned_executions: Mapping[str, int]  # per job_id [count]
     arrays: PlanArrays
@@ -85,7 +85,7 @@ class PlanViews:
     @property
     def plan_id(self) -> str:
         """The id the service's assignments carry."""
-        return f"plan-{iso(self.snapshot.scenario.horizon.start)}"
+        return f"plan-{format_timestamp(self.snapshot.scenario.horizon.start)}"
 
     def slots_overlapping(self, start: datetime | None, end: datetime | None) -> range:
         """Slots overlapping ``[start, end)``; unset ends are the horizon's."""
@@ -97,7 +97,7 @@ class PlanViews:
         first, last = max(first, 0), min(last, horizon.slots)
         return range(first, max(first, last))
 
-    def slot_series(self, scope: Scope) -> SlotSeries:
+    def slot_series(self, scope: Scope) -> ScopeSeries:
         if scope.kind == "vehicle":
             return self._vehicle_series(scope.id)
         series = self.series.get(scope)
@@ -111,7 +111,7 @@ class PlanViews:
             raise UnknownIdError(f"{scope.kind} in the current plan", scope.id)
         return series
 
-    def _vehicle_series(self, vehicle_id: str) -> SlotSeries:
+    def _vehicle_series(self, vehicle_id: str) -> ScopeSeries:
         a = self.arrays
         row = a.vehicle_row.get(vehicle_id)
         if row is None:
@@ -119,7 +119,7 @@ class PlanViews:
         usable = a.usable[row].tolist()
         energy = a.soc_kwh[row, :-1].tolist()
         work = self.vehicle_work.get(vehicle_id, {})
-        return SlotSeries(
+        return ScopeSeries(
             charge_power_kw=a.charge_kw[row].tolist(),
             grid_import_kw=None,
             compute_power_kw=(a.running[row] * a.compute_kw[row]).tolist(),
@@ -167,14 +167,14 @@ class _SiteRows:
             energy_kwh=a.by_site(np.where(a.usable, np.nan_to_num(a.soc_kwh[:, :-1]), 0.0)),
         )
 
-    def series(self, rows: list[int], work: Mapping[int, Work]) -> SlotSeries:
+    def series(self, rows: list[int], work: Mapping[int, Work]) -> ScopeSeries:
         """The sum of the site rows `rows` as a series."""
 
         def total(values: FloatArray) -> FloatArray:
             summed: FloatArray = values[rows].sum(axis=0)
             return summed
 
-        return SlotSeries(
+        return ScopeSeries(
             charge_power_kw=total(self.charge_kw).tolist(),
             grid_import_kw=total(self.import_kw).tolist(),
             compute_power_kw=total(self.compute_kw).tolist(),

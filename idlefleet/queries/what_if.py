@@ -6,12 +6,11 @@ Errors name the request's fields: `scenario_json.vehicles[3].soc_kwh: ...` for a
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from idlefleet.queries.errors import (
@@ -20,7 +19,17 @@ from idlefleet.queries.errors import (
     InvalidFieldError,
     OutOfTimeError,
 )
-from optimizer import Plan, Scenario, ScenarioError, SolveError, load_scenario, plan_scenario
+from optimizer import (
+    DrEvent,
+    Plan,
+    Scenario,
+    ScenarioError,
+    SolveError,
+    load_scenario,
+    plan_scenario,
+    scenario_to_dict,
+)
+from optimizer import Job as ScenarioJob
 
 #: Share of the call's remaining time the solver may use; the rest builds the model and replies.
 DEADLINE_SHARE = 0.5
@@ -36,13 +45,13 @@ _FIELD_NAMES = {
 
 @dataclass(frozen=True)
 class Overrides:
-    """Changes to the current scenario; events and jobs as scenario-v1 entries."""
+    """Changes to the current scenario: events and jobs to add, as scenario objects."""
 
     carbon_price_per_tonne: float | None = None
     grid_limit_kw_by_site: Mapping[str, float] = field(default_factory=dict)
     remove_vehicle_ids: tuple[str, ...] = ()
-    dr_events: tuple[dict[str, Any], ...] = ()
-    jobs: tuple[dict[str, Any], ...] = ()
+    dr_events: tuple[DrEvent, ...] = ()
+    jobs: tuple[ScenarioJob, ...] = ()
 
 
 def scenario_from_json(text: str) -> Scenario:
@@ -59,37 +68,46 @@ def scenario_from_json(text: str) -> Scenario:
         raise InvalidFieldError(f"scenario_json.{exc.path}", exc.problem) from exc
 
 
-def overridden_scenario(current: Mapping[str, Any], overrides: Overrides) -> Scenario:
-    """The current scenario document with `overrides` applied, loaded and checked."""
-    doc = copy.deepcopy(dict(current))
-    sites = {site["id"]: site for site in doc["sites"]}
-    regions = {region["id"] for region in doc["regions"]}
-    if overrides.carbon_price_per_tonne is not None:
-        doc["objective"]["carbon_price_per_tonne"] = overrides.carbon_price_per_tonne
-    for site_id, limit_kw in overrides.grid_limit_kw_by_site.items():
+def overridden_scenario(current: Scenario, overrides: Overrides) -> Scenario:
+    """The current scenario with `overrides` applied, written, loaded and checked."""
+    sites = current.site_by_id
+    for site_id in overrides.grid_limit_kw_by_site:
         if site_id not in sites:
             raise InvalidFieldError(f"overrides.grid_limit_kw_by_site[{site_id!r}]", "unknown site")
-        sites[site_id]["grid_limit_kw"] = limit_kw
-    parked = {vehicle["id"] for vehicle in doc["vehicles"]}
+    parked = current.vehicle_by_id
     for i, vehicle_id in enumerate(overrides.remove_vehicle_ids):
         if vehicle_id not in parked:
             raise InvalidFieldError(
                 f"overrides.remove_vehicle_ids[{i}]", f"{vehicle_id!r} is not in the scenario"
             )
-    removed = set(overrides.remove_vehicle_ids)
-    doc["vehicles"] = [v for v in doc["vehicles"] if v["id"] not in removed]
     for i, event in enumerate(overrides.dr_events):
-        if "site" in event and event["site"] not in sites:
+        if event.site is not None and event.site not in sites:
             raise InvalidFieldError(f"overrides.dr_events[{i}].site_id", "unknown site")
-        if "region" in event and event["region"] not in regions:
+        if event.region is not None and event.region not in current.region_by_id:
             raise InvalidFieldError(f"overrides.dr_events[{i}].region", "unknown region")
     for i, job in enumerate(overrides.jobs):
-        for j, site_id in enumerate(job.get("sites", ())):
+        for j, site_id in enumerate(job.sites or ()):
             if site_id not in sites:
                 raise InvalidFieldError(f"overrides.jobs[{i}].site_ids[{j}]", "unknown site")
-    firsts = {"dr_events": len(doc["dr_events"]), "jobs": len(doc["jobs"])}
-    doc["dr_events"] = [*doc["dr_events"], *overrides.dr_events]
-    doc["jobs"] = [*doc["jobs"], *overrides.jobs]
+    limits = overrides.grid_limit_kw_by_site
+    removed = set(overrides.remove_vehicle_ids)
+    changed = replace(
+        current,
+        carbon_price_per_tonne=(
+            current.carbon_price_per_tonne
+            if overrides.carbon_price_per_tonne is None
+            else overrides.carbon_price_per_tonne
+        ),
+        sites=tuple(
+            replace(site, grid_limit_kw=limits[site.id]) if site.id in limits else site
+            for site in current.sites
+        ),
+        vehicles=tuple(v for v in current.vehicles if v.id not in removed),
+        dr_events=(*current.dr_events, *overrides.dr_events),
+        jobs=(*current.jobs, *overrides.jobs),
+    )
+    doc = scenario_to_dict(changed)
+    firsts = {"dr_events": len(current.dr_events), "jobs": len(current.jobs)}
     try:
         return load_scenario(doc)
     except ScenarioError as exc:

@@ -34,13 +34,17 @@ from forecasting.carbon import (
 from forecasting.carbon_forecast import day_ahead, history_days
 from forecasting.timegrid import SlotGrid
 from idlefleet.report.days import DayResult, StrategyDay, sample_vehicles, strategy_day
-from idlefleet.service.inputs import iso
 from idlefleet.sim.catalog import demo_sites
 from idlefleet.sim.scenarios import generate_scenario
-from optimizer import Plan, Region, Scenario, SolveError, load_scenario, plan_scenario
-from optimizer.assemble import assemble_plan
-
-STRATEGIES = ("milp", "greedy", "immediate")
+from optimizer import (
+    Region,
+    Scenario,
+    SolveError,
+    Strategy,
+    format_timestamp,
+    plan_scenario,
+    rescore_plan,
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ def check_coverage(config: FleetConfig, first: date, last: date) -> None:
     end = start + timedelta(days=(last - first).days + 1)
     resample_to_grid(series, SlotGrid.between(start, end, config.slot_minutes), source)
     if history_days(series, pd.Timestamp(start)) < 1:
-        raise IntensityCoverageError(f"{source}: no whole day of history before {iso(start)}")
+        raise IntensityCoverageError(
+            f"{source}: no whole day of history before {format_timestamp(start)}"
+        )
 
 
 @cache
@@ -97,7 +103,7 @@ def generated_day(config: FleetConfig, solver: SolverOptions, day: date) -> DayR
     """Draw `day`, plan it on the day-ahead forecast with every strategy, account it on the
     actual intensity."""
     sites = demo_sites(config.sites, config.cars, config.region)
-    doc = generate_scenario(
+    actual = generate_scenario(
         config.cars,
         sites,
         config.jobs_per_day,
@@ -106,7 +112,6 @@ def generated_day(config: FleetConfig, solver: SolverOptions, day: date) -> DayR
         config.slot_minutes,
         config.data_dir,
     )
-    actual = load_scenario(doc)
     horizon = actual.horizon
     grid = SlotGrid(horizon.start, horizon.slot_minutes, horizon.slots)
     source = intensity_source(config.region, config.data_dir)
@@ -130,7 +135,7 @@ def run_day(
     kept for a few sample vehicles)."""
     samples = sample_vehicles(actual)
     strategies: dict[str, StrategyDay] = {}
-    for strategy in STRATEGIES:
+    for strategy in Strategy:
         try:
             plan = plan_scenario(
                 planning,
@@ -144,7 +149,9 @@ def run_day(
         if not plan.is_feasible:
             strategies[strategy] = StrategyDay(strategy, plan.status.value, reason=plan.reason)
             continue
-        strategies[strategy] = strategy_day(actual, account(actual, plan), plan.gap_frac, samples)
+        strategies[strategy] = strategy_day(
+            actual, rescore_plan(actual, plan), plan.gap_frac, samples
+        )
     planned_on_forecast = planning is not actual
     return DayResult(
         label=label,
@@ -162,21 +169,6 @@ def run_day(
         pv_kw={s.id: np.asarray(s.pv_kw) for s in actual.sites},
         strategies=strategies,
         sample_vehicles=samples,
-    )
-
-
-def account(actual: Scenario, plan: Plan) -> Plan:
-    """`plan`'s schedule as a plan of `actual`: KPIs and objective on the actual intensity.
-
-    Intensity does not enter the feasibility rules, so the schedule stays feasible.
-    """
-    return assemble_plan(
-        actual,
-        plan.strategy,
-        plan.status,
-        {vid: vs.charge_kw for vid, vs in plan.vehicles.items()},
-        {vid: vs.running for vid, vs in plan.vehicles.items()},
-        plan.assignments,
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from idlefleet.service.inputs import iso
+from optimizer import format_timestamp
 from optimizer.energy import deficit_kwh, pv_used_kw, site_load_kw, throughput_kwh
 from optimizer.plan import Kpis, Plan
 from optimizer.problem import Scenario
@@ -208,8 +208,8 @@ def vehicle_days(scenario: Scenario, plan: Plan) -> tuple[VehicleDay, ...]:
             VehicleDay(
                 vehicle_id=v.id,
                 site_id=v.site,
-                arrival=iso(v.arrival),
-                departure=iso(v.departure),
+                arrival=format_timestamp(v.arrival),
+                departure=format_timestamp(v.departure),
                 battery_kwh=v.battery_kwh,
                 charge_efficiency_frac=v.charge_efficiency_frac,
                 arrival_kwh=v.soc_kwh,

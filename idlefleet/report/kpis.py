@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from idlefleet.report.days import DayResult, VehicleDay
+from optimizer import Strategy
 
 DECIMALS = 6
 CONTRACT_KPIS = (
@@ -46,7 +47,7 @@ def report_kpis(
     totals = {}
     for name, kpis in sums.items():
         savings: dict[str, float | None] = {}
-        for baseline in ("immediate", "greedy"):
+        for baseline in (Strategy.IMMEDIATE, Strategy.GREEDY):
             base_kg = sums[baseline]["emissions_kg"]
             saved_kg = base_kg - kpis["emissions_kg"]
             savings[f"savings_vs_{baseline}_kg"] = _r(saved_kg)

@@ -13,7 +13,7 @@ from typing import Any
 from idlefleet.report.days import DayResult
 from idlefleet.report.html import render_html
 from idlefleet.report.kpis import report_kpis
-from idlefleet.service.inputs import iso
+from optimizer import format_timestamp
 
 REPORT_VERSION = 1
 FILES = (
@@ -65,7 +65,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
 def slot_rows(days: Sequence[DayResult]) -> Iterable[list[object]]:
     for day in days:
         slot = timedelta(minutes=day.slot_minutes)
-        starts = [iso(day.start + s * slot) for s in range(day.slots)]
+        starts = [format_timestamp(day.start + s * slot) for s in range(day.slots)]
         for name, run in day.strategies.items():
             for site, series in run.sites.items():
                 region = day.site_region[site]

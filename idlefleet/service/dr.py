@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from idlefleet.service.inputs import iso
+from idlefleet.service.inputs import dr_event_of
 from idlefleet.service.planner import PlannerService
-from optimizer import ScenarioError, load_scenario, plan_scenario
+from optimizer import Scenario, ScenarioError, load_scenario, plan_scenario, scenario_to_dict
 from optimizer.flexibility import FlexibilityRows, site_flexibility
 from optimizer.plan import PlanSnapshot
 from optimizer.plan_arrays import plan_arrays
@@ -59,24 +59,12 @@ class DrDecider(Protocol):
         ...
 
 
-def cap_document(cap: DemandResponseEvent) -> dict[str, Any]:
-    """A cap as a scenario-v1 `dr_events` entry."""
-    target = {"site": cap.site_id} if cap.site_id else {"region": cap.region}
-    return {
-        "id": cap.event_id,
-        **target,
-        "start": iso(cap.start),
-        "end": iso(cap.end),
-        "max_import_kw": cap.max_import_kw,
-    }
-
-
 class PlanningDecider:
     """Decides with the optimizer on the scenario the service would plan now."""
 
     def __init__(
         self,
-        scenario_now: Callable[[], dict[str, Any] | None],
+        scenario_now: Callable[[], Scenario | None],
         publish: Callable[[DemandResponseEvent], None],
         site_load_kw: Callable[[str], float],
         site_flexibility_kw: Callable[[str], float],
@@ -101,30 +89,27 @@ class PlanningDecider:
 
 
 def decide_caps(
-    document: dict[str, Any] | None, caps: Sequence[DemandResponseEvent], time_limit_s: float
+    scenario: Scenario | None, caps: Sequence[DemandResponseEvent], time_limit_s: float
 ) -> Decision:
-    """Plan `document` (the current scenario) with `caps` added; honour if it is feasible.
+    """Plan `scenario` (the current one) with `caps` added; honour if it is feasible.
 
     Caps outside the scenario's horizon cannot be judged yet: they are accepted and enter
     planning when the rolling horizon reaches them.
     """
     started = time.perf_counter()
-    if document is None:
+    if scenario is None:
         return Decision(False, "no current scenario to plan (no grid signal yet)", 0.0)
-    horizon_start = datetime.fromisoformat(document["horizon"]["start"])
-    horizon_end = horizon_start + timedelta(
-        minutes=document["horizon"]["slots"] * document["horizon"]["slot_minutes"]
-    )
-    inside = [cap for cap in caps if cap.end > horizon_start and cap.start < horizon_end]
+    horizon = scenario.horizon
+    inside = [cap for cap in caps if cap.end > horizon.start and cap.start < horizon.end]
     # A cap with the id of an event in force modifies that event: it replaces it.
     modified = {cap.event_id for cap in caps}
-    kept = [event for event in document.get("dr_events", []) if event["id"] not in modified]
-    document["dr_events"] = [*kept, *map(cap_document, inside)]
+    kept = [event for event in scenario.dr_events if event.id not in modified]
+    capped = replace(scenario, dr_events=(*kept, *map(dr_event_of, inside)))
     try:
-        scenario = load_scenario(document)
+        checked = load_scenario(scenario_to_dict(capped))
     except ScenarioError as exc:
         return Decision(False, f"caps do not form a valid scenario: {exc}", 0.0)
-    plan = plan_scenario(scenario, "milp", time_limit_s=time_limit_s)
+    plan = plan_scenario(checked, "milp", time_limit_s=time_limit_s)
     elapsed_s = time.perf_counter() - started
     if not plan.is_feasible:
         offending = ", ".join(plan.offending_ids)
@@ -178,7 +163,7 @@ def service_decider(
     readings = ServiceReadings(service, clock)
     slot = timedelta(minutes=service.settings.slot_minutes)
 
-    def scenario_now() -> dict[str, Any] | None:
+    def scenario_now() -> Scenario | None:
         now = clock()
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         return service.scenario_now(midnight + ((now - midnight) // slot) * slot)

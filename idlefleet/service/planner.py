@@ -19,24 +19,14 @@ Recovery. Nothing lives only in memory. On start, and whenever the group hands a
 partition it did not hold, the worker reads that partition's telemetry from the earliest
 offset (below its committed offset without dead-lettering again); the replica reads its
 streams from the earliest offset. Fleet state keeps the newest report per car by event
-time, so replay rebuilds it exactly; jobs come back from the jobs topic. The ledger's
-progress comes back from the results topic, checked against the assignments topic (the
-durable record of every lease any worker gave): a result for work this process did not
-lease (leased before a restart, or by the worker a job was taken over from) is adopted if
-an assignment carried that work to that car: the ledger leases the shard to the car and
-accepts the result, if the shard still has an open execution the car has not run. So a
-kill -9 loses no accepted work and no job. Work in flight at the kill counts when its result
-arrives before the shard is leased again; otherwise the shard runs again.
+time, so replay rebuilds it exactly; jobs come back from the jobs topic, and the ledger's
+progress from the results topic (`results.ResultIntake`). So a kill -9 loses no accepted
+work and no job.
 
 Cars and agents. Work comes back from a car at once when it departs, is unplugged or its
 owner withdraws consent, and at the next slot when its agent has sent heartbeats and then
 fell silent for `heartbeat_timeout_s` while other agents were heard; a silent car gets no
 compute until it is heard again.
-A done result that arrives after its car's work was taken back still counts if the shard is
-open. Every accepted done result passes the `ReplicaValidator`: replicas that disagree call
-for one more replica, cars found wrong become suspect (half their shards per slot, their lone
-results checked by another car) or quarantined (no compute); all of it is rebuilt from the
-results topic on replay.
 """
 
 from __future__ import annotations
@@ -48,29 +38,32 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from executor.dispatch import Dispatcher, SlotDispatch
-from executor.ledger import JobLedger
+from executor.ledger import JobLedger, LedgerSnapshot
 from executor.signing import sign
 from executor.storage import load_input_array
-from executor.validation import Check, ReplicaValidator
-from idlefleet.service.inputs import (
-    JobDemand,
-    iso,
-    safe_dispatch,
-    scenario_document,
-    slot_dispatches,
-)
+from executor.validation import ReplicaValidator
+from idlefleet.service.dispatches import safe_dispatch, slot_dispatches
+from idlefleet.service.inputs import JobDemand, open_demands, rolling_scenario
 from idlefleet.service.planner_process import PlannerProcess
+from idlefleet.service.results import ResultIntake
+from idlefleet.service.sharing import region_cap_shares, resident_job
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
-from optimizer import Plan, Scenario, load_scenario, plan_scenario
+from optimizer import (
+    Plan,
+    Scenario,
+    format_timestamp,
+    load_scenario,
+    plan_scenario,
+    scenario_to_dict,
+)
 from optimizer.errors import SolveError
 from optimizer.plan import PlanSnapshot
 from streams.clients import KafkaSettings
 from streams.consumer import PartitionAssignment, StreamReader
-from streams.jobbook import Execution, JobBook, execution_of
+from streams.jobbook import JobBook
 from streams.messages import (
     Assignment,
     DemandResponseEvent,
@@ -180,10 +173,8 @@ class PlannerService:
         self.sites = sites
         self.state = FleetState()
         self.book = JobBook()
-        self.ledger = JobLedger()
+        self._ledger = JobLedger()
         self.plans: list[PlanRecord] = []
-        self.accepted_results: list[Result] = []
-        self.results_refused = 0
         self._plan: Plan | None = None
         self._plan_start: datetime | None = None
         #: The plan being dispatched and its scenario, replaced whole at each re-plan.
@@ -197,14 +188,14 @@ class PlannerService:
         self._shards: SiteShards | None = None
         self._owned_partitions: frozenset[int] = frozenset()
         self._owned_sites: frozenset[str] = frozenset()
-        self._issued: set[str] = set()  # work ids this process leased
-        self._applied: set[Execution] = set()  # executions whose result reached the ledger
-        self._unmatched: set[Execution] = set()  # results waiting for their assignment
         self._heard: dict[str, datetime] = {}  # newest heartbeat per vehicle
         self.validator = ReplicaValidator(lambda uri: load_input_array(uri, MAX_OUTPUT_BYTES))
+        self.results = ResultIntake(
+            self._ledger, self.book, self.validator, self._replan_reasons.add
+        )
         self._publisher = Publisher(kafka)
         self._dispatcher = Dispatcher(
-            self.ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
+            self._ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
         )
         rules = RecordRules(self._site_ids)
         self._site_reader = StreamReader(
@@ -243,8 +234,14 @@ class PlannerService:
         return self._site_reader.failure or self._fleet_reader.failure
 
     @property
+    def accepted_results(self) -> list[Result]:
+        """Done results the ledger accepted, in order (a copy)."""
+        with self._lock:
+            return list(self.results.accepted)
+
+    @property
     def results_accepted(self) -> int:
-        return len(self.accepted_results)
+        return len(self.results.accepted)
 
     @property
     def dead_letters(self) -> int:
@@ -263,7 +260,7 @@ class PlannerService:
                 job.job_id: tuple(
                     (shard, vehicle)
                     for shard in range(job.shards)
-                    for vehicle in sorted(self.ledger.accepted_vehicles(job.job_id, shard))
+                    for vehicle in sorted(self._ledger.accepted_vehicles(job.job_id, shard))
                 )
                 for job in self._owned_jobs()
             }
@@ -273,12 +270,22 @@ class PlannerService:
                 vehicles=dict(self.state.vehicles),
                 known_jobs=tuple(job.job_id for job in self.book.jobs()),
                 accepted=accepted,
-                results_accepted=len(self.accepted_results),
-                results_refused=self.results_refused,
-                results_unmatched=len(self._unmatched),
+                results_accepted=len(self.results.accepted),
+                results_refused=self.results.refused,
+                results_unmatched=self.results.unmatched,
                 dead_letters=self.dead_letters,
                 agents_heard=dict(self._heard),
             )
+
+    def ledger_snapshot(self) -> LedgerSnapshot:
+        """Every job this worker registered and its progress, read under the state lock."""
+        with self._lock:
+            return self._ledger.snapshot()
+
+    def open_demands(self) -> list[JobDemand]:
+        """The open work of every registered job not cancelled, read under the state lock."""
+        with self._lock:
+            return open_demands(self._ledger, self._cancelled)
 
     # -- ingestion (reader threads) -----------------------------------------------------
     def _on_site_record(self, stream: Stream, message: Message) -> None:
@@ -289,7 +296,7 @@ class PlannerService:
             for event in self.state.apply_telemetry(message):
                 if event.kind in REPLAN_EVENTS and event.site_id in self._owned_sites:
                     self._replan_reasons.add(event.kind.value)
-                if event.kind in WORK_TAKEN_BACK and self.ledger.release_vehicle(event.vehicle_id):
+                if event.kind in WORK_TAKEN_BACK and self._ledger.release_vehicle(event.vehicle_id):
                     self._replan_reasons.add("work-taken-back")
 
     def _on_fleet_record(self, stream: Stream, message: Message) -> None:
@@ -305,12 +312,12 @@ class PlannerService:
                     self._take_job(message)
             elif isinstance(message, Result):
                 if self.book.add_result(message) and self._owns_job_id(message.job_id):
-                    self._apply_result(message)
+                    self.results.apply(message)
             elif isinstance(message, Assignment):
                 for execution in self.book.add_assignment(message):
                     result = self.book.result(execution)
                     if result is not None and self._owns_job_id(result.job_id):
-                        self._apply_result(result)
+                        self.results.apply(result)
             elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
                 self._replan_reasons.add("dr-event")
             elif isinstance(message, Heartbeat):
@@ -346,7 +353,7 @@ class PlannerService:
 
     def _owned_jobs(self) -> list[Job]:
         """Registered, not cancelled jobs this worker plans, in registration order."""
-        jobs = (self.ledger.job(job_id) for job_id in self.ledger.job_ids)
+        jobs = (self._ledger.job(job_id) for job_id in self._ledger.job_ids)
         return [
             job
             for job in jobs
@@ -369,82 +376,10 @@ class PlannerService:
 
     def _take_job(self, job: Job) -> None:
         """Register a job this worker owns and bring its progress up to date from the book."""
-        if self.ledger.register(job):
+        if self._ledger.register(job):
             self._replan_reasons.add("new-job")
         for result in self.book.results(job.job_id):
-            self._apply_result(result)
-
-    def _apply_result(self, result: Result) -> None:
-        """Bring a result of an owned job to the ledger, once.
-
-        Work this process leased goes through the ledger's own checks. Other work (leased
-        before a restart or by another worker) is adopted if an assignment carried it
-        exactly so; until such an assignment is read the result waits, counted as unmatched.
-        """
-        execution = execution_of(result)
-        if execution in self._applied:
-            return
-        if result.work_id in self._issued:
-            accepted = self.ledger.accept(result)
-            if not accepted and result.status == "done":
-                # its lease was taken back (the car left or went silent): count it if still open
-                accepted = self._adopt(result)
-        else:
-            matches = self.book.matches_assignment(result)
-            if matches is None:
-                if execution not in self._unmatched:
-                    self._unmatched.add(execution)
-                    log.info("result %s waits for the assignment that carried it", execution)
-                return
-            self._unmatched.discard(execution)
-            accepted = matches and self._adopt(result)
-        self._applied.add(execution)
-        if not accepted:
-            self.results_refused += 1
-            log.info(
-                "%s result %s of %s shard %d from %s refused",
-                result.status,
-                result.work_id,
-                result.job_id,
-                result.shard_index,
-                result.vehicle_id,
-            )
-        elif result.status == "done":
-            self.accepted_results.append(result)
-            self._validate(result)
-        else:
-            self._replan_reasons.add("failed-work")
-
-    def _validate(self, result: Result) -> None:
-        """Check an accepted done result against its replicas; add one or give up if told."""
-        job = self.ledger.job(result.job_id)
-        assert job is not None  # a result is applied only for a registered job
-        check = self.validator.check(result, job.replicas)
-        if check is Check.ADD_REPLICA and self.ledger.add_execution(
-            result.job_id, result.shard_index
-        ):
-            self._replan_reasons.add("validation")
-        elif check is Check.UNVERIFIABLE:
-            self.ledger.abandon_shard(result.job_id, result.shard_index, "replicas disagree")
-
-    def _adopt(self, result: Result) -> bool:
-        """Count a result for work leased before this process held the job, if still open.
-
-        The ledger leases the shard to the result's car under a new work id and accepts the
-        result under it: refused when the shard has no open execution or the car already ran
-        or holds it, so nothing is ever counted twice.
-        """
-        try:
-            lease = self.ledger.lease(
-                result.job_id,
-                result.shard_index,
-                result.vehicle_id,
-                result.finished_at,
-                result.assignment_id,
-            )
-        except ValueError:
-            return False
-        return self.ledger.accept(result.model_copy(update={"work_id": lease.work_id}))
+            self.results.apply(result)
 
     # -- planning and dispatch (caller's thread) ----------------------------------------
     def tick(self, now: datetime, catch_up_timeout_s: float = 30.0) -> TickReport:
@@ -459,12 +394,16 @@ class PlannerService:
         if failure is not None:
             raise RuntimeError("a stream reader stopped: state is no longer current") from failure
         if not self.catch_up(catch_up_timeout_s):
-            log.warning("tick %s: streams not caught up after %.0f s", iso(now), catch_up_timeout_s)
+            log.warning(
+                "tick %s: streams not caught up after %.0f s",
+                format_timestamp(now),
+                catch_up_timeout_s,
+            )
         with self._lock:
-            if self.ledger.expire_leases(now):
+            if self._ledger.expire_leases(now):
                 self._replan_reasons.add("expired-lease")
             for vehicle_id in self._silent(now):
-                if self.ledger.release_vehicle(vehicle_id):
+                if self._ledger.release_vehicle(vehicle_id):
                     log.warning("agent of %s is silent: its work is taken back", vehicle_id)
                     self._replan_reasons.add("agent-silent")
             due = self._scenario_if_due(now)
@@ -472,12 +411,12 @@ class PlannerService:
         with self._lock:
             dispatches, fallback = self._dispatches_for(now)
             slot_end = now + timedelta(minutes=self.settings.slot_minutes)
-            plan_id = f"plan-{iso(self._plan_start or now)}"
+            plan_id = f"plan-{format_timestamp(self._plan_start or now)}"
             assignments = self._dispatcher.assignments_for_slot(dispatches, now, slot_end, plan_id)
             if self.settings.fleet_key is not None:
                 key = self.settings.fleet_key.get_secret_value().encode()
                 assignments = [sign(assignment, key) for assignment in assignments]
-            self._issued.update(item.work_id for a in assignments for item in a.work)
+            self.results.issued(assignments)
         for assignment in assignments:
             self._publisher.publish(Stream.ASSIGNMENTS, assignment)
         self._publisher.flush()
@@ -489,7 +428,7 @@ class PlannerService:
             fallback_vehicles=fallback,
         )
 
-    def _scenario_if_due(self, now: datetime) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    def _scenario_if_due(self, now: datetime) -> tuple[Scenario, tuple[str, ...]] | None:
         """The scenario to plan and why, when a re-plan is due and something can be planned."""
         cadence = timedelta(minutes=self.settings.slot_minutes * self.settings.replan_every_slots)
         if self._plan_start is not None and now - self._plan_start >= cadence:
@@ -498,12 +437,12 @@ class PlannerService:
             return None
         reasons = tuple(sorted(self._replan_reasons))
         self._replan_reasons.clear()
-        document = self._document(now)
-        if document is None:
+        scenario = self._scenario(now)
+        if scenario is None:
             self._plan, self._plan_start = None, None
             self.current_plan = None
             return None
-        return document, reasons
+        return scenario, reasons
 
     def _silent(self, now: datetime) -> set[str]:
         """Vehicles whose agent sent heartbeats, then none for the heartbeat timeout.
@@ -524,10 +463,12 @@ class PlannerService:
         unreliable cars (`Reliability.shards_per_slot`)."""
         idle = self._silent(now)
         open_jobs = [
-            job.job_id for job in self._owned_jobs() if self.ledger.executions_remaining(job.job_id)
+            job.job_id
+            for job in self._owned_jobs()
+            if self._ledger.executions_remaining(job.job_id)
         ]
         if open_jobs:
-            idle |= frozenset.intersection(*(self.ledger.vehicles_done_with(j) for j in open_jobs))
+            idle |= frozenset.intersection(*(self._ledger.vehicles_done_with(j) for j in open_jobs))
         reliability = self.validator.reliability
         limits = {}
         for telemetry in self.state.parked():
@@ -538,34 +479,38 @@ class PlannerService:
                 limits[vehicle] = allowed
         return limits
 
-    def scenario_now(self, now: datetime) -> dict[str, Any] | None:
+    def scenario_now(self, now: datetime) -> Scenario | None:
         """The scenario this worker would plan at `now` (for what-if and DR decisions)."""
         with self._lock:
-            return self._document(now)
+            return self._scenario(now)
 
-    def _document(self, now: datetime) -> dict[str, Any] | None:
+    def _scenario(self, now: datetime) -> Scenario | None:
         """The rolling scenario of this worker's sites and jobs from `now`; needs the lock."""
         sites = [site for site in self.sites if site.site_id in self._owned_sites]
-        demands = [
-            JobDemand(self._resident(job), self.ledger.shards_by_open_executions(job.job_id))
-            for job in self._owned_jobs()
-        ]
         if not sites:
             return None
-        return scenario_document(
-            now,
-            self._planning_state(sites),
-            sites,
-            demands,
-            self.settings,
-            shards_per_slot=self._compute_limits(now),
+        demands = [
+            JobDemand(
+                resident_job(job, self._owned_sites),
+                self._ledger.shards_by_open_executions(job.job_id),
+            )
+            for job in self._owned_jobs()
+        ]
+        state = dataclasses.replace(
+            self.state, dr_events=region_cap_shares(self.state.dr_events, self.sites, sites)
+        )
+        return rolling_scenario(
+            now, state, sites, demands, self.settings, shards_per_slot=self._compute_limits(now)
         )
 
-    def _solve(
-        self, now: datetime, document: dict[str, Any], reasons: tuple[str, ...]
-    ) -> PlanRecord:
-        """Solve the MILP (the `immediate` baseline if it fails) and make it the plan."""
+    def _solve(self, now: datetime, built: Scenario, reasons: tuple[str, ...]) -> PlanRecord:
+        """Solve the MILP (the `immediate` baseline if it fails) and make it the plan.
+
+        The child loads (and so checks) the scenario's document; when it fails, the document
+        is loaded here before the baseline plans it.
+        """
         started = time.perf_counter()
+        document = scenario_to_dict(built)
         scenario: Scenario | None = None
         plan: Plan | None = None
         try:
@@ -577,9 +522,14 @@ class PlannerService:
                 mip_gap_frac=self.settings.solver_mip_gap_frac,
             )
             if not plan.is_feasible:
-                log.error("MILP infeasible at %s: %s %s", iso(now), plan.reason, plan.offending_ids)
+                log.error(
+                    "MILP infeasible at %s: %s %s",
+                    format_timestamp(now),
+                    plan.reason,
+                    plan.offending_ids,
+                )
         except SolveError as exc:
-            log.error("MILP failed at %s: %s", iso(now), exc)
+            log.error("MILP failed at %s: %s", format_timestamp(now), exc)
         if scenario is None:
             scenario = load_scenario(document)
         if plan is None or not plan.is_feasible:
@@ -603,7 +553,7 @@ class PlannerService:
             self.plans.append(record)
         log.info(
             "planned at %s (%s): %s %s objective=%s in %.2f s",
-            iso(now),
+            format_timestamp(now),
             ",".join(reasons),
             record.strategy,
             record.status,
@@ -611,34 +561,6 @@ class PlannerService:
             record.solve_s,
         )
         return record
-
-    def _resident(self, job: Job) -> Job:
-        """The job restricted to this worker's sites (its partition holds at least one)."""
-        if job.sites is None:
-            return job
-        return job.model_copy(update={"sites": [s for s in job.sites if s in self._owned_sites]})
-
-    def _planning_state(self, sites: list[SiteConfig]) -> FleetState:
-        """Fleet state with each region-wide DR cap cut to this worker's share of the region.
-
-        The share is the worker's part of the region's grid connections [kW/kW]; the shares
-        of all workers add up to one, so together they keep under the cap.
-        """
-        events: dict[str, DemandResponseEvent] = {}
-        for event_id, event in self.state.dr_events.items():
-            if event.region is None:
-                events[event_id] = event
-                continue
-            total_kw = sum(s.grid_limit_kw for s in self.sites if s.region == event.region)
-            mine_kw = sum(s.grid_limit_kw for s in sites if s.region == event.region)
-            if mine_kw >= total_kw:
-                events[event_id] = event
-            elif mine_kw > 0:
-                share = mine_kw / total_kw
-                events[event_id] = event.model_copy(
-                    update={"max_import_kw": event.max_import_kw * share}
-                )
-        return dataclasses.replace(self.state, dr_events=events)
 
     def _dispatches_for(self, now: datetime) -> tuple[list[SlotDispatch], list[str]]:
         """The plan's row for the slot at `now`; owner-first fallback for unplanned cars."""

@@ -1,11 +1,12 @@
-"""Scenario-v1 documents from a simulated fleet: the shared builder and the generator.
+"""Scenarios of a simulated fleet: the shared builder and the generator.
 
-`scenario_document` turns a slot grid, sites, simulated cars, jobs, regional intensity and
-site PV into a scenario-v1 document; the demo's hindsight scenario and
-`idlefleet scenario generate` both use it. `generate_scenario` draws a realistic day from real
-data: cars from the Caltech sessions (`generate_fleet`), the real 2020 intensity of the
-sites' regions, pvlib clear-sky PV per site, and jobs whose release times follow the parked
-fleet, with a mix of deadlines, shard counts, replicas, values and data residency.
+`fleet_scenario` turns a slot grid, sites, simulated cars, jobs, regional intensity and site
+PV into a typed scenario (`optimizer.scenario_to_dict` writes its document); the demo's
+hindsight scenario and `idlefleet scenario generate` both use it. `generate_scenario` draws a
+realistic day from real data: cars from the Caltech sessions (`generate_fleet`), the real
+2020 intensity of the sites' regions, pvlib clear-sky PV per site, and jobs whose release
+times follow the parked fleet, with a mix of deadlines, shard counts, replicas, values and
+data residency.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from forecasting.carbon import intensity_on_grid
 from forecasting.solar import PvSystemSpec, clear_sky_pv_kw
 from forecasting.timegrid import SlotGrid
-from idlefleet.service.inputs import iso
 from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from idlefleet.sites import SiteConfig
+from optimizer import Horizon, Job, Region, Scenario, Site, Vehicle
 
 CARBON_PRICE_PER_TONNE = 100.0
 #: Job durations (release to deadline) [h] and how often each is drawn.
@@ -75,7 +76,7 @@ class JobSpec:
     sites: tuple[str, ...] | None = None
 
 
-def scenario_document(
+def fleet_scenario(
     grid: SlotGrid,
     sites: Sequence[SiteConfig],
     fleet: Sequence[SimulatedCar],
@@ -83,65 +84,63 @@ def scenario_document(
     intensity_g_per_kwh: Mapping[str, Sequence[float]],
     pv_kw: Mapping[str, Sequence[float]],
     carbon_price_per_tonne: float,
-) -> dict[str, Any]:
-    """A scenario-v1 document: regions by id with their intensity [g/kWh] per slot, sites with
-    PV [kW] per slot where given, one vehicle per car (energy at arrival as `soc_kwh`)."""
-    return {
-        "scenario_version": 1,
-        "horizon": {
-            "start": iso(grid.start),
-            "slot_minutes": grid.slot_minutes,
-            "slots": grid.slots,
-        },
-        "objective": {"carbon_price_per_tonne": carbon_price_per_tonne},
-        "regions": [
-            {"id": region, "intensity_g_per_kwh": [float(x) for x in values]}
+) -> Scenario:
+    """The scenario of a simulated fleet: regions with their intensity [g/kWh] per slot, sites
+    with PV [kW] per slot where given, one vehicle per car (energy at arrival as `soc_kwh`)."""
+    zeros = (0.0,) * grid.slots
+    return Scenario(
+        horizon=Horizon(start=grid.start, slot_minutes=grid.slot_minutes, slots=grid.slots),
+        carbon_price_per_tonne=carbon_price_per_tonne,
+        regions=tuple(
+            Region(
+                id=region,
+                intensity_g_per_kwh=tuple(float(x) for x in values),
+                price_per_kwh=zeros,
+            )
             for region, values in intensity_g_per_kwh.items()
-        ],
-        "sites": [
-            {
-                "id": site.site_id,
-                "region": site.region,
-                "grid_limit_kw": site.grid_limit_kw,
-                **(
-                    {"pv_kw": [float(x) for x in pv_kw[site.site_id]]}
-                    if site.site_id in pv_kw
-                    else {}
-                ),
-            }
+        ),
+        sites=tuple(
+            Site(
+                id=site.site_id,
+                region=site.region,
+                grid_limit_kw=site.grid_limit_kw,
+                pv_kw=tuple(float(x) for x in pv_kw[site.site_id])
+                if site.site_id in pv_kw
+                else zeros,
+            )
             for site in sites
-        ],
-        "vehicles": [
-            {
-                "id": car.vehicle_id,
-                "site": car.site.site_id,
-                "arrival": iso(car.arrival),
-                "departure": iso(car.departure),
-                "battery_kwh": car.battery_kwh,
-                "soc_kwh": car.arrival_energy_kwh,
-                "reserve_kwh": car.reserve_kwh,
-                "target_kwh": car.target_kwh,
-                "charger_kw": car.charger_kw,
-                "charge_efficiency_frac": car.charge_efficiency_frac,
-                "compute_kw": car.compute_kw,
-                "wear_cost_per_kwh": car.wear_cost_per_kwh,
-                "participating": car.participating,
-            }
+        ),
+        vehicles=tuple(
+            Vehicle(
+                id=car.vehicle_id,
+                site=car.site.site_id,
+                arrival=car.arrival,
+                departure=car.departure,
+                battery_kwh=car.battery_kwh,
+                soc_kwh=car.arrival_energy_kwh,
+                reserve_kwh=car.reserve_kwh,
+                target_kwh=car.target_kwh,
+                charger_kw=car.charger_kw,
+                charge_efficiency_frac=car.charge_efficiency_frac,
+                compute_kw=car.compute_kw,
+                wear_cost_per_kwh=car.wear_cost_per_kwh,
+                participating=car.participating,
+            )
             for car in fleet
-        ],
-        "jobs": [
-            {
-                "id": job.job_id,
-                "shards": job.shards,
-                "replicas": job.replicas,
-                "value_per_shard": job.value_per_shard,
-                "release": iso(job.release),
-                "deadline": iso(job.deadline),
-                **({} if job.sites is None else {"sites": list(job.sites)}),
-            }
+        ),
+        jobs=tuple(
+            Job(
+                id=job.job_id,
+                shards=job.shards,
+                replicas=job.replicas,
+                value_per_shard=job.value_per_shard,
+                release=job.release,
+                deadline=job.deadline,
+                sites=None if job.sites is None else tuple(job.sites),
+            )
             for job in jobs
-        ],
-    }
+        ),
+    )
 
 
 def site_pv_kw(sites: Sequence[SiteConfig], grid: SlotGrid) -> dict[str, list[float]]:
@@ -244,8 +243,8 @@ def generate_scenario(
     seed: int,
     slot_minutes: int = 15,
     shared_data_dir: Path | None = None,
-) -> dict[str, Any]:
-    """A realistic scenario-v1 day (UTC) of `cars` cars at `sites` with `jobs` jobs.
+) -> Scenario:
+    """A realistic scenario day (UTC) of `cars` cars at `sites` with `jobs` jobs.
 
     The same arguments give the same document. Cars and jobs draw from independent streams
     of `seed`, so the fleet does not change with the number of jobs.
@@ -259,7 +258,7 @@ def generate_scenario(
         region: intensity_on_grid(region, grid, shared_data_dir).tolist() for region in regions
     }
     job_specs = generate_jobs(jobs, grid, sites, parked_cars(fleet, grid), jobs_rng)
-    return scenario_document(
+    return fleet_scenario(
         grid,
         sites,
         fleet,

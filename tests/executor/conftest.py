@@ -13,6 +13,7 @@ import pytest
 
 from executor.demo_model import build_demo_model
 from executor.runtime import OnnxRunner
+from idlefleet.sim.clock import SteppedClock
 from streams.messages import Assignment, ModelRef, WorkItem
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -29,16 +30,6 @@ class RecordingCharger:
         self, slot_start: datetime, slot_end: datetime, power_kw: float
     ) -> None:
         self.calls.append((slot_start, slot_end, power_kw))
-
-
-@dataclass
-class ManualClock:
-    """A UTC clock that moves only when told to."""
-
-    now: datetime = T0 + timedelta(minutes=1)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 WriteModel = Callable[[str, bytes], ModelRef]
@@ -103,8 +94,9 @@ def new_charger() -> Callable[[], RecordingCharger]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> SteppedClock:
+    """A minute into the slot of `make_assignment`; it moves only when a test sets `now`."""
+    return SteppedClock(T0 + timedelta(minutes=1))
 
 
 @pytest.fixture

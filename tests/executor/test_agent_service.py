@@ -1,7 +1,8 @@
 """The executor end to end on the real broker: the planner service dispatches, car agents
 (`AgentService`, and `idlefleet agent` processes) run a real ONNX model, and the service
 takes work back from cars that depart or whose agent is killed, validates replicas and
-counts every shard once.
+counts every shard once. How soon a departing car stops is measured by `idlefleet bench
+departure`, not timed here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from executor.service import AgentService
 from executor.signing import sign
 from idlefleet.service.planner import PlannerService
 from idlefleet.settings import PlannerSettings
+from idlefleet.sim.clock import SteppedClock
 from idlefleet.sites import SiteConfig
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
@@ -42,8 +44,8 @@ from streams.messages import (
     Result,
     Telemetry,
 )
-from streams.producer import Publisher
-from streams.topics import STREAM_SPECS, Stream
+from streams.topics import Stream
+from tests.streams import factories
 
 REPO = Path(__file__).parents[2]
 SLOT = timedelta(minutes=15)
@@ -99,60 +101,41 @@ def write_job(
         uris.append(path.as_uri())
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    return Job(
-        job_id=job_id,
-        submitted_at=now - timedelta(minutes=5),
+    return factories.job(
+        job_id,
+        len(rows),
         model=ModelRef(uri=model_path.as_uri(), sha256=hashlib.sha256(data).hexdigest()),
         input_uris=uris,
         output_uri=out.as_uri(),
         replicas=replicas,
         value_per_shard=50.0,
+        submitted_at=now - timedelta(minutes=5),
         release=now,
         deadline=now + 3 * SLOT,
     )
 
 
 def grid_signal(now: datetime) -> GridSignal:
-    return GridSignal(
-        region="DE",
-        issued_at=now - timedelta(hours=1),
-        start=now - SLOT,
-        slot_minutes=15,
-        source="test",
-        kind="forecast",
-        # rising from the first slot on: every plan runs open work as early as it can
-        intensity_g_per_kwh=[400.0] + [100.0 + 50 * k for k in range(11)],
-    )
+    """Rising from the first slot on: every plan runs open work as early as it can."""
+    intensity = [400.0] + [100.0 + 50 * k for k in range(11)]
+    return factories.grid_signal(intensity, start=now - SLOT, issued_at=now - timedelta(hours=1))
 
 
 def telemetry(
     vehicle_id: str, at: datetime, *, parked: bool = True, shards_per_slot: int = 1
 ) -> Telemetry:
-    return Telemetry(
-        vehicle_id=vehicle_id,
+    """The car at the depot, plugged in (or gone), owed nothing it does not have."""
+    return factories.telemetry(
+        vehicle_id,
         event_time=at,
         site_id="depot" if parked else None,
         plugged_in=parked,
         energy_kwh=50.0,
-        battery_kwh=75.0,
         reserve_kwh=10.0,
         target_kwh=50.0,
         expected_departure=at + timedelta(hours=1),
-        charger_kw=11.0,
-        compute_kw=0.3,
         shards_per_slot=shards_per_slot,
     )
-
-
-def publish(kafka: KafkaSettings, *messages: Message) -> None:
-    stream_of = {spec.message_type: stream for stream, spec in STREAM_SPECS.items()}
-    publisher = Publisher(kafka)
-    try:
-        for message in messages:
-            publisher.publish(stream_of[type(message)], message)
-        publisher.flush()
-    finally:
-        publisher.close()
 
 
 class Collector:
@@ -189,14 +172,6 @@ class Collector:
         self._reader.stop()
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def fleet_key() -> bytes:
     return secrets.token_hex(32).encode()
@@ -224,7 +199,7 @@ def running(kafka_settings: KafkaSettings) -> Iterator[list[object]]:
 
 
 def agent_service(
-    kafka: KafkaSettings, vehicles: list[str], clock: Clock, key: bytes, runner: OnnxRunner
+    kafka: KafkaSettings, vehicles: list[str], clock: SteppedClock, key: bytes, runner: OnnxRunner
 ) -> AgentService:
     pool = AgentPool(
         VehicleAgent(v, runner, LoggedCharger(v), 0.3, clock, fleet_key=key) for v in vehicles
@@ -245,13 +220,15 @@ def work_of(collector: Collector, slot_start: datetime) -> list[tuple[str, str, 
     ]
 
 
-def test_a_departing_car_stops_its_shard_within_5_s_and_another_car_finishes_it(
+def test_a_departing_car_stops_its_shard_and_another_car_finishes_it(
     kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
-    clock = Clock(t0 + timedelta(minutes=1))
+    clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "slow", [ROWS], t0)
-    publish(kafka_settings, grid_signal(t0), telemetry("car-a", t0), telemetry("car-b", t0), job)
+    factories.publish(
+        kafka_settings, [grid_signal(t0), telemetry("car-a", t0), telemetry("car-b", t0), job]
+    )
     with Collector(kafka_settings, [Stream.ASSIGNMENTS, Stream.RESULTS]) as seen:
         service = planner(kafka_settings, fleet_key)
         running.append(service)
@@ -267,13 +244,10 @@ def test_a_departing_car_stops_its_shard_within_5_s_and_another_car_finishes_it(
             assert time.monotonic() < deadline, "the agent never started the shard"
             time.sleep(0.02)
         time.sleep(0.5)  # well into the shard
-        departed_at = time.monotonic()
         clock.now = t0 + timedelta(minutes=2)
-        publish(kafka_settings, telemetry(holder, clock.now, parked=False))
+        factories.publish(kafka_settings, [telemetry(holder, clock.now, parked=False)])
         stopped = seen.wait_for(lambda m: isinstance(m, Result) and m.work_id == work_id)
-        stop_s = time.monotonic() - departed_at
         assert isinstance(stopped, Result) and stopped.status == "failed"
-        assert stop_s < 5.0, f"the agent took {stop_s:.1f} s to stop"
         assert stopped.reason is not None and "departed" in stopped.reason
         assert stopped.progress_frac is not None and 0.0 < stopped.progress_frac < 1.0
 
@@ -287,16 +261,16 @@ def test_a_departing_car_stops_its_shard_within_5_s_and_another_car_finishes_it(
         assert isinstance(finished, Result) and finished.status == "done"
         assert service.catch_up()
         assert service.status().accepted == {"slow": ((0, other),)}
-        assert service.ledger.job_progress("slow").complete
+        assert service.ledger_snapshot().progress["slow"].complete
 
 
 def test_work_delivered_twice_runs_once_and_counts_once(
     kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
-    clock = Clock(t0 + timedelta(minutes=1))
+    clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "small", [8, 8], t0)
-    publish(kafka_settings, grid_signal(t0), telemetry("car-a", t0), job)
+    factories.publish(kafka_settings, [grid_signal(t0), telemetry("car-a", t0), job])
     with Collector(kafka_settings, [Stream.ASSIGNMENTS, Stream.RESULTS]) as seen:
         service = planner(kafka_settings, fleet_key)
         running.append(service)
@@ -306,9 +280,9 @@ def test_work_delivered_twice_runs_once_and_counts_once(
         assert service.tick(t0).work_items == 1
         assignment = seen.wait_for(lambda m: isinstance(m, Assignment) and bool(m.work))
         seen.wait_for(lambda m: isinstance(m, Result))
-        publish(kafka_settings, assignment)  # the broker delivers it again
+        factories.publish(kafka_settings, [assignment])  # the broker delivers it again
         assert agents.wait_caught_up()
-        publish(kafka_settings, *seen.of(Result))  # and a retried result arrives twice
+        factories.publish(kafka_settings, seen.of(Result))  # and a retried result arrives twice
         assert service.catch_up()
         time.sleep(0.5)
         results = seen.of(Result)
@@ -328,15 +302,17 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
     kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
-    clock = Clock(t0 + timedelta(minutes=1))
+    clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "checked", [4], t0, replicas=2)
     cars = ["honest-1", "honest-2", "liar"]
-    publish(
+    factories.publish(
         kafka_settings,
-        grid_signal(t0),
-        telemetry("liar", t0, shards_per_slot=4),
-        *(telemetry(car, t0) for car in cars[:2]),
-        job,
+        [
+            grid_signal(t0),
+            telemetry("liar", t0, shards_per_slot=4),
+            *(telemetry(car, t0) for car in cars[:2]),
+            job,
+        ],
     )
     service = planner(kafka_settings, fleet_key)
     running.append(service)
@@ -349,7 +325,7 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
         service.tick(t0 + k * SLOT)
         assert honest.wait_caught_up() and liar.wait_caught_up()
         deadline = time.monotonic() + 60
-        while service.ledger.job_progress("checked").in_flight:
+        while service.ledger_snapshot().progress["checked"].in_flight:
             assert time.monotonic() < deadline
             time.sleep(0.05)
             service.catch_up()
@@ -369,7 +345,7 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
         service.catch_up()
     scenario = service.scenario_now(t0 + 3 * SLOT)
     assert scenario is not None
-    offered = {v["id"]: v["shards_per_slot"] for v in scenario["vehicles"]}
+    offered = {v.id: v.shards_per_slot for v in scenario.vehicles}
     heard = service.status().agents_heard
     assert offered["liar"] == 2, (offered, heard, reliability.hosts["liar"])  # half its offer
 
@@ -378,7 +354,7 @@ def test_tampered_assignments_are_refused_by_agents_on_the_broker(
     kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
-    clock = Clock(t0 + timedelta(minutes=1))
+    clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "small", [8], t0)
     with Collector(kafka_settings, [Stream.RESULTS]) as seen:
         agents = agent_service(kafka_settings, ["car-a"], clock, fleet_key, OnnxRunner())
@@ -391,7 +367,7 @@ def test_tampered_assignments_are_refused_by_agents_on_the_broker(
         )
         signed = sign(assignment, fleet_key)
         tampered = signed.model_copy(update={"charge_power_kw": 50.0})
-        publish(kafka_settings, tampered)
+        factories.publish(kafka_settings, [tampered])
         result = seen.wait_for(lambda m: isinstance(m, Result))
         assert isinstance(result, Result) and result.status == "failed"
         assert result.reason is not None and "signature" in result.reason
@@ -407,7 +383,9 @@ def test_an_agent_process_killed_mid_shard_loses_its_work_and_the_shard_complete
     if now + SLOT - wall < timedelta(minutes=1):
         now += SLOT
     job = write_job(tmp_path, "slow", [ROWS], now)
-    publish(kafka_settings, grid_signal(now), telemetry("car-a", now), telemetry("car-b", now), job)
+    factories.publish(
+        kafka_settings, [grid_signal(now), telemetry("car-a", now), telemetry("car-b", now), job]
+    )
     environment = {**os.environ, "IDLEFLEET_FLEET_KEY": fleet_key.decode()}
     agents: dict[str, subprocess.Popen[bytes]] = {}
     logs = {car: (tmp_path / f"{car}.log").open("wb") for car in ("car-a", "car-b")}

@@ -8,27 +8,24 @@ import pytest
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, stable_id
-from streams.messages import Assignment, Job, ModelRef, Result
+from streams.catalog import MODEL
+from streams.messages import Assignment, Job
+from tests.streams.factories import job as catalog_job
+from tests.streams.factories import result
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SLOT = timedelta(minutes=15)
-MODEL = ModelRef(uri="/models/demo.onnx", sha256="c" * 64)
 
 
-def job(job_id: str = "job-1", shards: int = 3, replicas: int = 1, **overrides: object) -> Job:
-    fields: dict[str, object] = {
-        "job_id": job_id,
+def job(job_id: str = "job-1", shards: int = 3, replicas: int = 1, **changes: object) -> Job:
+    """Open from an hour before T0 until a day after."""
+    window: dict[str, object] = {
         "submitted_at": T0 - timedelta(hours=1),
-        "model": MODEL,
-        "input_uris": [f"/in/{job_id}/{i}.npy" for i in range(shards)],
-        "output_uri": f"/out/{job_id}",
-        "replicas": replicas,
-        "value_per_shard": 1.0,
         "release": T0 - timedelta(hours=1),
         "deadline": T0 + timedelta(days=1),
+        "value_per_shard": 1.0,
     }
-    fields.update(overrides)
-    return Job.model_validate(fields)
+    return catalog_job(job_id, shards, replicas=replicas, **{**window, **changes})
 
 
 def slot(k: int) -> tuple[datetime, datetime]:
@@ -47,27 +44,6 @@ def dispatch(
 
 def shards_of(assignment: Assignment) -> list[int]:
     return [item.shard_index for item in assignment.work]
-
-
-def result_for(assignment: Assignment, index: int, status: str = "done") -> Result:
-    item = assignment.work[index]
-    extra = (
-        {"output_uri": "/out/x.npy", "output_sha256": "d" * 64}
-        if status == "done"
-        else {"reason": "boom"}
-    )
-    return Result.model_validate(
-        {
-            "work_id": item.work_id,
-            "assignment_id": assignment.assignment_id,
-            "job_id": item.job_id,
-            "shard_index": item.shard_index,
-            "vehicle_id": assignment.vehicle_id,
-            "status": status,
-            "finished_at": assignment.slot_end,
-            **extra,
-        }
-    )
 
 
 def test_registration_is_idempotent_on_job_id() -> None:
@@ -126,14 +102,18 @@ def test_stable_ids_do_not_collide_on_separator_tricks_and_stay_short() -> None:
 def test_work_items_carry_the_jobs_model_input_and_output() -> None:
     dispatcher = Dispatcher(JobLedger(), [job()])
     (item,) = dispatch(dispatcher, {"a": {"job-1": 1}})["a"].work
-    assert (item.model, item.input_uri, item.output_uri) == (MODEL, "/in/job-1/0.npy", "/out/job-1")
+    assert (item.model, item.input_uri, item.output_uri) == (
+        MODEL,
+        "file:///srv/in/job-1/0.npy",
+        "file:///srv/out/job-1",
+    )
 
 
 def test_duplicate_results_are_dropped() -> None:
     ledger = JobLedger()
     dispatcher = Dispatcher(ledger, [job(shards=1)])
     assignment = dispatch(dispatcher, {"a": {"job-1": 1}})["a"]
-    done = result_for(assignment, 0)
+    done = result(assignment, assignment.work[0])
     assert ledger.accept(done) is True
     assert ledger.accept(done) is False
     assert ledger.job_progress("job-1").accepted == 1
@@ -144,7 +124,7 @@ def test_done_result_for_unknown_or_mismatched_work_is_refused() -> None:
     ledger = JobLedger()
     dispatcher = Dispatcher(ledger, [job(shards=2)])
     assignment = dispatch(dispatcher, {"a": {"job-1": 2}})["a"]
-    genuine = result_for(assignment, 0)
+    genuine = result(assignment, assignment.work[0])
     assert ledger.accept(genuine.model_copy(update={"work_id": "made-up"})) is False
     assert ledger.accept(genuine.model_copy(update={"vehicle_id": "b"})) is False
     assert ledger.accept(genuine.model_copy(update={"shard_index": 1})) is False
@@ -156,7 +136,7 @@ def test_a_failed_result_frees_the_work_for_reassignment() -> None:
     ledger = JobLedger()
     dispatcher = Dispatcher(ledger, [job(shards=2)])
     first = dispatch(dispatcher, {"a": {"job-1": 2}})["a"]
-    assert ledger.accept(result_for(first, 0, "failed")) is True
+    assert ledger.accept(result(first, first.work[0], "failed")) is True
     assert ledger.executions_remaining("job-1") == 1
     retry = dispatch(dispatcher, {"b": {"job-1": 2}}, k=1)["b"]
     assert shards_of(retry) == [0]
@@ -167,11 +147,11 @@ def test_the_same_vehicle_may_retry_a_shard_it_failed_under_a_new_work_id() -> N
     ledger = JobLedger()
     dispatcher = Dispatcher(ledger, [job(shards=1)])
     first = dispatch(dispatcher, {"a": {"job-1": 1}})["a"]
-    ledger.accept(result_for(first, 0, "failed"))
+    ledger.accept(result(first, first.work[0], "failed"))
     retry = dispatch(dispatcher, {"a": {"job-1": 1}}, k=1)["a"]
     assert shards_of(retry) == [0]
     assert retry.work[0].work_id != first.work[0].work_id
-    assert ledger.accept(result_for(first, 0, "failed")) is False  # old work is settled
+    assert ledger.accept(result(first, first.work[0], "failed")) is False  # old work is settled
 
 
 def test_expired_leases_are_freed_and_reassigned_and_late_results_refused() -> None:
@@ -182,7 +162,7 @@ def test_expired_leases_are_freed_and_reassigned_and_late_results_refused() -> N
     expired = ledger.expire_leases(first.slot_end)
     assert expired == [item.work_id for item in first.work]
     assert ledger.executions_remaining("job-1") == 2
-    assert ledger.accept(result_for(first, 0)) is False  # too late: the lease is gone
+    assert ledger.accept(result(first, first.work[0])) is False  # too late: the lease is gone
     again = dispatch(dispatcher, {"b": {"job-1": 2}}, k=1)["b"]
     assert shards_of(again) == [0, 1]
 
@@ -192,14 +172,14 @@ def test_lease_grace_extends_the_lease_past_the_slot() -> None:
     dispatcher = Dispatcher(ledger, [job(shards=1)], lease_grace=timedelta(minutes=5))
     first = dispatch(dispatcher, {"a": {"job-1": 1}})["a"]
     assert ledger.expire_leases(first.slot_end) == []
-    assert ledger.accept(result_for(first, 0)) is True
+    assert ledger.accept(result(first, first.work[0])) is True
 
 
 def test_a_vehicle_never_reruns_a_shard_it_completed() -> None:
     ledger = JobLedger()
     dispatcher = Dispatcher(ledger, [job(shards=2, replicas=2)])
     first = dispatch(dispatcher, {"a": {"job-1": 1}})["a"]
-    ledger.accept(result_for(first, 0))
+    ledger.accept(result(first, first.work[0]))
     second = dispatch(dispatcher, {"a": {"job-1": 5}}, k=1)["a"]
     assert shards_of(second) == [1]  # shard 0 still needs a replica, but not from "a"
     assert ledger.accepted_vehicles("job-1", 0) == frozenset({"a"})
@@ -211,9 +191,9 @@ def test_a_poison_shard_is_abandoned_after_repeated_failures() -> None:
     for k, vehicle in enumerate(["a", "b"]):
         got = dispatch(dispatcher, {vehicle: {"job-1": 2}}, k=k)[vehicle]
         assert got.work[0].shard_index == 0
-        ledger.accept(result_for(got, 0, "failed"))
+        ledger.accept(result(got, got.work[0], "failed"))
         if len(got.work) > 1:
-            ledger.accept(result_for(got, 1))
+            ledger.accept(result(got, got.work[1]))
     progress = ledger.job_progress("job-1")
     assert progress.abandoned_shards == (0,)
     assert (progress.accepted, progress.remaining, progress.in_flight) == (1, 0, 0)
@@ -230,7 +210,7 @@ def test_progress_and_all_done_follow_the_results() -> None:
     assert ledger.job_progress("j2").in_flight == 2
     for assignment in got.values():
         for index in range(len(assignment.work)):
-            assert ledger.accept(result_for(assignment, index))
+            assert ledger.accept(result(assignment, assignment.work[index]))
     assert ledger.job_progress("j1").complete and ledger.job_progress("j2").complete
     assert ledger.all_done()
 
@@ -273,7 +253,7 @@ def test_a_car_that_leaves_gives_its_work_back_and_a_late_result_is_refused() ->
     assert ledger.release_vehicle("a") == [item.work_id for item in first.work]
     assert ledger.release_vehicle("a") == []
     assert ledger.executions_remaining("job-1") == 2
-    assert ledger.accept(result_for(first, 0)) is False
+    assert ledger.accept(result(first, first.work[0])) is False
     assert shards_of(dispatch(dispatcher, {"b": {"job-1": 2}}, k=1)["b"]) == [0, 1]
 
 
@@ -282,7 +262,7 @@ def test_validation_can_add_an_execution_to_a_shard_and_give_one_up() -> None:
     dispatcher = Dispatcher(ledger, [job(shards=2)])
     first = dispatch(dispatcher, {"a": {"job-1": 2}})["a"]
     for index in range(2):
-        ledger.accept(result_for(first, index))
+        ledger.accept(result(first, first.work[index]))
     assert ledger.job_progress("job-1").complete
     assert ledger.add_execution("job-1", 1) is True
     progress = ledger.job_progress("job-1")
@@ -292,7 +272,7 @@ def test_validation_can_add_an_execution_to_a_shard_and_give_one_up() -> None:
     ledger.abandon_shard("job-1", 1, "replicas disagree")
     assert ledger.add_execution("job-1", 1) is False
     assert ledger.job_progress("job-1").abandoned_shards == (1,)
-    assert ledger.accept(result_for(check["b"], 0)) is True
+    assert ledger.accept(result(check["b"], check["b"].work[0])) is True
     assert ledger.all_done()
     with pytest.raises(ValueError, match="no shard 7"):
         ledger.add_execution("job-1", 7)

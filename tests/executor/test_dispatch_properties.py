@@ -23,7 +23,8 @@ from hypothesis.stateful import (
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger
-from streams.messages import Assignment, Job, ModelRef, Result, WorkItem
+from streams.messages import Assignment, Job, Result, WorkItem
+from tests.streams.factories import job, result
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SLOT = timedelta(minutes=15)
@@ -32,37 +33,15 @@ JOBS = {"j0": (3, 1), "j1": (2, 3), "j2": (4, 2)}  # job_id -> (shards, replicas
 
 
 def make_job(job_id: str, shards: int, replicas: int) -> Job:
-    return Job(
-        job_id=job_id,
-        submitted_at=T0,
-        model=ModelRef(uri="/m.onnx", sha256="e" * 64),
-        input_uris=[f"/in/{job_id}/{i}.npy" for i in range(shards)],
-        output_uri=f"/out/{job_id}",
+    """Open from T0 for 30 days: longer than any run of slots here."""
+    return job(
+        job_id,
+        shards,
         replicas=replicas,
-        value_per_shard=1.0,
+        submitted_at=T0,
         release=T0,
         deadline=T0 + timedelta(days=30),
-        sites=None,
-    )
-
-
-def result_of(assignment: Assignment, item: WorkItem, status: str) -> Result:
-    extra = (
-        {"output_uri": "/o.npy", "output_sha256": "f" * 64}
-        if status == "done"
-        else {"reason": "failed on purpose"}
-    )
-    return Result.model_validate(
-        {
-            "work_id": item.work_id,
-            "assignment_id": assignment.assignment_id,
-            "job_id": item.job_id,
-            "shard_index": item.shard_index,
-            "vehicle_id": assignment.vehicle_id,
-            "status": status,
-            "finished_at": assignment.slot_end,
-            **extra,
-        }
+        value_per_shard=1.0,
     )
 
 
@@ -118,10 +97,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=sent, pair=consumes(work), done=st.booleans())
     def report(self, pair: tuple[Assignment, WorkItem], done: bool) -> Result:
         assignment, item = pair
-        result = result_of(assignment, item, "done" if done else "failed")
-        if self.ledger.accept(result) and done:
+        reported = result(assignment, item, "done" if done else "failed")
+        if self.ledger.accept(reported) and done:
             self.accepted[(item.job_id, item.shard_index, assignment.vehicle_id)] += 1
-        return result
+        return reported
 
     @rule(result=sent)
     def resend(self, result: Result) -> None:
@@ -130,7 +109,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(pair=work)
     def forge(self, pair: tuple[Assignment, WorkItem]) -> None:
         assignment, item = pair
-        forged = result_of(assignment, item, "done").model_copy(update={"work_id": "forged"})
+        forged = result(assignment, item, "done").model_copy(update={"work_id": "forged"})
         assert self.ledger.accept(forged) is False
 
     @rule(slots=st.integers(0, 3))
@@ -190,7 +169,7 @@ def test_every_job_settles_once_vehicles_ask_for_enough(
             for item in assignment.work:
                 counter += 1
                 status = "failed" if counter % fail_every == 0 else "done"
-                ledger.accept(result_of(assignment, item, status))
+                ledger.accept(result(assignment, item, status))
         ledger.expire_leases(start + SLOT)
         if ledger.all_done():
             break

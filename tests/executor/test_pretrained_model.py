@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MakeAssignment, MakeItem, ManualClock, RecordingCharger, WriteNpy
 
 from executor.agent import VehicleAgent
 from executor.errors import ModelError
 from executor.pretrained import find_magika_model, magika_features, magika_labels
 from executor.runtime import OnnxRunner
+from idlefleet.sim.clock import SteppedClock
 from streams.messages import ModelRef
+from tests.executor.conftest import MakeAssignment, MakeItem, RecordingCharger, WriteNpy
 
 REPO = Path(__file__).parents[2]
 
@@ -44,7 +45,7 @@ def test_the_agent_runs_magika_on_real_files_and_names_their_types(
     tmp_path: Path,
     runner: OnnxRunner,
     charger: RecordingCharger,
-    clock: ManualClock,
+    clock: SteppedClock,
     make_item: MakeItem,
     make_assignment: MakeAssignment,
     write_npy: WriteNpy,

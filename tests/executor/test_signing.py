@@ -6,11 +6,12 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import MakeAssignment, MakeItem, ManualClock, RecordingCharger, WriteNpy
 
 from executor.agent import VehicleAgent
 from executor.runtime import OnnxRunner
 from executor.signing import sign, verify
+from idlefleet.sim.clock import SteppedClock
+from tests.executor.conftest import MakeAssignment, MakeItem, RecordingCharger, WriteNpy
 
 KEY = b"fleet-key-for-tests"
 
@@ -28,7 +29,7 @@ def test_a_signature_covers_every_field(make_assignment: MakeAssignment) -> None
 def test_the_agent_refuses_tampered_and_unsigned_work_and_runs_signed_work(
     runner: OnnxRunner,
     charger: RecordingCharger,
-    clock: ManualClock,
+    clock: SteppedClock,
     make_item: MakeItem,
     make_assignment: MakeAssignment,
     write_npy: WriteNpy,

@@ -17,14 +17,12 @@ from executor.demo_model import demo_reference
 from executor.errors import StoppedError
 from executor.runtime import Interrupt, OnnxRunner
 from executor.storage import resolve_uri
-from streams.messages import Assignment, ModelRef, Result, WorkItem
+from idlefleet.sim.clock import SteppedClock
+from streams.messages import ModelRef, Result
+from tests.executor.conftest import MakeAssignment, MakeItem, WriteModel, WriteNpy
 
 COMPUTE_KW = 0.5
 CPU = "CPUExecutionProvider"
-WriteNpy = Callable[[str, np.ndarray], str]
-WriteModel = Callable[[str, bytes], ModelRef]
-MakeItem = Callable[..., WorkItem]
-MakeAssignment = Callable[..., Assignment]
 
 
 class SteppingTimer:
@@ -46,7 +44,7 @@ class RefusingCharger:
 
 
 @pytest.fixture
-def agent(runner: OnnxRunner, charger: Any, clock: Any) -> VehicleAgent:
+def agent(runner: OnnxRunner, charger: Any, clock: SteppedClock) -> VehicleAgent:
     return VehicleAgent("car-1", runner, charger, COMPUTE_KW, clock, timer=SteppingTimer())
 
 
@@ -178,7 +176,7 @@ def test_a_bad_item_fails_with_a_reason_and_the_next_item_still_runs(
     case: str,
     runner: OnnxRunner,
     charger: Any,
-    clock: Any,
+    clock: SteppedClock,
     tmp_path: Path,
     demo_ref: ModelRef,
     write_npy: WriteNpy,
@@ -232,7 +230,7 @@ def test_an_assignment_for_another_vehicle_is_refused(
 
 def test_a_charger_fault_fails_the_work_without_running_it(
     runner: OnnxRunner,
-    clock: Any,
+    clock: SteppedClock,
     write_npy: WriteNpy,
     make_item: MakeItem,
     make_assignment: MakeAssignment,
@@ -248,7 +246,7 @@ def test_a_charger_fault_fails_the_work_without_running_it(
 def test_work_that_cannot_start_before_the_slot_ends_fails(
     agent: VehicleAgent,
     charger: Any,
-    clock: Any,
+    clock: SteppedClock,
     write_npy: WriteNpy,
     make_item: MakeItem,
     make_assignment: MakeAssignment,
@@ -273,7 +271,7 @@ def test_agent_needs_an_aware_clock_and_a_sane_compute_power(
 
 def test_pool_routes_by_vehicle_and_ignores_strangers(
     runner: OnnxRunner,
-    clock: Any,
+    clock: SteppedClock,
     new_charger: Callable[[], Any],
     write_npy: WriteNpy,
     make_item: MakeItem,

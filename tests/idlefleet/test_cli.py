@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from streams.broker import broker_answers
+from tests.optimizer.factories import one_car_three_slots
 
 IDLEFLEET = [sys.executable, "-m", "idlefleet.cli"]
 
@@ -42,35 +43,9 @@ def test_broker_prints_its_address_and_stops_on_sigint() -> None:
             process.kill()
 
 
-def scenario_doc() -> dict[str, object]:
-    """One car, three hourly slots; the cleanest slot is the second."""
-    return {
-        "scenario_version": 1,
-        "horizon": {"start": "2020-06-01T00:00:00Z", "slot_minutes": 60, "slots": 3},
-        "objective": {"carbon_price_per_tonne": 100.0},
-        "regions": [{"id": "DE", "intensity_g_per_kwh": [400.0, 100.0, 300.0]}],
-        "sites": [{"id": "s", "region": "DE", "grid_limit_kw": 50.0}],
-        "vehicles": [
-            {
-                "id": "car",
-                "site": "s",
-                "arrival": "2020-06-01T00:00:00Z",
-                "departure": "2020-06-01T03:00:00Z",
-                "battery_kwh": 60.0,
-                "soc_kwh": 20.0,
-                "target_kwh": 30.0,
-                "charger_kw": 11.0,
-                "charge_efficiency_frac": 1.0,
-                "compute_kw": 0.0,
-            }
-        ],
-        "jobs": [],
-    }
-
-
 def test_a_bad_scenario_names_the_field_and_writes_nothing(tmp_path: Path) -> None:
-    doc = scenario_doc()
-    doc["vehicles"][0]["soc_kwh"] = 80.0  # type: ignore[index]
+    doc = one_car_three_slots()
+    doc["vehicles"][0]["soc_kwh"] = 80.0
     scenario = tmp_path / "bad.json"
     scenario.write_text(json.dumps(doc))
     out = tmp_path / "plan.json"
@@ -82,7 +57,7 @@ def test_a_bad_scenario_names_the_field_and_writes_nothing(tmp_path: Path) -> No
 
 def test_plan_writes_a_contract_plan(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps(scenario_doc()))
+    scenario.write_text(json.dumps(one_car_three_slots()))
     out = tmp_path / "plan.json"
     result = run("plan", str(scenario), "-o", str(out))
     assert result.returncode == 0, result.stderr

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from scenario_factory import car, tiny, ts
 
 from idlefleet.cli import main
 from optimizer import Scenario, ScenarioError, load_scenario, scenario_to_dict
 from optimizer.loader import json_path
+from tests.optimizer.factories import car, tiny, ts
 
 GOLDEN = Path(__file__).parent / "golden" / "caps-and-prices.scenario.json"
 Doc = dict[str, Any]

@@ -7,12 +7,7 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from streams.catalog import EXAMPLES
 from streams.clients import KafkaSettings
-from streams.errors import PublishError
-from streams.messages import Job
-from streams.producer import Publisher
-from streams.topics import Stream
 
 SECRET = "s3cret-pa55"
 
@@ -47,18 +42,3 @@ def test_a_bad_setting_in_the_environment_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("IDLEFLEET_KAFKA_SECURITY_PROTOCOL", "TLS")
     with pytest.raises(ValidationError, match="security_protocol"):
         KafkaSettings(bootstrap_servers="localhost:9092")
-
-
-def test_a_send_that_cannot_succeed_raises_to_the_caller(kafka_settings: KafkaSettings) -> None:
-    job = EXAMPLES[Stream.JOBS]
-    assert isinstance(job, Job)
-    uris = [f"file:///{'x' * 1900}/{n}" for n in range(600)]  # over 1 MB: no broker takes it
-    too_big = job.model_copy(update={"input_uris": uris})
-    publisher = Publisher(kafka_settings)
-    try:
-        with pytest.raises(PublishError, match=kafka_settings.topics.name(Stream.JOBS)):
-            publisher.publish(Stream.JOBS, too_big)
-        publisher.publish(Stream.JOBS, job).get(timeout=10)  # the publisher still works
-        publisher.flush()
-    finally:
-        publisher.close()

@@ -20,8 +20,8 @@ from streams.serde import MAX_MESSAGE_BYTES, encode
 from streams.state import FleetEvent, FleetEventKind, FleetState
 from streams.topics import STREAM_SPECS, Stream
 from streams.validation import RecordRules
+from tests.streams.factories import telemetry
 from tests.streams.test_reader import read_dead_letters
-from tests.streams.test_serde import telemetry
 
 SITES = ("berlin-depot", "london-depot")
 

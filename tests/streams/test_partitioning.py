@@ -9,7 +9,7 @@ from streams.catalog import EXAMPLES, T0
 from streams.messages import Job
 from streams.partitioning import SiteShards, TelemetryRouter, stable_partition
 from streams.topics import Stream
-from tests.streams.test_serde import telemetry
+from tests.streams.factories import telemetry
 
 
 def test_a_partition_is_crc32_of_the_id_so_every_client_agrees() -> None:

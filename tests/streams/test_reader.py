@@ -13,7 +13,7 @@ from streams.errors import MessageError
 from streams.messages import Message, Telemetry
 from streams.producer import Publisher
 from streams.topics import Stream
-from tests.streams.test_serde import telemetry
+from tests.streams.factories import telemetry
 
 
 def read_dead_letters(settings: KafkaSettings, count: int) -> list[dict[str, bytes | None]]:

@@ -17,13 +17,6 @@ from streams.serde import MAX_MESSAGE_BYTES, decode, encode, key_of
 from streams.topics import STREAM_SPECS, Stream, Topics
 
 
-def telemetry(**overrides: object) -> Telemetry:
-    """The catalog's telemetry example with some fields changed."""
-    fields = EXAMPLES[Stream.TELEMETRY].model_dump()
-    fields.update(overrides)
-    return Telemetry.model_validate(fields)
-
-
 @pytest.mark.parametrize("stream", list(EXAMPLES))
 def test_every_stream_round_trips(stream: Stream) -> None:
     message = EXAMPLES[stream]

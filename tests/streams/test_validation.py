@@ -12,7 +12,7 @@ from streams.messages import Message
 from streams.serde import key_of
 from streams.topics import Stream
 from streams.validation import RecordRules
-from tests.streams.test_serde import telemetry
+from tests.streams.factories import telemetry
 
 RULES = RecordRules({"berlin-depot"})
 
