@@ -18,35 +18,31 @@ charges at full power until its target. At the end a fresh view of the service i
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import queue
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from forecasting.timegrid import SlotGrid
+from idlefleet.chaos.checks import lost_and_duplicates, owner_shortfalls
+from idlefleet.chaos.children import Child
 from idlefleet.forecast_messages import forecast_messages
 from idlefleet.sim.catalog import demo_jobs, demo_sites
 from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
-from streams.messages import Assignment, Message, Result
+from streams.messages import Message
 from streams.producer import Publisher
 from streams.topics import Stream
 
@@ -94,84 +90,6 @@ class ChaosOutcome:
             f"{'NOT_SERVING' if self.health_went_down else 'never down'} then "
             f"{'SERVING' if self.health_came_back else 'not back'}"
         )
-
-
-class Child:
-    """A worker process driven by JSON lines."""
-
-    def __init__(self, role: str, config: dict[str, Any], directory: Path, env: dict[str, str]):
-        self.role = role
-        path = directory / f"{role}.json"
-        path.write_text(json.dumps(config))
-        self._log = (directory / f"{role}.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "idlefleet.chaos.workers", role, str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.events: list[dict[str, Any]] = []  # lines that are not replies (agents' reports)
-        assert self.process.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self.process.stdout,))
-        self._reader.daemon = True
-        self._reader.start()
-        self.ready = self.reply(timeout_s=120)
-
-    def _read(self, stdout: IO[str]) -> None:
-        for line in stdout:
-            document = json.loads(line)
-            if "charge" in document or "computed" in document:
-                self.events.append(document)
-            else:
-                self.lines.put(document)
-
-    def reply(self, timeout_s: float = 120) -> dict[str, Any]:
-        try:
-            return self.lines.get(timeout=timeout_s)
-        except queue.Empty:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGUSR1)  # its threads' stacks, to its log
-                time.sleep(1.0)
-            raise RuntimeError(
-                f"{self.role} worker silent for {timeout_s:.0f} s; see {self._log.name}"
-            ) from None
-
-    def send(self, command: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(command) + "\n")
-        self.process.stdin.flush()
-
-    def ask(self, command: dict[str, Any], timeout_s: float = 120) -> dict[str, Any]:
-        self.send(command)
-        return self.reply(timeout_s)
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, no flush."""
-        self.process.kill()
-        self._reap()
-
-    def close(self) -> None:
-        """Close stdin (the worker's cue to stop) and wait; kill it if it lingers."""
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self._reap()
-
-    def _reap(self) -> None:
-        self.process.wait()
-        self._reader.join(10)  # reads to the end of the dead process's output
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None and not pipe.closed:
-                with contextlib.suppress(BrokenPipeError):  # unsent commands to a dead worker
-                    pipe.close()
-        self._log.close()
 
 
 class ChaosRun:
@@ -381,55 +299,6 @@ class ChaosRun:
         self.outcome.executions_total = sum(p["total"] for p in status["progress"].values())
         self.outcome.executions_done = sum(p["accepted"] for p in status["progress"].values())
         self.outcome.owner_violations = owner_shortfalls(self.fleet) + self.floor_breaches
-
-
-def lost_and_duplicates(
-    accepted: set[tuple[str, int, str]], needed: dict[str, int], records: list[Message]
-) -> tuple[int, int]:
-    """Executions lost and shards accepted too often.
-
-    `accepted`: (job, shard, vehicle) the service counts; `needed`: executions each shard of
-    a job needs [count]; `records`: the assignments and results topics. Lost: a done result
-    for work an assignment carried to that car, not counted although its shard still needs
-    executions. Duplicates: shards with more accepted executions than they need.
-    """
-    carried = {
-        (item.work_id, a.vehicle_id)
-        for a in records
-        if isinstance(a, Assignment)
-        for item in a.work
-    }
-    per_shard: dict[tuple[str, int], int] = {}
-    for job, shard, _ in accepted:
-        per_shard[(job, shard)] = per_shard.get((job, shard), 0) + 1
-    duplicates = sum(count > needed.get(job, 1) for (job, _), count in per_shard.items())
-    lost = {
-        (r.job_id, r.shard_index, r.vehicle_id)
-        for r in records
-        if isinstance(r, Result)
-        and r.status == "done"
-        and (r.work_id, r.vehicle_id) in carried
-        and (r.job_id, r.shard_index, r.vehicle_id) not in accepted
-        and per_shard.get((r.job_id, r.shard_index), 0) < needed.get(r.job_id, 1)
-    }
-    return len(lost), duplicates
-
-
-def owner_shortfalls(fleet: list[SimulatedCar]) -> list[str]:
-    """Cars that left with less than they were owed: their target, or as much as their charger
-    could give over their stay if that is less."""
-    shortfalls = []
-    for car in fleet:
-        parked_h = (car.departure - car.arrival) / timedelta(hours=1)
-        owed = min(
-            car.target_kwh,
-            car.arrival_energy_kwh + car.charge_efficiency_frac * car.charger_kw * parked_h,
-            car.battery_kwh,
-        )
-        left = car.energy_kwh if car.departure_energy_kwh is None else car.departure_energy_kwh
-        if left < owed - 1e-6:
-            shortfalls.append(f"{car.vehicle_id} left with {left:.3f} kWh, owed {owed:.3f}")
-    return shortfalls
 
 
 def _health(port: int) -> int | None:

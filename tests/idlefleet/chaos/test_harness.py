@@ -6,13 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from idlefleet.chaos.harness import (
-    ChaosConfig,
-    lost_and_duplicates,
-    owner_shortfalls,
-    run_chaos,
-    summary_line,
-)
+from idlefleet.chaos.checks import lost_and_duplicates, owner_shortfalls
+from idlefleet.chaos.harness import ChaosConfig, run_chaos, summary_line
 from idlefleet.sim.catalog import demo_sites
 from idlefleet.sim.fleet import SimulatedCar
 from streams.catalog import MODEL
