@@ -1,4 +1,4 @@
-"""idlefleet's planner: scenario in, plan out (contract scenario-v1).
+"""idlefleet's planner: scenario in, plan out (contract scenario-v2).
 
 validate (``load_scenario``) → build (``optimizer.formulation``; above a size threshold the
 fleet decomposition, ``optimizer.decompose``) → solve (``plan_scenario``) → extract (``Plan``)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from optimizer.energy import site_import_kw, soc_path_kwh
+from optimizer.energy import shortfall_kwh, site_import_kw, soc_path_kwh
 from optimizer.kpis import executions_by_job, schedule_kpis, schedule_objective, unmet_by_job
 from optimizer.plan import Assignment, JobOutcome, Plan, SolveStatus, VehicleSchedule
 from optimizer.problem import Scenario
@@ -34,6 +34,7 @@ def assemble_plan(
             charge_kw=tuple(charge[v.id]),
             running=tuple(run[v.id]),
             soc_kwh=tuple(soc_path_kwh(scenario, v, charge[v.id], run[v.id])),
+            shortfall_kwh=shortfall_kwh(scenario, v, charge[v.id], run[v.id]),
         )
         for v in scenario.vehicles
     }
@@ -71,17 +72,4 @@ def rescore_plan(scenario: Scenario, plan: Plan) -> Plan:
         {vid: vs.charge_kw for vid, vs in plan.vehicles.items()},
         {vid: vs.running for vid, vs in plan.vehicles.items()},
         plan.assignments,
-    )
-
-
-def infeasible_plan(
-    strategy: str, reason: str, offending_ids: Iterable[str], *, solve_s: float = 0.0
-) -> Plan:
-    return Plan(
-        strategy=strategy,
-        status=SolveStatus.infeasible,
-        objective=None,
-        solve_s=solve_s,
-        reason=reason,
-        offending_ids=tuple(dict.fromkeys(offending_ids)),
     )

@@ -1,8 +1,9 @@
 """Baseline strategies, under the same rules and measured by the same objective as the MILP.
 
 ``immediate``: every vehicle charges at full power from arrival until it holds its owner's
-target, shared fairly under site and region caps (vehicles that must charge now to make their
-departure target go first); shards run as early as possible on vehicles whose energy path still
+target, shared under site and region caps: vehicles that must charge now to make their
+departure target go first, most urgent first (least laxity), the rest share what is left
+equally; a car that cannot be served in time leaves short (reported); shards run as early as possible on vehicles whose energy path still
 meets the floor and the departure target.
 
 ``greedy`` (carbon-aware, like the Carbon Aware SDK): each job's shards go to the lowest-intensity
@@ -19,8 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from optimizer.assemble import assemble_plan, infeasible_plan
-from optimizer.checks import check_plan
+from optimizer.assemble import assemble_plan
 from optimizer.plan import Assignment, Plan, SolveStatus
 from optimizer.problem import Job, Scenario, Vehicle, VehicleWindow
 from optimizer.strategy import Strategy
@@ -161,14 +161,21 @@ def _vehicle_plans(scenario: Scenario) -> dict[str, VehiclePlan]:
     }
 
 
-def _fair_share(wants: dict[str, float], musts: dict[str, float], cap: float) -> dict[str, float]:
-    """Musts first (scaled down together if they alone exceed ``cap``), then the rest of
+def _fair_share(
+    wants: dict[str, float], musts: dict[str, float], laxity: dict[str, float], cap: float
+) -> dict[str, float]:
+    """Musts first, most urgent first (least ``laxity`` [kWh]: energy the vehicle could still
+    take at full power beyond what it owes) when they alone exceed ``cap``; then the rest of
     ``cap`` water-filled equally over the remaining wants [kW]."""
     cap = max(0.0, cap)
     must_total = sum(musts.values())
     if must_total >= cap:
-        scale = cap / must_total if must_total > 0 else 0.0
-        return {k: musts[k] * scale for k in wants}
+        alloc = dict.fromkeys(wants, 0.0)
+        left = cap
+        for k in sorted(musts, key=lambda k: (laxity[k], k)):
+            alloc[k] = min(musts[k], left)
+            left -= alloc[k]
+        return alloc
     alloc = dict(musts)
     spare = cap - must_total
     open_ = {k: wants[k] - musts[k] for k in wants if wants[k] - musts[k] > EPS}
@@ -209,7 +216,8 @@ def _finish(
     assignments: list[Assignment],
     started: float,
 ) -> Plan:
-    plan = assemble_plan(
+    """The plan of the schedule built; `plan_scenario` checks it against every rule."""
+    return assemble_plan(
         scenario,
         strategy,
         SolveStatus.feasible,
@@ -218,14 +226,6 @@ def _finish(
         assignments,
         solve_s=time.perf_counter() - started,
     )
-    violations = check_plan(scenario, plan)
-    if violations:
-        ids = [v.subject for v in violations]
-        reason = f"{strategy} baseline cannot honour every rule: " + "; ".join(
-            str(v) for v in violations[:5]
-        )
-        return infeasible_plan(strategy, reason, ids, solve_s=plan.solve_s)
-    return plan
 
 
 # -- immediate -------------------------------------------------------------------------------
@@ -240,6 +240,7 @@ def _allocate_slot(
     """Charge power of every plugged-in vehicle in slot ``s``, shared fairly under caps."""
     dt_h = scenario.horizon.dt_h
     by_site: dict[str, tuple[dict[str, float], dict[str, float]]] = defaultdict(lambda: ({}, {}))
+    laxity: dict[str, float] = {}
     for vid, vp in plans.items():
         v = vp.vehicle
         if s not in vp.window or v.charger_kw <= 0:
@@ -248,9 +249,11 @@ def _allocate_slot(
         step = v.charge_efficiency_frac * dt_h
         want = min(v.charger_kw, max(0.0, (goal - levels[vid]) / step))
         must = 0.0
+        laxity[vid] = float("inf")
         if vp.required_kwh is not None:
             gap = vp.required_kwh - levels[vid] - reach[vid][s]
             must = min(want, max(0.0, gap / step))
+            laxity[vid] = v.charger_kw * step - gap
         if want > EPS:
             wants, musts = by_site[v.site]
             wants[vid], musts[vid] = want, must
@@ -258,7 +261,7 @@ def _allocate_slot(
     def share(site: str, allowance_kw: float) -> dict[str, float]:
         wants, musts = by_site[site]
         cap = min(capacity.site_cap_kw[site][s], allowance_kw) + capacity.pv_kw[site][s]
-        return _fair_share(wants, musts, cap)
+        return _fair_share(wants, musts, laxity, cap)
 
     alloc: dict[str, dict[str, float]] = {}
     regions: dict[str | None, list[str]] = defaultdict(list)

@@ -2,6 +2,9 @@
 
 It reads only the scenario and the plan (never the formulation), so it judges MILP and baseline
 plans alike. Tolerances are absolute, in the unit of the quantity checked ([kW], [kWh]).
+Physics is hard for every strategy: grid limits, DR caps, floors and battery bounds. A
+departure shortfall is reported, not a violation, except that a MILP plan must leave no more
+than the least total shortfall the scenario allows (contract v2, objective 1).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from optimizer.energy import pv_used_kw, site_load_kw
 from optimizer.kpis import compute_kpis, objective_value
 from optimizer.plan import Plan
 from optimizer.problem import Scenario
+from optimizer.shortfall import MIN_SHORTFALL_KWH, least_total_shortfall_kwh
+from optimizer.strategy import Strategy
 
 DEFAULT_TOLERANCE = 1e-5
 
@@ -42,7 +47,7 @@ def check_plan(
 ) -> list[Violation]:
     """Every violation of rules 1-8, energy balance and KPI consistency in ``plan``.
 
-    An infeasible plan has no schedule: it only needs a reason.
+    An infeasible plan (version 1 only) has no schedule: it only needs a reason.
     """
     out: list[Violation] = []
     if not plan.is_feasible:
@@ -118,10 +123,20 @@ def check_plan(
             # rule 4
             if level < floor - tol or level > battery + tol:
                 out.append(Violation("4", v.id, s + 1, f"soc {level} outside [{floor}, {battery}]"))
-        # rule 5
+        # rule 5: soc + shortfall_kwh >= required_kwh, the shortfall reported as it is
         required = scenario.required_departure_kwh(v)
-        if required is not None and level < required - tol:
-            out.append(Violation("5", v.id, window.last, f"departs with {level}, needs {required}"))
+        short = 0.0 if required is None else max(0.0, required - level)
+        if short <= MIN_SHORTFALL_KWH:
+            short = 0.0
+        if not _close(vs.shortfall_kwh, short, tol):
+            out.append(
+                Violation(
+                    "5",
+                    v.id,
+                    window.last,
+                    f"shortfall_kwh {vs.shortfall_kwh}, departs {short} short",
+                )
+            )
 
     # rules 6 and 7 ------------------------------------------------------------------------
     shards_at: dict[tuple[str, int], int] = defaultdict(int)
@@ -185,6 +200,17 @@ def check_plan(
                 out.append(
                     Violation("8", event.id, s, f"region import {total} over {event.max_import_kw}")
                 )
+
+    # objective 1: a MILP plan leaves no more than the least total shortfall -------------------
+    total_short = sum(vs.shortfall_kwh for vs in plan.vehicles.values())
+    if plan.strategy == Strategy.MILP and total_short > MIN_SHORTFALL_KWH:
+        least = least_total_shortfall_kwh(scenario)
+        if total_short > least + max(tol, 1e-6 * least):
+            out.append(
+                Violation(
+                    "5", plan.strategy, None, f"total shortfall {total_short} above least {least}"
+                )
+            )
 
     # KPIs and objective -------------------------------------------------------------------
     kpis = compute_kpis(scenario, plan)

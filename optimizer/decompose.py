@@ -39,8 +39,7 @@ from multiprocessing import get_context
 import numpy as np
 
 from optimizer.aggregate import Demand, RegionCap, running_pairs
-from optimizer.assemble import assemble_plan, infeasible_plan
-from optimizer.diagnose import diagnose_infeasibility
+from optimizer.assemble import assemble_plan
 from optimizer.errors import SolveError
 from optimizer.fleetdata import FleetArrays
 from optimizer.jobclasses import JobClass, job_classes
@@ -93,8 +92,8 @@ def plan_decomposed(
 ) -> Plan:
     """Plan ``scenario`` by decomposition. Stops when the gap to the best bound is within
     ``mip_gap_frac`` or ``mip_gap_abs`` [currency], after ``MAX_ROUNDS`` rounds, or when
-    ``time_limit_s`` [s] leaves no time for another round. An infeasible site group gives an
-    infeasible plan naming what makes it so."""
+    ``time_limit_s`` [s] leaves no time for another round. ``scenario``'s targets must be
+    reachable (lowered by the least shortfall, `optimizer.shortfall.relaxed_targets`)."""
     started = time.perf_counter()
     deadline = started + time_limit_s
     fleet = FleetArrays.of(scenario)
@@ -117,7 +116,8 @@ def plan_decomposed(
         charging = run_sites(split.tasks({}, np.zeros(0), deadline))
         broken = [g for g, r in enumerate(charging) if r.status is SolveStatus.infeasible]
         if broken:
-            return _infeasible(scenario, split, broken, started)
+            # Targets are lowered by the least shortfall before planning, so this is a bug.
+            raise SolveError(f"site groups {broken} have no charging plan")
         search = Search(fleet, classes, demands, split, run_sites, deadline)
         best, bound = search.run(split.duals(charging), mip_gap_frac, mip_gap_abs)
     solved = time.perf_counter()
@@ -364,20 +364,3 @@ def _plan(
         best_bound=bound,
         solve_s=time.perf_counter() - started,
     )
-
-
-def _infeasible(scenario: Scenario, split: GroupSplit, broken: list[int], started: float) -> Plan:
-    """Explain the first infeasible groups with the exact diagnosis on just their part."""
-
-    fleet = split.fleet
-    site_ids = {fleet.site_ids[i] for g in broken for i in split.groups[g]}
-    regions = {scenario.site_by_id[s].region for s in site_ids}
-    part = replace(
-        scenario,
-        sites=tuple(s for s in scenario.sites if s.id in site_ids),
-        vehicles=tuple(v for v in scenario.vehicles if v.site in site_ids),
-        jobs=(),
-        dr_events=tuple(e for e in scenario.dr_events if e.site in site_ids or e.region in regions),
-    )
-    reason, offending = diagnose_infeasibility(part)
-    return infeasible_plan("milp", reason, offending, solve_s=time.perf_counter() - started)

@@ -1,101 +1,92 @@
-"""Why a scenario is infeasible: which departure targets (rule 5) cannot be met, and whether
-DR events or site grid limits are to blame."""
+"""Why cars leave short: which vehicles, by how much, and what limits each of them.
+
+A departure shortfall has few causes under the contract: the site's grid connection (shared
+with the other cars charging there), the DR caps in force while the car is parked, or, for a
+baseline, its own charging order (it leaves more than the least possible). Charger power and
+time in the window already cap the required energy (rule 5), so they cause no shortfall, but
+when they keep a car below its owner's target that is said too.
+
+Whether grid limits or DR caps bind is told by the least total shortfall with and without the
+DR caps (`optimizer.shortfall`).
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from dataclasses import replace
 
-from optimizer.errors import SolveError
-from optimizer.formulation import FormulationOptions, build_model
-from optimizer.milp_run import DEFAULT_TIME_LIMIT_S, solve_model
-from optimizer.problem import Scenario
-
-TOLERANCE_KWH = 1e-6
+from optimizer.plan import Plan
+from optimizer.problem import Scenario, Vehicle
+from optimizer.shortfall import MIN_SHORTFALL_KWH, least_total_shortfall_kwh
+from optimizer.strategy import Strategy
 
 
-def single_vehicle_shortfalls(scenario: Scenario) -> dict[str, float]:
-    """Cheap pre-check: each vehicle alone, charging at the most its charger and the site's
-    caps (grid limit, site and region DR caps, plus PV) allow. Shortfall per vehicle [kWh]."""
-    dt_h = scenario.horizon.dt_h
-    region_cap = {site.id: [math.inf] * scenario.horizon.slots for site in scenario.sites}
-    for event, slots in scenario.region_caps():
-        members = scenario.sites_in_region(event.region or "")
-        pv_total = [sum(s.pv_kw[k] for s in members) for k in range(scenario.horizon.slots)]
-        for site in members:
-            for k in slots:
-                region_cap[site.id][k] = min(
-                    region_cap[site.id][k], event.max_import_kw + pv_total[k]
-                )
-    site_caps = {site.id: scenario.site_cap_kw(site) for site in scenario.sites}
-    short: dict[str, float] = {}
-    for v in scenario.vehicles:
-        required = scenario.required_departure_kwh(v)
-        if required is None or required <= v.soc_kwh:
-            continue
-        site = scenario.site_by_id[v.site]
-        reach = v.soc_kwh
-        for k in scenario.window(v).slots:
-            power = min(v.charger_kw, site_caps[v.site][k] + site.pv_kw[k], region_cap[v.site][k])
-            reach += v.charge_efficiency_frac * power * dt_h
-        if reach < required - TOLERANCE_KWH:
-            short[v.id] = required - reach
-    return short
-
-
-def _binding_events(scenario: Scenario, vehicle_ids: Iterable[str]) -> list[str]:
-    """DR events in force at an offending vehicle's site or region during its window."""
-    out: list[str] = []
-    for vid in vehicle_ids:
-        v = scenario.vehicle_by_id[vid]
-        window = set(scenario.window(v).slots)
-        region = scenario.site_by_id[v.site].region
-        for event in scenario.dr_events:
-            if (event.site == v.site or event.region == region) and window & set(
-                scenario.dr_slots(event)
-            ):
-                out.append(event.id)
-    return out
-
-
-def _elastic_shortfall(scenario: Scenario, options: FormulationOptions) -> dict[str, float]:
-    m, _ = build_model(scenario, options)
-    result = solve_model(m, time_limit_s=DEFAULT_TIME_LIMIT_S)
-    if not result.status.has_schedule:
-        raise SolveError(f"infeasibility attribution failed: {result.message}")
-    return {
-        vid: float(var.value or 0.0)
-        for vid, var in m.shortfall_kwh.items()
-        if (var.value or 0.0) > TOLERANCE_KWH
-    }
-
-
-def diagnose_infeasibility(scenario: Scenario) -> tuple[str, list[str]]:
-    """Explain an infeasible scenario: which departure targets (rule 5) cannot be met, and
-    whether DR events or site grid limits are to blame. Returns (reason, offending ids)."""
-    base = FormulationOptions(include_jobs=False, elastic_targets=True)
-    short = single_vehicle_shortfalls(scenario) or _elastic_shortfall(scenario, base)
+def explain_shortfall(scenario: Scenario, plan: Plan, least_kwh: float) -> Plan:
+    """``plan`` with each short vehicle's `limited_by`, a `reason` and the `offending_ids`
+    (vehicles, sites, DR events); unchanged when nobody is short. ``least_kwh`` is the least
+    total shortfall of ``scenario`` [kWh]."""
+    short = {vid: vs for vid, vs in plan.vehicles.items() if vs.shortfall_kwh > 0}
     if not short:
-        return "HiGHS reports the scenario infeasible but no departure target is short", []
-    vehicles = sorted(short)
-    total = sum(short.values())
-    without_dr = _elastic_shortfall(
-        scenario, FormulationOptions(include_jobs=False, elastic_targets=True, relax_dr=True)
-    )
-    sites = sorted({scenario.vehicle_by_id[v].site for v in vehicles})
-    if not without_dr:
-        events = sorted(set(_binding_events(scenario, vehicles)))
-        culprit = f"DR events {', '.join(events)}"
-        offending = [*vehicles, *events]
-    else:
-        culprit = f"grid limits of sites {', '.join(sites)}"
-        offending = [*vehicles, *sites]
-        events = sorted(set(_binding_events(scenario, vehicles)))
-        if events:
-            culprit += f" and DR events {', '.join(events)}"
-            offending += events
+        return plan
+    total = plan.shortfall_kwh
+    without_dr = least_total_shortfall_kwh(scenario, with_dr=False)
+    grid_bound = without_dr > MIN_SHORTFALL_KWH
+    dr_bound = least_kwh > without_dr + MIN_SHORTFALL_KWH
+    policy_bound = plan.strategy != Strategy.MILP and total > least_kwh + MIN_SHORTFALL_KWH
+    sites: set[str] = set()
+    events: set[str] = set()
+    vehicles = dict(plan.vehicles)
+    for vid, schedule in short.items():
+        vehicle = scenario.vehicle_by_id[vid]
+        limits = []
+        if grid_bound:
+            site = scenario.site_by_id[vehicle.site]
+            limits.append(f"grid limit of {site.id} ({site.grid_limit_kw:g} kW)")
+            sites.add(site.id)
+        if dr_bound:
+            for event_id in _events_in_force(scenario, vehicle):
+                limits.append(f"DR cap {event_id}")
+                events.add(event_id)
+        if policy_bound:
+            limits.append(f"the {plan.strategy} baseline's charging order")
+        limits.extend(_own_limits(scenario, vehicle))
+        vehicles[vid] = replace(schedule, limited_by=tuple(limits))
+    culprits = [
+        *([f"grid limits of {', '.join(sorted(sites))}"] if sites else []),
+        *([f"DR caps {', '.join(sorted(events))}"] if events else []),
+        *([f"the {plan.strategy} baseline's charging order"] if policy_bound else []),
+    ]
     reason = (
-        f"departure targets (rule 5) cannot be met for vehicles {', '.join(vehicles)}: "
-        f"{total:.3f} kWh short in total, limited by {culprit}"
+        f"{len(short)} vehicles leave {total:.3f} kWh short of their departure energy "
+        f"(least possible {least_kwh:.3f} kWh): {', '.join(sorted(short))}; limited by "
+        f"{' and '.join(culprits) or 'solver tolerance'}"
     )
-    return reason, offending
+    return replace(
+        plan,
+        vehicles=vehicles,
+        reason=reason,
+        offending_ids=(*sorted(short), *sorted(sites), *sorted(events)),
+    )
+
+
+def _events_in_force(scenario: Scenario, vehicle: Vehicle) -> list[str]:
+    """DR events in force at the vehicle's site or region during its window."""
+    window = set(scenario.window(vehicle).slots)
+    region = scenario.site_by_id[vehicle.site].region
+    return [
+        event.id
+        for event in scenario.dr_events
+        if (event.site == vehicle.site or event.region == region)
+        and window & set(scenario.dr_slots(event))
+    ]
+
+
+def _own_limits(scenario: Scenario, vehicle: Vehicle) -> list[str]:
+    """Charger power and time parked, when they keep the car below its owner's target."""
+    required = scenario.required_departure_kwh(vehicle)
+    if required is None or required >= vehicle.wished_kwh - MIN_SHORTFALL_KWH:
+        return []
+    hours = len(scenario.window(vehicle)) * scenario.horizon.dt_h
+    return [
+        f"charger {vehicle.charger_kw:g} kW over {hours:g} h parked reaches "
+        f"{required:.2f} of the {vehicle.wished_kwh:.2f} kWh target"
+    ]

@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 
 from optimizer.problem import Scenario, Vehicle
 
+#: Shortfall below this is solver tolerance, not an owner's energy [kWh] (0.1 Wh).
+SHORTFALL_TOLERANCE_KWH = 1e-4
+
 
 def soc_path_kwh(
     scenario: Scenario, vehicle: Vehicle, charge_kw: Sequence[float], running: Sequence[int]
@@ -47,6 +50,18 @@ def deficit_kwh(
 ) -> float:
     """``max(0, soc_kwh - soc at the last usable boundary)`` [kWh]."""
     return max(0.0, vehicle.soc_kwh - final_soc_kwh(scenario, vehicle, charge_kw, running))
+
+
+def shortfall_kwh(
+    scenario: Scenario, vehicle: Vehicle, charge_kw: Sequence[float], running: Sequence[int]
+) -> float:
+    """Rule 5: ``max(0, required_kwh - soc at the last usable boundary)`` for a vehicle
+    departing in the horizon, else 0 [kWh]; below ``SHORTFALL_TOLERANCE_KWH`` it is 0."""
+    required = scenario.required_departure_kwh(vehicle)
+    if required is None:
+        return 0.0
+    short = required - final_soc_kwh(scenario, vehicle, charge_kw, running)
+    return short if short > SHORTFALL_TOLERANCE_KWH else 0.0
 
 
 def throughput_kwh(

@@ -24,19 +24,6 @@ VS = tuple[str, int]
 JVS = tuple[str, str, int]
 
 
-@dataclass(frozen=True)
-class FormulationOptions:
-    """Variants used by the solver and by infeasibility attribution.
-
-    ``elastic_targets`` adds a shortfall ``short[v] >= 0`` to every departure target and
-    minimises the total shortfall alone (an LP when ``include_jobs`` is False).
-    """
-
-    include_jobs: bool = True
-    elastic_targets: bool = False
-    relax_dr: bool = False
-
-
 @dataclass
 class SparseIndex:
     """The sparse index sets and coefficients of one scenario (plain Python, no Pyomo)."""
@@ -57,9 +44,8 @@ class SparseIndex:
     job_executions: dict[str, list[JVS]] = field(default_factory=dict)
 
 
-def build_index(scenario: Scenario, options: FormulationOptions) -> SparseIndex:
+def build_index(scenario: Scenario) -> SparseIndex:
     """Compute the sparse index sets: only usable pairs and eligible triples get variables."""
-    n = scenario.horizon.slots
     idx = SparseIndex(vehicles={})
     job_slots = {j.id: set(scenario.job_slots(j)) for j in scenario.jobs}
     site_charge: dict[tuple[str, int], list[VS]] = defaultdict(list)
@@ -67,7 +53,7 @@ def build_index(scenario: Scenario, options: FormulationOptions) -> SparseIndex:
         window = scenario.window(v)
         if len(window) == 0:
             continue
-        jobs = scenario.eligible_jobs(v) if options.include_jobs else ()
+        jobs = scenario.eligible_jobs(v)
         charge = [(v.id, s) for s in window.slots] if v.charger_kw > 0 else []
         running: list[VS] = []
         for s in window.slots:
@@ -95,18 +81,11 @@ def build_index(scenario: Scenario, options: FormulationOptions) -> SparseIndex:
     idx.site_charge = dict(site_charge)
     idx.imports = sorted(site_charge, key=lambda k: (k[0], k[1]))
     for site in scenario.sites:
-        caps = [site.grid_limit_kw] * n
-        if not options.relax_dr:
-            for event in scenario.dr_events:
-                if event.site == site.id:
-                    for s in scenario.dr_slots(event):
-                        caps[s] = min(caps[s], event.max_import_kw)
-        idx.site_cap_kw[site.id] = caps
-    if not options.relax_dr:
-        for event, slots in scenario.region_caps():
-            assert event.region is not None
-            members = tuple(s.id for s in scenario.sites_in_region(event.region))
-            idx.region_caps.extend((event.id, s, event.max_import_kw, members) for s in slots)
+        idx.site_cap_kw[site.id] = scenario.site_cap_kw(site)
+    for event, slots in scenario.region_caps():
+        assert event.region is not None
+        members = tuple(s.id for s in scenario.sites_in_region(event.region))
+        idx.region_caps.extend((event.id, s, event.max_import_kw, members) for s in slots)
     return idx
 
 
@@ -170,20 +149,15 @@ def define_soc_balance(m: pyo.ConcreteModel, scenario: Scenario, idx: SparseInde
     m.soc_balance = pyo.Constraint(idx.soc, rule=rule)
 
 
-def define_departure_targets(
-    m: pyo.ConcreteModel, scenario: Scenario, idx: SparseIndex, *, elastic: bool = False
-) -> None:
-    """Rule 5: ``e[v,last] (+ short[v]) >= min(target, soc_kwh + η charger_kw Δ |window|, battery)``
-    for vehicles departing inside the horizon; ``short[v] >= 0`` exists only when elastic."""
+def define_departure_targets(m: pyo.ConcreteModel, scenario: Scenario, idx: SparseIndex) -> None:
+    """Rule 5: ``e[v,last] >= min(target, soc_kwh + η charger_kw Δ |window|, battery)`` for
+    vehicles departing inside the horizon. The solver plans a scenario whose short vehicles'
+    targets are already lowered by their share of the least shortfall (`optimizer.shortfall`),
+    so this row holds as the contract's ``e[v,last] + shortfall_kwh >= required_kwh``."""
     last = {vid: scenario.window(idx.vehicles[vid]).last for vid in idx.targets}
-    if elastic:
-        m.shortfall_kwh = pyo.Var(list(idx.targets), within=pyo.NonNegativeReals)
 
     def rule(_m: pyo.ConcreteModel, vid: str) -> object:
-        level = m.soc_kwh[vid, last[vid]]
-        if elastic:
-            level = level + m.shortfall_kwh[vid]
-        return level >= idx.targets[vid]
+        return m.soc_kwh[vid, last[vid]] >= idx.targets[vid]
 
     m.departure_target = pyo.Constraint(list(idx.targets), rule=rule)
 
@@ -327,30 +301,17 @@ def define_objective(m: pyo.ConcreteModel, scenario: Scenario, idx: SparseIndex)
     m.objective = pyo.Objective(expr=pyo.quicksum(terms), sense=pyo.minimize)
 
 
-def define_elastic_objective(m: pyo.ConcreteModel) -> None:
-    """Minimise the total departure-target shortfall ``Σ short[v]`` [kWh]."""
-    m.objective = pyo.Objective(
-        expr=pyo.quicksum(m.shortfall_kwh[v] for v in m.shortfall_kwh), sense=pyo.minimize
-    )
-
-
-def build_model(
-    scenario: Scenario, options: FormulationOptions | None = None
-) -> tuple[pyo.ConcreteModel, SparseIndex]:
+def build_model(scenario: Scenario) -> tuple[pyo.ConcreteModel, SparseIndex]:
     """Build the planning model; returns the model and its sparse index sets."""
-    options = options or FormulationOptions()
-    idx = build_index(scenario, options)
+    idx = build_index(scenario)
     m = pyo.ConcreteModel(name="idlefleet-plan")
     define_variables(m, scenario, idx)
     define_soc_balance(m, scenario, idx)
-    define_departure_targets(m, scenario, idx, elastic=options.elastic_targets)
+    define_departure_targets(m, scenario, idx)
     define_shard_capacity(m, idx)
     define_job_balance(m, scenario, idx)
     define_site_import(m, scenario, idx)
     define_region_caps(m, idx)
     define_deficit(m, scenario, idx)
-    if options.elastic_targets:
-        define_elastic_objective(m)
-    else:
-        define_objective(m, scenario, idx)
+    define_objective(m, scenario, idx)
     return m, idx

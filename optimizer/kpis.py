@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from optimizer.energy import deficit_kwh, pv_used_kw, site_import_kw, throughput_kwh
+from optimizer.energy import (
+    deficit_kwh,
+    pv_used_kw,
+    shortfall_kwh,
+    site_import_kw,
+    throughput_kwh,
+)
 from optimizer.plan import Assignment, Kpis, Plan
 from optimizer.problem import Scenario
 
@@ -50,6 +56,7 @@ def schedule_kpis(
             grid_g += energy_kwh * region.intensity_g_per_kwh[s]
             cost += energy_kwh * region.price_per_kwh[s]
     deferred_g = 0.0
+    short_kwh = 0.0
     wear = 0.0
     total_throughput_kwh = 0.0
     n = scenario.horizon.slots
@@ -59,6 +66,7 @@ def schedule_kpis(
         moved_kwh = throughput_kwh(scenario, v, charge, run)
         total_throughput_kwh += moved_kwh
         wear += v.wear_cost_per_kwh * moved_kwh
+        short_kwh += shortfall_kwh(scenario, v, charge, run)
         gap_kwh = deficit_kwh(scenario, v, charge, run)
         deferred_g += (
             gap_kwh / v.charge_efficiency_frac * scenario.region_of(v).mean_intensity_g_per_kwh
@@ -73,6 +81,7 @@ def schedule_kpis(
         wear_cost=wear,
         battery_throughput_kwh=total_throughput_kwh,
         unmet_shards=unmet,
+        shortfall_kwh=short_kwh,
     )
 
 

@@ -1,4 +1,4 @@
-"""Read a scenario-v1 document: JSON Schema validation, then semantic consistency checks.
+"""Read and write scenario documents: JSON Schema validation, then semantic consistency checks.
 
 Every rejection is a :class:`ScenarioError` whose message starts with the JSON path of the field,
 e.g. ``vehicles[3].soc_kwh: must be <= battery_kwh (75.0), got 80.0``.
@@ -76,8 +76,16 @@ def _non_finite(node: Any, parts: list[PathPart]) -> Iterator[list[PathPart]]:
             yield from _non_finite(value, [*parts, index])
 
 
-def validate_against_schema(doc: Any, schema_name: str = "scenario-v1") -> None:
+def _version(doc: Any) -> int:
+    """The document's contract version: 1 for a version-1 document, else 2 (which the schema of
+    version 2 then checks, naming ``scenario_version`` if it is neither)."""
+    return 1 if isinstance(doc, Mapping) and doc.get("scenario_version") == 1 else 2
+
+
+def validate_against_schema(doc: Any, schema_name: str | None = None) -> None:
     """Raise :class:`ScenarioError` naming the field if ``doc`` breaks the JSON Schema."""
+    if schema_name is None:
+        schema_name = f"scenario-v{_version(doc)}"
     try:
         for bad in _non_finite(doc, []):
             raise ScenarioError(
@@ -293,7 +301,7 @@ def scenario_from_dict(doc: Mapping[str, Any]) -> Scenario:
 
 
 def load_scenario(data: Mapping[str, Any] | str | Path) -> Scenario:
-    """Load and validate a scenario-v1 document.
+    """Load and validate a scenario document, version 2 or 1 (read as version 2).
 
     ``data`` is a parsed document, JSON text (a string starting with ``{``) or a file path.
     Raises :class:`ScenarioError` naming the offending field as a JSON path.
@@ -310,10 +318,12 @@ def format_timestamp(when: datetime) -> str:
 
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
-    """The scenario-v1 document for ``scenario``; ``load_scenario`` of it gives it back."""
+    """The scenario document (version 2) for ``scenario``; ``load_scenario`` gives it back.
+
+    The one writer of scenario documents: callers build typed objects."""
     h = scenario.horizon
     doc: dict[str, Any] = {
-        "scenario_version": 1,
+        "scenario_version": 2,
         "horizon": {
             "start": format_timestamp(h.start),
             "slot_minutes": h.slot_minutes,

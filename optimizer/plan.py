@@ -1,4 +1,4 @@
-"""The plan (contract scenario-v1, output): typed result of any strategy, no Pyomo.
+"""The plan (contract scenario-v2, output): typed result of any strategy, no Pyomo.
 
 Per-slot arrays have N entries; ``soc_kwh`` has N+1 boundary values, ``None`` outside the
 vehicle's window. Power into the battery is positive.
@@ -7,6 +7,7 @@ vehicle's window. Power into the battery is positive.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,14 @@ class SolveStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class VehicleSchedule:
+    """Per slot: grid power drawn [kW] and the accelerator's state; soc at boundaries [kWh];
+    the energy the car leaves short of its required departure energy [kWh] and what limits it."""
+
     charge_kw: tuple[float, ...]
     running: tuple[int, ...]
     soc_kwh: tuple[float | None, ...]
+    shortfall_kwh: float = 0.0
+    limited_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class Kpis:
     wear_cost: float
     battery_throughput_kwh: float
     unmet_shards: int
+    #: Energy departing cars leave short of what they were owed, summed [kWh].
+    shortfall_kwh: float = 0.0
 
     def to_dict(self) -> dict[str, float | int]:
         return {
@@ -78,6 +86,7 @@ class Kpis:
             "wear_cost": self.wear_cost,
             "battery_throughput_kwh": self.battery_throughput_kwh,
             "unmet_shards": self.unmet_shards,
+            "shortfall_kwh": self.shortfall_kwh,
         }
 
 
@@ -85,8 +94,9 @@ class Kpis:
 class Plan:
     """A plan: the schedule of every vehicle, site import, job outcomes and KPIs.
 
-    An infeasible plan has empty schedules, ``objective`` None, a ``reason`` and the
-    ``offending_ids`` (vehicles, sites, regions, DR events) that explain it.
+    A plan with shortfall says why in ``reason`` and names the short vehicles and what limits
+    them (sites, DR events) in ``offending_ids``. A version-1 document could also hold an
+    infeasible plan: empty schedules, ``objective`` None, with ``reason`` and ``offending_ids``.
     """
 
     strategy: str
@@ -110,21 +120,14 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """The contract's plan JSON document."""
         doc: dict[str, Any] = {
-            "plan_version": 1,
+            "plan_version": 2,
             "strategy": self.strategy,
             "status": self.status.value,
             "objective": self.objective,
             "best_bound": self.best_bound,
             "gap_frac": self.gap_frac,
             "solve_s": self.solve_s,
-            "vehicles": {
-                vid: {
-                    "charge_kw": list(vs.charge_kw),
-                    "running": list(vs.running),
-                    "soc_kwh": list(vs.soc_kwh),
-                }
-                for vid, vs in self.vehicles.items()
-            },
+            "vehicles": {vid: _schedule_dict(vs) for vid, vs in self.vehicles.items()},
             "assignments": [
                 {"job": a.job, "vehicle": a.vehicle, "slot": a.slot, "shards": a.shards}
                 for a in self.assignments
@@ -137,15 +140,34 @@ class Plan:
             },
             "kpis": {} if self.kpis is None else self.kpis.to_dict(),
         }
-        if not self.is_feasible:
-            doc["reason"] = self.reason or ""
+        if self.reason is not None:
+            doc["reason"] = self.reason
             doc["offending_ids"] = list(self.offending_ids)
         return doc
 
+    @property
+    def shortfall_kwh(self) -> float:
+        """Energy departing cars leave short of what they were owed, summed [kWh]."""
+        return math.fsum(vs.shortfall_kwh for vs in self.vehicles.values())
+
+
+def _schedule_dict(vs: VehicleSchedule) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "charge_kw": list(vs.charge_kw),
+        "running": list(vs.running),
+        "soc_kwh": list(vs.soc_kwh),
+        "shortfall_kwh": vs.shortfall_kwh,
+    }
+    if vs.limited_by:
+        doc["limited_by"] = list(vs.limited_by)
+    return doc
+
 
 def validate_plan_dict(doc: Any) -> None:
-    """Raise :class:`PlanError` naming the field if ``doc`` breaks the plan JSON Schema."""
-    validator = jsonschema.Draft202012Validator(load_schema("plan-v1"))
+    """Raise :class:`PlanError` naming the field if ``doc`` breaks the plan JSON Schema of its
+    version (1 or 2)."""
+    version = doc.get("plan_version") if isinstance(doc, Mapping) else None
+    validator = jsonschema.Draft202012Validator(load_schema(f"plan-v{1 if version == 1 else 2}"))
     error = best_match(validator.iter_errors(doc))
     if error is not None:
         raise PlanError(f"{json_path(error.absolute_path) or '(document)'}: {error.message}")
@@ -160,7 +182,7 @@ class PlanSnapshot:
 
 
 def plan_from_dict(doc: Mapping[str, Any]) -> Plan:
-    """Parse a plan document written by :meth:`Plan.to_dict`."""
+    """Parse a plan document written by :meth:`Plan.to_dict` (version 2) or version 1."""
     validate_plan_dict(doc)
     kpis = doc["kpis"]
     return Plan(
@@ -175,6 +197,8 @@ def plan_from_dict(doc: Mapping[str, Any]) -> Plan:
                 charge_kw=tuple(float(x) for x in vs["charge_kw"]),
                 running=tuple(int(x) for x in vs["running"]),
                 soc_kwh=tuple(None if x is None else float(x) for x in vs["soc_kwh"]),
+                shortfall_kwh=float(vs.get("shortfall_kwh", 0.0)),
+                limited_by=tuple(vs.get("limited_by", ())),
             )
             for vid, vs in doc["vehicles"].items()
         },

@@ -1,4 +1,4 @@
-"""Planning scenario data (contract scenario-v1): plain frozen dataclasses, no Pyomo.
+"""Planning scenario data (contract scenario-v2): plain frozen dataclasses, no Pyomo.
 
 Time is a grid of N slots; slot ``s`` covers ``[start + s*Δ, start + (s+1)*Δ)``. Storage levels
 live on the N+1 boundaries ``b = 0..N``; boundary ``b`` is the instant ``start + b*Δ``.
@@ -205,7 +205,7 @@ class VehicleWindow:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A complete planning problem (scenario-v1)."""
+    """A complete planning problem (contract scenario-v2)."""
 
     horizon: Horizon
     carbon_price_per_tonne: float

@@ -1,7 +1,9 @@
-"""Validate → build → solve → extract: ``plan_scenario``.
+"""Validate → least shortfall → build → solve → extract → explain: ``plan_scenario``.
 
-A solve that ends without a usable schedule raises :class:`SolveError`; an infeasible scenario
-gives a plan with status ``infeasible``, a reason and the offending ids.
+Every scenario with valid fields has a plan (contract v2). Owners first: the least total
+departure shortfall is found first (`optimizer.shortfall`), and the MILP plans the scenario
+with each short vehicle's target lowered by its fair share of it, so no cost buys an owner's
+energy. A solve that ends without a usable schedule raises :class:`SolveError`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from dataclasses import replace
 
 import pyomo.environ as pyo
 
-from optimizer.assemble import assemble_plan, infeasible_plan
+from optimizer.assemble import assemble_plan, rescore_plan
 from optimizer.checks import check_plan
 from optimizer.decompose import plan_decomposed
-from optimizer.diagnose import diagnose_infeasibility, single_vehicle_shortfalls
+from optimizer.diagnose import explain_shortfall
 from optimizer.errors import PlanViolationError, SolveError
 from optimizer.formulation import SparseIndex, build_model
 from optimizer.milp_run import (
@@ -25,6 +27,7 @@ from optimizer.milp_run import (
 )
 from optimizer.plan import Assignment, Plan, SolveStatus
 from optimizer.problem import Scenario
+from optimizer.shortfall import Shortfall, least_shortfall, relaxed_targets
 from optimizer.strategy import Strategy
 
 __all__ = ["SolveStatus", "decomposes", "plan_scenario"]
@@ -72,17 +75,19 @@ def plan_scenario(
     :func:`decomposes` allows, the fleet decomposition (``optimizer.decompose``). The MILP stops
     at ``time_limit_s`` [s], at a relative gap of ``mip_gap_frac`` or at an absolute gap of
     ``mip_gap_abs`` [currency], whichever comes first; a stopped search gives status
-    ``feasible`` with the gap reported. An infeasible scenario gives a plan with status
-    ``infeasible``, ``reason`` and ``offending_ids``. Raises :class:`SolveError` when HiGHS
-    ends without a schedule for another reason, and :class:`PlanViolationError` naming the
-    violations when a plan breaks the contract.
+    ``feasible`` with the gap reported. A plan that leaves cars short says who, by how much
+    and what limits them (`optimizer.diagnose`). Raises :class:`SolveError` when HiGHS ends
+    without a schedule, and :class:`PlanViolationError` naming the violations when a plan
+    breaks the contract (a MILP plan with more than the least total shortfall included).
     """
     try:
         chosen = Strategy(strategy)
     except ValueError as exc:
         names = ", ".join(s.value for s in Strategy)
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {names}") from exc
-    plan = _plan(scenario, chosen, time_limit_s, mip_gap_frac, mip_gap_abs)
+    least = least_shortfall(scenario)
+    plan = _plan(scenario, least, chosen, time_limit_s, mip_gap_frac, mip_gap_abs)
+    plan = explain_shortfall(scenario, plan, least.total_kwh)
     violations = check_plan(scenario, plan)
     if violations:
         raise PlanViolationError(plan.strategy, violations)
@@ -102,6 +107,7 @@ def decomposes(scenario: Scenario) -> bool:
 
 def _plan(
     scenario: Scenario,
+    least: Shortfall,
     strategy: Strategy,
     time_limit_s: float,
     mip_gap_frac: float,
@@ -111,11 +117,20 @@ def _plan(
         from optimizer.baselines import run_baseline
 
         return run_baseline(scenario, strategy)
+    if not least.any:
+        return _milp(scenario, time_limit_s, mip_gap_frac, mip_gap_abs)
+    planned = _milp(relaxed_targets(scenario, least), time_limit_s, mip_gap_frac, mip_gap_abs)
+    # The same schedule measured against what the owners were really owed.
+    return replace(
+        rescore_plan(scenario, planned),
+        best_bound=planned.best_bound,
+        gap_frac=planned.gap_frac,
+        solve_s=planned.solve_s,
+    )
+
+
+def _milp(scenario: Scenario, time_limit_s: float, mip_gap_frac: float, mip_gap_abs: float) -> Plan:
     started = time.perf_counter()
-    short = single_vehicle_shortfalls(scenario)
-    if short:
-        reason, offending = diagnose_infeasibility(scenario)
-        return infeasible_plan("milp", reason, offending, solve_s=time.perf_counter() - started)
     if decomposes(scenario):
         return plan_decomposed(scenario, time_limit_s, mip_gap_frac, mip_gap_abs)
     m, idx = build_model(scenario)
@@ -127,11 +142,10 @@ def _plan(
     result = solve_model(
         m, time_limit_s=time_limit_s, mip_gap_frac=mip_gap_frac, mip_gap_abs=mip_gap_abs
     )
-    if result.status is SolveStatus.infeasible:
-        reason, offending = diagnose_infeasibility(scenario)
-        return infeasible_plan("milp", reason, offending, solve_s=time.perf_counter() - started)
-    if result.status is SolveStatus.error:
-        raise SolveError(f"HiGHS ended without a schedule: {result.message}")
+    if not result.status.has_schedule:
+        raise SolveError(
+            f"HiGHS ended without a schedule ({result.status.value}): {result.message}"
+        )
     charge, running, assignments = _extract(scenario, m, idx)
     return assemble_plan(
         scenario,

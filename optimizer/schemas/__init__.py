@@ -1,4 +1,4 @@
-"""The contract's JSON Schemas (scenario-v1, plan-v1), shipped with the package.
+"""The contract's JSON Schemas (scenario and plan, versions 1 and 2), shipped with the package.
 
 ``docs/`` holds published copies; ``python -m optimizer.schemas docs/`` writes them and a
 test checks they match these byte for byte.
@@ -9,7 +9,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-SCHEMAS = ("scenario-v1.schema.json", "plan-v1.schema.json")
+SCHEMAS = (
+    "scenario-v1.schema.json",
+    "plan-v1.schema.json",
+    "scenario-v2.schema.json",
+    "plan-v2.schema.json",
+)
 
 
 def schema_text(name: str) -> str:

@@ -17,7 +17,7 @@ from optimizer import (
     plan_scenario,
 )
 from optimizer import solve as solve_module
-from optimizer.formulation import FormulationOptions, build_index, build_model
+from optimizer.formulation import build_index, build_model
 from optimizer.plan import Assignment, JobOutcome, SolveStatus, VehicleSchedule
 from optimizer.problem import Horizon
 from tests.optimizer.factories import car, tiny, ts
@@ -134,7 +134,7 @@ def test_structure(solved: tuple[Scenario, Plan]) -> None:
 def test_plan_document_round_trip(solved: tuple[Scenario, Plan]) -> None:
     _, plan = solved
     doc = plan.to_dict()
-    assert doc["plan_version"] == 1 and doc["strategy"] == "milp"
+    assert doc["plan_version"] == 2 and doc["strategy"] == "milp"
     assert len(doc["vehicles"]["a"]["soc_kwh"]) == 5
     assert doc["vehicles"]["a"]["soc_kwh"][4] is not None
     assert set(doc["kpis"]) == {
@@ -146,6 +146,7 @@ def test_plan_document_round_trip(solved: tuple[Scenario, Plan]) -> None:
         "wear_cost",
         "battery_throughput_kwh",
         "unmet_shards",
+        "shortfall_kwh",
     }
     assert plan_from_dict(doc) == plan
 
@@ -158,7 +159,7 @@ def test_formulation_is_sparse() -> None:
     ]
     job = {"id": "j", "shards": 2, "value_per_shard": 1.0, "release": ts(1), "deadline": ts(3)}
     scenario = load_scenario(tiny([100] * 4, vehicles=cars, jobs=[job]))
-    idx = build_index(scenario, FormulationOptions())
+    idx = build_index(scenario)
     assert {v for v, _ in idx.charge} == {"early", "off"}
     assert [s for v, s in idx.charge if v == "early"] == [0, 1]
     assert idx.running == [("early", 1)]  # job window ∩ usable slots, participating only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -13,8 +14,9 @@ from optimizer import Plan, Scenario, check_plan, load_scenario, plan_scenario
 from optimizer.decompose import DecompositionStats as Stats
 from optimizer.decompose import plan_decomposed, region_caps, site_groups
 from optimizer.plan import SolveStatus
+from optimizer.shortfall import least_total_shortfall_kwh
 from optimizer.solve import decomposes
-from tests.optimizer.factories import car, fleet, tiny, ts
+from tests.optimizer.factories import car, fleet, tiny
 
 
 def exact_and_decomposed(scenario: Scenario) -> tuple[Plan, Plan]:
@@ -58,13 +60,19 @@ def test_region_caps_group_their_sites() -> None:
     assert sorted(sorted(g.tolist()) for g in groups) == [[0, 2], [1], [3]]
 
 
-def test_an_infeasible_site_is_named() -> None:
-    event = {"id": "blackout", "site": "S", "start": ts(0), "end": ts(3), "max_import_kw": 0.0}
-    cars = [car("needy", departure=3, soc_kwh=0, target_kwh=10), car("fine", departure=3)]
-    scenario = load_scenario(tiny([100] * 3, vehicles=cars, dr_events=[event]))
-    plan = plan_decomposed(scenario, 30, 1e-4, 1e-2)
-    assert plan.status is SolveStatus.infeasible
-    assert set(plan.offending_ids) == {"needy", "blackout"}
+def test_a_decomposed_fleet_behind_a_tight_connection_leaves_the_least_shortfall() -> None:
+    sites = demo_sites(3, 240, "FR")
+    generated = generate_scenario(240, sites, 20, date(2020, 6, 20), seed=2)
+    tight = replace(
+        generated,
+        sites=tuple(replace(s, grid_limit_kw=s.grid_limit_kw / 40) for s in generated.sites),
+    )
+    assert decomposes(tight)
+    least = least_total_shortfall_kwh(tight)
+    assert least > 1.0
+    plan = plan_scenario(tight, time_limit_s=60, mip_gap_frac=0.01)
+    assert plan.shortfall_kwh == pytest.approx(least, rel=1e-6, abs=1e-4)
+    assert check_plan(tight, plan) == []
 
 
 def test_plan_scenario_decomposes_large_fleets_and_says_so(

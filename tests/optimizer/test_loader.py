@@ -52,7 +52,7 @@ def setter(path: str, value: Any) -> Callable[[Doc], None]:
 DELETE = object()
 
 CASES: list[tuple[str, Callable[[Doc], None], str, str]] = [
-    ("version", setter("scenario_version", 2), "scenario_version", "1 was expected"),
+    ("version", setter("scenario_version", 3), "scenario_version", "2 was expected"),
     ("missing horizon", setter("horizon", DELETE), "horizon", "required"),
     ("missing slots", setter("horizon.slots", DELETE), "horizon.slots", "required"),
     ("zero slots", setter("horizon.slots", 0), "horizon.slots", "minimum"),

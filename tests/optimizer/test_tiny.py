@@ -189,24 +189,42 @@ def test_negative_price_import_stays_exact() -> None:
     assert plan.objective == pytest.approx(plan.best_bound, abs=1e-6)
 
 
-def test_infeasible_dr_cap_names_vehicle_and_event() -> None:
+def test_a_dr_cap_of_zero_leaves_the_car_short_and_names_it_and_the_event() -> None:
     event = {"id": "blackout", "site": "S", "start": ts(0), "end": ts(3), "max_import_kw": 0.0}
     cars = [car("needy", departure=3, soc_kwh=0, target_kwh=10), car("fine", departure=3)]
     plan = plan_scenario(load_scenario(tiny([100] * 3, vehicles=cars, dr_events=[event])))
-    assert plan.status is SolveStatus.infeasible
+    assert plan.status is SolveStatus.optimal
+    assert plan.grid_import_kw["S"] == pytest.approx((0, 0, 0), abs=TOL)
+    assert plan.vehicles["needy"].shortfall_kwh == pytest.approx(10.0, abs=TOL)
+    assert plan.vehicles["fine"].shortfall_kwh == 0.0
+    assert plan.kpis is not None and plan.kpis.shortfall_kwh == pytest.approx(10.0, abs=TOL)
+    assert plan.vehicles["needy"].limited_by == ("DR cap blackout",)
     assert plan.reason and "needy" in plan.reason
     assert set(plan.offending_ids) == {"needy", "blackout"}
     doc = plan.to_dict()
-    assert doc["status"] == "infeasible" and doc["offending_ids"] == list(plan.offending_ids)
+    assert doc["status"] == "optimal" and doc["offending_ids"] == list(plan.offending_ids)
+    assert doc["vehicles"]["needy"]["shortfall_kwh"] == pytest.approx(10.0, abs=TOL)
 
 
-def test_infeasible_only_jointly_is_attributed_by_the_elastic_lp() -> None:
-    # each car alone fits under the 10 kW limit, the two together do not
+def test_a_connection_too_small_for_two_cars_shares_the_shortfall_fairly() -> None:
+    # each car alone fits under the 10 kW limit, the two together do not: 20 kWh for 30 owed
     cars = [car(c, departure=2, soc_kwh=0, target_kwh=15) for c in ("a", "b")]
     plan = plan_scenario(load_scenario(tiny([100] * 2, vehicles=cars, grid_limit_kw=10.0)))
-    assert plan.status is SolveStatus.infeasible
-    assert "S" in plan.offending_ids
-    assert {"a", "b"} & set(plan.offending_ids)
+    assert plan.is_feasible and plan.shortfall_kwh == pytest.approx(10.0, abs=TOL)
+    assert plan.vehicles["a"].shortfall_kwh == pytest.approx(5.0, abs=TOL)
+    assert plan.vehicles["b"].shortfall_kwh == pytest.approx(5.0, abs=TOL)
+    assert "S" in plan.offending_ids and {"a", "b"} <= set(plan.offending_ids)
+    assert plan.vehicles["a"].limited_by == ("grid limit of S (10 kW)",)
+
+
+def test_no_job_value_buys_an_owners_energy() -> None:
+    # a 5 kW connection gives 5 of the 10 kWh the charger could; running a precious shard
+    # would cost the owner another 5 kWh, so the shard stays unmet
+    cars = [car("a", departure=1, soc_kwh=0, target_kwh=20, compute_kw=5.0)]
+    job = {"id": "precious", "shards": 1, "value_per_shard": 1e6}
+    plan = plan_scenario(load_scenario(tiny([100], vehicles=cars, jobs=[job], grid_limit_kw=5.0)))
+    assert plan.shortfall_kwh == pytest.approx(5.0, abs=TOL)
+    assert plan.jobs["precious"].unmet == 1
 
 
 @pytest.mark.parametrize("strategy", ["immediate", "greedy"])
