@@ -154,8 +154,6 @@ def _size(args: argparse.Namespace, cars: int, job_count: int, catcher: StatsCat
 
 
 def _figures(plan: Plan) -> str:
-    if not plan.is_feasible:
-        return f"{plan.status.value}: {plan.reason}"
     return (
         f"objective {plan.objective:.4f}, bound {_num(plan.best_bound)}, "
         f"gap {_gap(plan.objective, plan.best_bound)}, status {plan.status.value}"

@@ -23,6 +23,9 @@ class PlannerSettings(BaseSettings):
     heartbeat_timeout_s: float = Field(
         60.0, gt=0, description="a car whose agent is silent this long loses its work [s]"
     )
+    dr_accept_beyond_horizon: bool = Field(
+        False, description="accept DR caps the planner cannot judge yet (beyond its horizon)"
+    )
     group_id: str = "idlefleet-planner"
     fleet_key: SecretStr | None = Field(
         None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"

@@ -3,8 +3,8 @@
 ``immediate``: every vehicle charges at full power from arrival until it holds its owner's
 target, shared under site and region caps: vehicles that must charge now to make their
 departure target go first, most urgent first (least laxity), the rest share what is left
-equally; a car that cannot be served in time leaves short (reported); shards run as early as possible on vehicles whose energy path still
-meets the floor and the departure target.
+equally; a car that cannot be served in time leaves short (reported); shards run as early as
+possible on vehicles whose energy path still meets the floor and the departure target.
 
 ``greedy`` (carbon-aware, like the Carbon Aware SDK): each job's shards go to the lowest-intensity
 slots of its window; then each vehicle charges in the lowest-intensity slots (free PV first) of

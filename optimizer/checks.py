@@ -205,7 +205,7 @@ def check_plan(
     total_short = sum(vs.shortfall_kwh for vs in plan.vehicles.values())
     if plan.strategy == Strategy.MILP and total_short > MIN_SHORTFALL_KWH:
         least = least_total_shortfall_kwh(scenario)
-        if total_short > least + max(tol, 1e-6 * least):
+        if total_short > least + MIN_SHORTFALL_KWH + 1e-6 * least:
             out.append(
                 Violation(
                     "5", plan.strategy, None, f"total shortfall {total_short} above least {least}"

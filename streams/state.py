@@ -21,6 +21,8 @@ class FleetEventKind(StrEnum):
     UNPLUGGED = "unplugged"
     CONSENT_WITHDRAWN = "consent-withdrawn"
     CONSENT_GIVEN = "consent-given"
+    #: The owner moved the departure, or changed the reserve or the target.
+    WISHES_CHANGED = "wishes-changed"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,15 @@ def _derive_events(before: Telemetry | None, after: Telemetry) -> list[FleetEven
             else FleetEventKind.CONSENT_WITHDRAWN
         )
         events.append(event(kind, after.site_id))
+    stayed = before is not None and after.site_id is not None and before.site_id == after.site_id
+    if stayed and before is not None and _wishes(before) != _wishes(after):
+        events.append(event(FleetEventKind.WISHES_CHANGED, after.site_id))
     return events
+
+
+def _wishes(telemetry: Telemetry) -> tuple[object, ...]:
+    """What the owner asks of a parked car: departure, reserve and target."""
+    return (telemetry.expected_departure, telemetry.reserve_kwh, telemetry.target_kwh)
 
 
 @dataclass
@@ -77,6 +87,7 @@ class FleetState:
                 before.site_id == telemetry.site_id
                 and before.plugged_in == telemetry.plugged_in
                 and before.participating == telemetry.participating
+                and _wishes(before) == _wishes(telemetry)
             ):  # the common case: a newer reading of a car that stays where it was
                 self.vehicles[telemetry.vehicle_id] = telemetry
                 return []

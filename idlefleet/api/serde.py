@@ -277,6 +277,7 @@ def _kpis(plan: Plan) -> pb.Kpis:
         wear_cost=k.wear_cost,
         battery_throughput_kwh=k.battery_throughput_kwh,
         unmet_shards=k.unmet_shards,
+        shortfall_kwh=k.shortfall_kwh,
     )
 
 
@@ -296,6 +297,16 @@ def plan_summary(
         solve_s=plan.solve_s,
         vehicles=len(scenario.vehicles),
         kpis=_kpis(plan),
+        shortfalls=[
+            pb.VehicleShortfall(
+                vehicle_id=vid,
+                shortfall_kwh=schedule.shortfall_kwh,
+                limited_by=list(schedule.limited_by),
+            )
+            for vid, schedule in sorted(plan.vehicles.items())
+            if schedule.shortfall_kwh > 0
+        ],
+        shortfall_reason=plan.reason or "",
     )
     if plan.gap_frac is not None:
         summary.gap_frac = plan.gap_frac

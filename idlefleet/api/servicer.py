@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 #: How often a plan watcher checks that its client is still there [s].
 WATCH_POLL_S = 0.5
-#: Most time a demand-response decision may plan for [s] (the issue asks for 5 s at most).
-DR_TIME_LIMIT_S = 4.0
 
 
 @contextmanager
@@ -130,13 +128,11 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
             if event.cancelled:
                 self._backend.apply_dr_event(event)
                 return serde.dr_decision(event.event_id, Decision(True, "withdrawn", 0.0))
-            remaining_s = context.time_remaining()
-            time_limit_s = (
-                DR_TIME_LIMIT_S
-                if remaining_s is None
-                else min(DR_TIME_LIMIT_S, max(0.1, remaining_s / 2))
+            decision = decide_caps(
+                self._backend.current_scenario(),
+                [event],
+                self._backend.settings.dr_accept_beyond_horizon,
             )
-            decision = decide_caps(self._backend.current_scenario(), [event], time_limit_s)
             if decision.honour:
                 self._backend.apply_dr_event(event)
             return serde.dr_decision(event.event_id, decision)

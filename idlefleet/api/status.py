@@ -6,7 +6,6 @@ import grpc
 
 from idlefleet.queries.errors import (
     BusyError,
-    InfeasibleError,
     InvalidFieldError,
     JobConflictError,
     OutOfTimeError,
@@ -21,7 +20,6 @@ _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (UnknownIdError, grpc.StatusCode.NOT_FOUND),
     (JobConflictError, grpc.StatusCode.ALREADY_EXISTS),
     (PreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
-    (InfeasibleError, grpc.StatusCode.FAILED_PRECONDITION),
     (BusyError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (OutOfTimeError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),

@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(summary.table())
     print(f"\nwritten to {config.out_dir}/summary.txt and summary.json", file=sys.stderr)
-    ok = summary.owners_met == len(summary.owners) and all(
-        not s.violations for s in summary.strategies
-    )
+    # Physics and floors are hard; shortfall the grid forces is reported, not a failure.
+    ok = summary.floors_held and all(not s.violations for s in summary.strategies)
     return 0 if ok else 1

@@ -41,4 +41,6 @@ def run(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
-    return 0 if plan.is_feasible else 1
+    if plan.reason:
+        print(f"idlefleet plan: {plan.reason}", file=sys.stderr)
+    return 0

@@ -94,7 +94,9 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     sites = demo_sites(config.sites, config.cars)
-    fleet = generate_fleet(config.cars, sites, start, config.hours, config.slot_minutes, rng)
+    fleet = generate_fleet(
+        config.cars, sites, start, config.hours, config.slot_minutes, rng, stay_past_end=True
+    )
     if config.model not in DEMO_MODELS:
         raise ValueError(f"model must be one of {', '.join(DEMO_MODELS)}, got {config.model!r}")
     jobs = demo_jobs(config.cars, start, end, out_dir, config.model, config.seed)

@@ -29,14 +29,6 @@ class PreconditionError(ApiError):
     """The request cannot be served in the current state (no plan yet, a finished job)."""
 
 
-class InfeasibleError(ApiError):
-    """A what-if scenario has no feasible plan."""
-
-    def __init__(self, reason: str, offending_ids: tuple[str, ...]) -> None:
-        ids = f" (offending: {', '.join(offending_ids)})" if offending_ids else ""
-        super().__init__(f"infeasible: {reason}{ids}")
-
-
 class BusyError(ApiError):
     """A bounded resource (what-if solver, plan watchers) is fully in use."""
 

@@ -18,6 +18,7 @@ from streams.messages import DemandResponseEvent, Job
 
 if TYPE_CHECKING:
     from idlefleet.queries.board import PlanBoard
+    from idlefleet.settings import PlannerSettings
     from idlefleet.sites import SiteConfig
 
 
@@ -67,6 +68,11 @@ class FleetBackend(Protocol):
     """The fleet as the API sees it. Methods raise `idlefleet.queries.errors` errors."""
 
     board: PlanBoard
+
+    @property
+    def settings(self) -> PlannerSettings:
+        """How the fleet is planned (slot length, DR policy, ...)."""
+        ...
 
     def now(self) -> datetime:
         """The clock plans and job states are read against [UTC]."""

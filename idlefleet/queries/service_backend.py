@@ -125,6 +125,10 @@ class ServiceBackend:
                 self.board.publish(snapshot)
                 published = snapshot
 
+    @property
+    def settings(self) -> PlannerSettings:
+        return self._service.settings
+
     def now(self) -> datetime:
         return self._clock()
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from idlefleet.queries.errors import (
     BusyError,
-    InfeasibleError,
     InvalidFieldError,
     OutOfTimeError,
 )
@@ -166,6 +165,4 @@ class WhatIfRunner:
             raise
         finally:
             self._solving.release()
-        if not plan.is_feasible:
-            raise InfeasibleError(plan.reason or "no feasible plan", plan.offending_ids)
         return plan

@@ -146,9 +146,6 @@ def run_day(
         except SolveError as exc:
             strategies[strategy] = StrategyDay(strategy, "error", reason=str(exc))
             continue
-        if not plan.is_feasible:
-            strategies[strategy] = StrategyDay(strategy, plan.status.value, reason=plan.reason)
-            continue
         strategies[strategy] = strategy_day(
             actual, rescore_plan(actual, plan), plan.gap_frac, samples
         )

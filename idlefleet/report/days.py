@@ -31,7 +31,8 @@ class VehicleDay:
 
     `charge_energy_kwh` is drawn from the charger (grid and PV), `compute_energy_kwh` drawn
     from the battery by the accelerator; `owed_kwh` is the contract's rule-5 level at
-    departure (None when the car leaves after the horizon).
+    departure (None when the car leaves after the horizon), `shortfall_kwh` what the car
+    left short of it.
     """
 
     vehicle_id: str
@@ -46,6 +47,7 @@ class VehicleDay:
     owed_kwh: float | None
     departure_kwh: float
     lowest_kwh: float
+    shortfall_kwh: float
     charge_energy_kwh: float
     compute_energy_kwh: float
     throughput_kwh: float
@@ -55,9 +57,8 @@ class VehicleDay:
 
     @property
     def target_met(self) -> bool:
-        """Departure level at least what was owed, and never below the floor."""
-        owed_ok = self.owed_kwh is None or self.departure_kwh >= self.owed_kwh - TOLERANCE
-        return owed_ok and self.lowest_kwh >= self.floor_kwh - TOLERANCE
+        """No shortfall at departure, and never below the floor."""
+        return self.shortfall_kwh == 0 and self.lowest_kwh >= self.floor_kwh - TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def vehicle_days(scenario: Scenario, plan: Plan) -> tuple[VehicleDay, ...]:
                 owed_kwh=scenario.required_departure_kwh(v),
                 departure_kwh=path[-1] if path else v.soc_kwh,
                 lowest_kwh=min(path) if path else v.soc_kwh,
+                shortfall_kwh=schedule.shortfall_kwh,
                 charge_energy_kwh=float(np.sum(charge_kw)) * dt_h,
                 compute_energy_kwh=v.compute_kw * sum(schedule.running) * dt_h,
                 throughput_kwh=moved_kwh,

@@ -27,6 +27,7 @@ CONTRACT_KPIS = (
     "energy_cost",
     "wear_cost",
     "battery_throughput_kwh",
+    "shortfall_kwh",
 )
 
 
@@ -108,6 +109,7 @@ def strategy_kpis(
                 "vehicle": v.vehicle_id,
                 "owed_kwh": v.owed_kwh,
                 "departure_kwh": _r(v.departure_kwh),
+                "shortfall_kwh": _r(v.shortfall_kwh),
                 "floor_kwh": v.floor_kwh,
                 "lowest_kwh": _r(v.lowest_kwh),
             }
@@ -127,7 +129,7 @@ def owner_statements(
 ) -> list[dict[str, Any]]:
     """Per owner (vehicle id, over every day): energy charged and given to compute [kWh],
     wear [currency], carbon attributable [kg], compensation for the compute energy
-    [currency] and days with the target and floor kept."""
+    [currency], days with the target and floor kept, and energy left short [kWh]."""
     by_owner: dict[str, list[VehicleDay]] = defaultdict(list)
     for v in vehicles:
         by_owner[v.vehicle_id].append(v)
@@ -141,6 +143,7 @@ def owner_statements(
                 "site": rows[0].site_id,
                 "days": len(rows),
                 "days_target_met": sum(v.target_met for v in rows),
+                "shortfall_kwh": _r(math.fsum(v.shortfall_kwh for v in rows)),
                 "charge_energy_kwh": _r(math.fsum(v.charge_energy_kwh for v in rows)),
                 "compute_energy_kwh": _r(compute_kwh),
                 "wear_cost": _r(math.fsum(v.wear_cost for v in rows)),

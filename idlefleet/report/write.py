@@ -36,13 +36,13 @@ SLOT_COLUMNS = (
 VEHICLE_COLUMNS = (
     "day", "strategy", "vehicle", "site", "arrival", "departure", "battery_kwh",
     "charge_efficiency_frac", "arrival_kwh", "target_kwh", "floor_kwh", "owed_kwh",
-    "departure_kwh", "lowest_kwh", "charge_energy_kwh", "compute_energy_kwh",
+    "departure_kwh", "lowest_kwh", "shortfall_kwh", "charge_energy_kwh", "compute_energy_kwh",
     "throughput_kwh", "deficit_kwh", "wear_cost", "emissions_kg", "target_met",
 )  # fmt: skip
 JOB_COLUMNS = ("day", "strategy", "job", "executions_required", "executions", "on_time")
 DAY_KPI_COLUMNS = (
     "emissions_kg", "deferred_emissions_kg", "grid_energy_kwh", "pv_energy_kwh",
-    "energy_cost", "wear_cost", "battery_throughput_kwh", "unmet_shards",
+    "energy_cost", "wear_cost", "battery_throughput_kwh", "unmet_shards", "shortfall_kwh",
 )  # fmt: skip
 DAY_COLUMNS = ("day", "strategy", "status", "gap_frac", "forecaster", *DAY_KPI_COLUMNS, "reason")
 
@@ -90,7 +90,7 @@ def vehicle_rows(days: Sequence[DayResult]) -> Iterable[list[object]]:
                 yield [
                     day.label, name, v.vehicle_id, v.site_id, v.arrival, v.departure,
                     v.battery_kwh, v.charge_efficiency_frac, v.arrival_kwh, v.target_kwh,
-                    v.floor_kwh, v.owed_kwh, v.departure_kwh, v.lowest_kwh,
+                    v.floor_kwh, v.owed_kwh, v.departure_kwh, v.lowest_kwh, v.shortfall_kwh,
                     v.charge_energy_kwh, v.compute_energy_kwh, v.throughput_kwh,
                     v.deficit_kwh, v.wear_cost, v.emissions_kg, int(v.target_met),
                 ]  # fmt: skip

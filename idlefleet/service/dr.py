@@ -1,10 +1,11 @@
-"""The planner's answer to a demand-response request: plan with the caps, then decide.
+"""The planner's answer to a demand-response request: accept a cap only if it costs no owner.
 
-`PlanningDecider` adds the requested caps to the current rolling scenario and solves it with
-the MILP. The contract makes every owner's reserve and departure target a hard constraint,
-so a feasible plan means the fleet can honour the event; an infeasible one names the
-vehicles, sites and events that make it so. Accepted caps are published on the DR topic,
-where the service picks them up and re-plans; withdrawn caps are published cancelled.
+`decide_caps` adds the requested caps to the current rolling scenario and compares the least
+departure shortfall with and without them (`optimizer.shortfall`, a linear programme over
+charging alone). A cap is accepted only if it adds no shortfall; accepted caps are hard for
+every plan after (contract v2). Caps beyond the horizon cannot be judged yet: they are refused
+with that reason unless the operator configured otherwise. Accepted caps are published on the
+DR topic, where the service picks them up and re-plans; withdrawn caps are published cancelled.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Protocol
 
 from idlefleet.service.inputs import dr_event_of
 from idlefleet.service.planner import PlannerService
-from optimizer import Scenario, ScenarioError, load_scenario, plan_scenario, scenario_to_dict
+from optimizer import Scenario, ScenarioError, format_timestamp, load_scenario, scenario_to_dict
 from optimizer.flexibility import FlexibilityRows, site_flexibility
 from optimizer.plan import PlanSnapshot
 from optimizer.plan_arrays import plan_arrays
+from optimizer.shortfall import MIN_SHORTFALL_KWH, least_shortfall, least_total_shortfall_kwh
 from streams.messages import DemandResponseEvent
 from streams.producer import Publisher
 from streams.topics import Stream
@@ -39,7 +41,7 @@ class DrDecider(Protocol):
     """What the VEN needs from the planner."""
 
     def decide(self, caps: Sequence[DemandResponseEvent]) -> Decision:
-        """Plan with `caps` added; honour only if every owner's guarantee holds."""
+        """Honour `caps` only if they add no departure shortfall."""
         ...
 
     def apply(self, caps: Sequence[DemandResponseEvent]) -> None:
@@ -60,7 +62,7 @@ class DrDecider(Protocol):
 
 
 class PlanningDecider:
-    """Decides with the optimizer on the scenario the service would plan now."""
+    """Decides on the scenario the service would plan now."""
 
     def __init__(
         self,
@@ -68,16 +70,16 @@ class PlanningDecider:
         publish: Callable[[DemandResponseEvent], None],
         site_load_kw: Callable[[str], float],
         site_flexibility_kw: Callable[[str], float],
-        time_limit_s: float = 4.0,
+        accept_beyond_horizon: bool = False,
     ) -> None:
         self._scenario_now = scenario_now
         self._publish = publish
         self.site_load_kw = site_load_kw
         self.site_flexibility_kw = site_flexibility_kw
-        self.time_limit_s = time_limit_s
+        self.accept_beyond_horizon = accept_beyond_horizon
 
     def decide(self, caps: Sequence[DemandResponseEvent]) -> Decision:
-        return decide_caps(self._scenario_now(), caps, self.time_limit_s)
+        return decide_caps(self._scenario_now(), caps, self.accept_beyond_horizon)
 
     def apply(self, caps: Sequence[DemandResponseEvent]) -> None:
         for cap in caps:
@@ -89,34 +91,55 @@ class PlanningDecider:
 
 
 def decide_caps(
-    scenario: Scenario | None, caps: Sequence[DemandResponseEvent], time_limit_s: float
+    scenario: Scenario | None,
+    caps: Sequence[DemandResponseEvent],
+    accept_beyond_horizon: bool = False,
 ) -> Decision:
-    """Plan `scenario` (the current one) with `caps` added; honour if it is feasible.
+    """Accept `caps` if, added to `scenario` (the current one), they add no departure shortfall.
 
-    Caps outside the scenario's horizon cannot be judged yet: they are accepted and enter
-    planning when the rolling horizon reaches them.
+    A cap with the id of an event in force modifies it: it is judged against the scenario
+    without that event. Caps wholly beyond the horizon are refused unless
+    `accept_beyond_horizon`; then they enter planning when the rolling horizon reaches them.
     """
     started = time.perf_counter()
     if scenario is None:
         return Decision(False, "no current scenario to plan (no grid signal yet)", 0.0)
     horizon = scenario.horizon
     inside = [cap for cap in caps if cap.end > horizon.start and cap.start < horizon.end]
-    # A cap with the id of an event in force modifies that event: it replaces it.
+    later = len(caps) - len(inside)
+    if later and not accept_beyond_horizon:
+        return Decision(
+            False,
+            f"{later} caps lie beyond the planning horizon (until "
+            f"{format_timestamp(horizon.end)}) and cannot be judged yet",
+            time.perf_counter() - started,
+        )
     modified = {cap.event_id for cap in caps}
-    kept = [event for event in scenario.dr_events if event.id not in modified]
-    capped = replace(scenario, dr_events=(*kept, *map(dr_event_of, inside)))
+    before = replace(
+        scenario, dr_events=tuple(e for e in scenario.dr_events if e.id not in modified)
+    )
     try:
-        checked = load_scenario(scenario_to_dict(capped))
+        capped = load_scenario(
+            scenario_to_dict(
+                replace(before, dr_events=(*before.dr_events, *map(dr_event_of, inside)))
+            )
+        )
     except ScenarioError as exc:
         return Decision(False, f"caps do not form a valid scenario: {exc}", 0.0)
-    plan = plan_scenario(checked, "milp", time_limit_s=time_limit_s)
+    short_before = least_total_shortfall_kwh(before)
+    short_after = least_shortfall(capped)
     elapsed_s = time.perf_counter() - started
-    if not plan.is_feasible:
-        offending = ", ".join(plan.offending_ids)
-        return Decision(False, f"{plan.reason} ({offending})", elapsed_s)
-    later = len(caps) - len(inside)
+    added = short_after.total_kwh - short_before
+    if added > MIN_SHORTFALL_KWH:
+        cars = ", ".join(sorted(short_after.by_vehicle))
+        return Decision(
+            False,
+            f"the caps would leave owners {added:.3f} kWh short of their departure energy "
+            f"(cars {cars})",
+            elapsed_s,
+        )
     note = f"; {later} caps beyond the horizon accepted for later planning" if later else ""
-    return Decision(True, f"every owner's reserve and target hold{note}", elapsed_s)
+    return Decision(True, f"adds no shortfall: every owner's energy still holds{note}", elapsed_s)
 
 
 class ServiceReadings:
@@ -173,4 +196,5 @@ def service_decider(
         lambda cap: publisher.publish(Stream.DR_EVENTS, cap),
         readings.site_load_kw,
         readings.site_flexibility_kw,
+        accept_beyond_horizon=service.settings.dr_accept_beyond_horizon,
     )

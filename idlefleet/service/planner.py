@@ -44,7 +44,7 @@ from executor.ledger import JobLedger, LedgerSnapshot
 from executor.signing import sign
 from executor.storage import load_input_array
 from executor.validation import ReplicaValidator
-from idlefleet.service.dispatches import safe_dispatch, slot_dispatches
+from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches
 from idlefleet.service.inputs import JobDemand, open_demands, rolling_scenario
 from idlefleet.service.planner_process import PlannerProcess
 from idlefleet.service.results import ResultIntake
@@ -104,6 +104,7 @@ REPLAN_EVENTS = {
     FleetEventKind.UNPLUGGED,
     FleetEventKind.CONSENT_WITHDRAWN,
     FleetEventKind.CONSENT_GIVEN,
+    FleetEventKind.WISHES_CHANGED,
 }
 #: Fleet events after which a car's work in flight is taken back.
 WORK_TAKEN_BACK = {
@@ -111,6 +112,10 @@ WORK_TAKEN_BACK = {
     FleetEventKind.UNPLUGGED,
     FleetEventKind.CONSENT_WITHDRAWN,
 }
+#: A car whose measured energy is this far from the plan's path is re-planned [kWh]: at least
+#: 1 kWh (telemetry rounding, a slot's compute), else 2 % of its battery.
+DRIFT_MIN_KWH = 1.0
+DRIFT_BATTERY_FRAC = 0.02
 #: Largest output array the validator reads back [bytes].
 MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 
@@ -406,6 +411,10 @@ class PlannerService:
                 if self._ledger.release_vehicle(vehicle_id):
                     log.warning("agent of %s is silent: its work is taken back", vehicle_id)
                     self._replan_reasons.add("agent-silent")
+            drifted = self._drifted(now)
+            if drifted:
+                log.info("energy off the plan's path: %s", ", ".join(drifted))
+                self._replan_reasons.add("energy-drift")
             due = self._scenario_if_due(now)
         record = None if due is None else self._solve(now, *due)
         with self._lock:
@@ -521,19 +530,13 @@ class PlannerService:
                 time_limit_s=self.settings.solver_time_limit_s,
                 mip_gap_frac=self.settings.solver_mip_gap_frac,
             )
-            if not plan.is_feasible:
-                log.error(
-                    "MILP infeasible at %s: %s %s",
-                    format_timestamp(now),
-                    plan.reason,
-                    plan.offending_ids,
-                )
         except SolveError as exc:
             log.error("MILP failed at %s: %s", format_timestamp(now), exc)
-        if scenario is None:
+        if scenario is None or plan is None:
             scenario = load_scenario(document)
-        if plan is None or not plan.is_feasible:
-            plan = plan_scenario(scenario, "immediate")
+            plan = plan_scenario(scenario, "immediate")  # obeys physics as the MILP does
+        if plan.reason:
+            log.warning("plan at %s: %s", format_timestamp(now), plan.reason)
         record = PlanRecord(
             planned_at=now,
             reasons=reasons,
@@ -546,8 +549,8 @@ class PlannerService:
             open_executions=sum(j.shards * j.replicas for j in scenario.jobs),
         )
         with self._lock:
-            self._plan = plan if plan.is_feasible else None
-            self.current_plan = PlanSnapshot(plan, scenario) if plan.is_feasible else None
+            self._plan = plan
+            self.current_plan = PlanSnapshot(plan, scenario)
             self._plan_start = now
             self._plan_slots = scenario.horizon.slots
             self.plans.append(record)
@@ -562,20 +565,47 @@ class PlannerService:
         )
         return record
 
-    def _dispatches_for(self, now: datetime) -> tuple[list[SlotDispatch], list[str]]:
-        """The plan's row for the slot at `now`; owner-first fallback for unplanned cars."""
-        planned: dict[str, SlotDispatch] = {}
-        if self._plan is not None and self._plan_start is not None:
-            slot = round((now - self._plan_start) / timedelta(minutes=self.settings.slot_minutes))
-            if 0 <= slot < self._plan_slots:
-                planned = {d.vehicle_id: d for d in slot_dispatches(self._plan, slot)}
-        dispatches, fallback = [], []
-        for telemetry in self.state.parked():
-            if telemetry.site_id not in self._owned_sites:
+    def _plan_slot(self, now: datetime) -> int | None:
+        """The slot of the plan being dispatched that starts at `now`, if it has one."""
+        if self._plan is None or self._plan_start is None:
+            return None
+        slot = round((now - self._plan_start) / timedelta(minutes=self.settings.slot_minutes))
+        return slot if 0 <= slot < self._plan_slots else None
+
+    def _drifted(self, now: datetime) -> list[str]:
+        """Owned parked cars whose measured energy left the plan's path by more than the drift
+        tolerance (`DRIFT_MIN_KWH`, `DRIFT_BATTERY_FRAC`)."""
+        slot = self._plan_slot(now)
+        if self._plan is None or slot is None:
+            return []
+        drifted = []
+        for car in self.state.parked():
+            schedule = self._plan.vehicles.get(car.vehicle_id)
+            if car.site_id not in self._owned_sites or schedule is None:
                 continue
-            if telemetry.vehicle_id in planned:
-                dispatches.append(planned[telemetry.vehicle_id])
-            else:
-                fallback.append(telemetry.vehicle_id)
-                dispatches.append(safe_dispatch(telemetry))
-        return dispatches, fallback
+            expected = schedule.soc_kwh[slot]
+            tolerance = max(DRIFT_MIN_KWH, DRIFT_BATTERY_FRAC * car.battery_kwh)
+            if expected is not None and abs(car.energy_kwh - expected) > tolerance:
+                drifted.append(car.vehicle_id)
+        return drifted
+
+    def _dispatches_for(self, now: datetime) -> tuple[list[SlotDispatch], list[str]]:
+        """The plan's row for the slot at `now`; cars it does not cover share what the caps
+        leave, owners first (`dispatches.owner_first`)."""
+        slot = self._plan_slot(now)
+        planned: dict[str, SlotDispatch] = {}
+        planned_import_kw: dict[str, float] = {}
+        if self._plan is not None and slot is not None:
+            planned = {d.vehicle_id: d for d in slot_dispatches(self._plan, slot)}
+            planned_import_kw = {
+                site: series[slot] for site, series in self._plan.grid_import_kw.items()
+            }
+        parked = [t for t in self.state.parked() if t.site_id in self._owned_sites]
+        unplanned = [t for t in parked if t.vehicle_id not in planned]
+        sites = [site for site in self.sites if site.site_id in self._owned_sites]
+        caps = region_cap_shares(self.state.dr_events, self.sites, sites).values()
+        room = headroom(sites, caps, now, planned_import_kw)
+        fallback = owner_first(unplanned, sites, room, now, self.settings.slot_minutes)
+        dispatches = [planned[t.vehicle_id] for t in parked if t.vehicle_id in planned]
+        dispatches = sorted([*dispatches, *fallback], key=lambda d: d.vehicle_id)
+        return dispatches, [t.vehicle_id for t in unplanned]

@@ -151,8 +151,13 @@ def generate_fleet(
     hours: float,
     slot_minutes: int,
     rng: np.random.Generator,
+    stay_past_end: bool = False,
 ) -> list[SimulatedCar]:
-    """`cars` cars spread over `sites`, each from one real session that fits the horizon."""
+    """`cars` cars spread over `sites`, each from one real session that fits the horizon.
+
+    A session longer than the horizon ends at its end (a closed day, as reports plan it),
+    unless `stay_past_end`: then the car keeps its real departure and is still parked when
+    the horizon ends (the demo and chaos runs; under the contract it owes nothing then)."""
     sessions = load_sessions()
     slot = timedelta(minutes=slot_minutes)
     end = start + timedelta(hours=hours)
@@ -160,6 +165,8 @@ def generate_fleet(
     for number in range(cars):
         site = sites[number % len(sites)]
         arrival, departure, session = _fitting_session(sessions, site, start, end, slot, rng)
+        if not stay_past_end:
+            departure = min(departure, end)
         battery_kwh = float(rng.choice(BATTERY_SIZES_KWH))
         target_kwh = TARGET_FRAC * battery_kwh
         need_kwh = min(session.energy_kwh, target_kwh - 0.1 * battery_kwh)
@@ -187,19 +194,19 @@ def _fitting_session(
     slot: timedelta,
     rng: np.random.Generator,
 ) -> tuple[datetime, datetime, Session]:
-    """Draw sessions until one gives at least two whole slots inside [start, end)."""
+    """Draw sessions until one gives at least two whole slots inside [start, end); return its
+    arrival and its real departure (which may lie past `end`). A session that began before
+    `start` and lasts into the horizon is a car already parked at `start`."""
     zone = ZoneInfo(site.timezone)
     local_day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     for _ in range(1000):
         session = sessions[int(rng.integers(len(sessions)))]
-        arrival = (local_day + timedelta(hours=session.arrival_local_hour)).astimezone(start.tzinfo)
-        if arrival < start:
-            arrival += timedelta(days=1)
-        arrival = _round_up(arrival, start, slot)
-        departure = min(
-            end, _round_down(arrival + timedelta(hours=session.plugged_hours), start, slot)
-        )
-        if departure - arrival >= 2 * slot:
+        began = (local_day + timedelta(hours=session.arrival_local_hour)).astimezone(start.tzinfo)
+        if began + timedelta(hours=session.plugged_hours) < start + 2 * slot:
+            began += timedelta(days=1)
+        arrival = _round_up(max(began, start), start, slot)
+        departure = _round_down(began + timedelta(hours=session.plugged_hours), start, slot)
+        if min(departure, end) - arrival >= 2 * slot:
             return arrival, departure, session
     raise ValueError("no Caltech session fits the demo horizon: make it longer")
 

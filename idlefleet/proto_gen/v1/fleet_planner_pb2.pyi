@@ -154,7 +154,7 @@ class TimeWindow(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Kpis(_message.Message):
-    __slots__ = ("emissions_kg", "deferred_emissions_kg", "grid_energy_kwh", "pv_energy_kwh", "energy_cost", "wear_cost", "battery_throughput_kwh", "unmet_shards")
+    __slots__ = ("emissions_kg", "deferred_emissions_kg", "grid_energy_kwh", "pv_energy_kwh", "energy_cost", "wear_cost", "battery_throughput_kwh", "unmet_shards", "shortfall_kwh")
     EMISSIONS_KG_FIELD_NUMBER: _ClassVar[int]
     DEFERRED_EMISSIONS_KG_FIELD_NUMBER: _ClassVar[int]
     GRID_ENERGY_KWH_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +163,7 @@ class Kpis(_message.Message):
     WEAR_COST_FIELD_NUMBER: _ClassVar[int]
     BATTERY_THROUGHPUT_KWH_FIELD_NUMBER: _ClassVar[int]
     UNMET_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALL_KWH_FIELD_NUMBER: _ClassVar[int]
     emissions_kg: float
     deferred_emissions_kg: float
     grid_energy_kwh: float
@@ -171,10 +172,21 @@ class Kpis(_message.Message):
     wear_cost: float
     battery_throughput_kwh: float
     unmet_shards: int
-    def __init__(self, emissions_kg: _Optional[float] = ..., deferred_emissions_kg: _Optional[float] = ..., grid_energy_kwh: _Optional[float] = ..., pv_energy_kwh: _Optional[float] = ..., energy_cost: _Optional[float] = ..., wear_cost: _Optional[float] = ..., battery_throughput_kwh: _Optional[float] = ..., unmet_shards: _Optional[int] = ...) -> None: ...
+    shortfall_kwh: float
+    def __init__(self, emissions_kg: _Optional[float] = ..., deferred_emissions_kg: _Optional[float] = ..., grid_energy_kwh: _Optional[float] = ..., pv_energy_kwh: _Optional[float] = ..., energy_cost: _Optional[float] = ..., wear_cost: _Optional[float] = ..., battery_throughput_kwh: _Optional[float] = ..., unmet_shards: _Optional[int] = ..., shortfall_kwh: _Optional[float] = ...) -> None: ...
+
+class VehicleShortfall(_message.Message):
+    __slots__ = ("vehicle_id", "shortfall_kwh", "limited_by")
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALL_KWH_FIELD_NUMBER: _ClassVar[int]
+    LIMITED_BY_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    shortfall_kwh: float
+    limited_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, vehicle_id: _Optional[str] = ..., shortfall_kwh: _Optional[float] = ..., limited_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlanSummary(_message.Message):
-    __slots__ = ("plan_id", "revision", "horizon_start", "slot_minutes", "slots", "strategy", "status", "objective", "gap_frac", "solve_s", "vehicles", "kpis")
+    __slots__ = ("plan_id", "revision", "horizon_start", "slot_minutes", "slots", "strategy", "status", "objective", "gap_frac", "solve_s", "vehicles", "kpis", "shortfalls", "shortfall_reason")
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     HORIZON_START_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +199,8 @@ class PlanSummary(_message.Message):
     SOLVE_S_FIELD_NUMBER: _ClassVar[int]
     VEHICLES_FIELD_NUMBER: _ClassVar[int]
     KPIS_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALLS_FIELD_NUMBER: _ClassVar[int]
+    SHORTFALL_REASON_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     revision: int
     horizon_start: _timestamp_pb2.Timestamp
@@ -199,7 +213,9 @@ class PlanSummary(_message.Message):
     solve_s: float
     vehicles: int
     kpis: Kpis
-    def __init__(self, plan_id: _Optional[str] = ..., revision: _Optional[int] = ..., horizon_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., slots: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., objective: _Optional[float] = ..., gap_frac: _Optional[float] = ..., solve_s: _Optional[float] = ..., vehicles: _Optional[int] = ..., kpis: _Optional[_Union[Kpis, _Mapping]] = ...) -> None: ...
+    shortfalls: _containers.RepeatedCompositeFieldContainer[VehicleShortfall]
+    shortfall_reason: str
+    def __init__(self, plan_id: _Optional[str] = ..., revision: _Optional[int] = ..., horizon_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., slots: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., objective: _Optional[float] = ..., gap_frac: _Optional[float] = ..., solve_s: _Optional[float] = ..., vehicles: _Optional[int] = ..., kpis: _Optional[_Union[Kpis, _Mapping]] = ..., shortfalls: _Optional[_Iterable[_Union[VehicleShortfall, _Mapping]]] = ..., shortfall_reason: _Optional[str] = ...) -> None: ...
 
 class JobShards(_message.Message):
     __slots__ = ("job_id", "shards")

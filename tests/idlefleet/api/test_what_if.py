@@ -141,16 +141,20 @@ def test_bad_what_ifs_name_the_field(
     assert error.details().startswith(field), error.details()
 
 
-def test_an_infeasible_what_if_fails_the_precondition(
+def test_a_what_if_no_car_can_charge_in_names_who_is_left_short_and_why(
     stub: pb_grpc.FleetPlannerStub, tokens: Tokens
 ) -> None:
     blackout = pb.DrEventSpec(
         event_id="blackout", region="GB", start=stamp(0), end=stamp(4), max_import_kw=0.0
     )
     request = pb.WhatIfRequest(overrides=pb.ScenarioOverrides(dr_events=[blackout]))
-    error = rpc_error(lambda: stub.WhatIf(request, metadata=tokens.metadata(Role.OPERATOR)))
-    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
-    assert "car-c" in error.details()
+    plan = stub.WhatIf(request, metadata=tokens.metadata(Role.OPERATOR)).plan
+    assert plan.status == pb.PLAN_STATUS_OPTIMAL
+    short = {s.vehicle_id: s for s in plan.shortfalls}
+    assert "car-c" in short and short["car-c"].shortfall_kwh > 0
+    assert "DR cap blackout" in short["car-c"].limited_by
+    assert plan.kpis.shortfall_kwh == pytest.approx(sum(s.shortfall_kwh for s in short.values()))
+    assert "car-c" in plan.shortfall_reason
 
 
 def test_what_if_respects_the_deadline(stub: pb_grpc.FleetPlannerStub, tokens: Tokens) -> None:

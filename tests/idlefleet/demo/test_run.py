@@ -39,7 +39,7 @@ def test_a_short_demo_runs_every_hop_and_keeps_every_owner_whole(
 
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["cars"] == 6
-    assert "owners' departure targets and floors met: 6/6" in (tmp_path / "summary.txt").read_text()
+    assert "owners who left with what they were owed: 6/6" in (tmp_path / "summary.txt").read_text()
     outputs = sorted((tmp_path / "outputs").rglob("*.npy"))
     assert len(outputs) == done
     embedding = np.load(outputs[0])

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from idlefleet.cli import main
+from optimizer import load_scenario
+from optimizer.shortfall import least_total_shortfall_kwh
 from tests.optimizer.factories import one_car_three_slots
 
 PERIOD = ["--region", "DE", "--from", "2020-06-10", "--to", "2020-06-12"]
@@ -291,7 +293,9 @@ def test_a_scenario_file_has_its_obvious_figures(tmp_path: Path) -> None:
     assert "no forecast was involved" in " ".join(page.text)
 
 
-def test_a_day_no_strategy_can_plan_is_reported_not_hidden(tmp_path: Path) -> None:
+def test_a_day_the_connection_cannot_serve_is_reported_with_its_shortfall(
+    tmp_path: Path,
+) -> None:
     doc = scenario_doc()
     doc["sites"][0]["grid_limit_kw"] = 15.0
     car = {**doc["vehicles"][0], "departure": "2020-06-01T01:00:00Z", "target_kwh": 30.0}
@@ -301,10 +305,14 @@ def test_a_day_no_strategy_can_plan_is_reported_not_hidden(tmp_path: Path) -> No
     out = tmp_path / "out"
     assert main(["report", str(path), "--out", str(out)]) == 0
     kpis = json.loads((out / "kpis.json").read_text())
-    assert kpis["days_compared"] == 0
-    assert [e["strategy"] for e in kpis["days_excluded"]] == list(STRATEGIES)
-    assert all(e["status"] == "infeasible" and e["reason"] for e in kpis["days_excluded"])
+    assert kpis["days_compared"] == 1 and kpis["days_excluded"] == []
+    least = least_total_shortfall_kwh(load_scenario(path))
+    for name in STRATEGIES:
+        s = kpis["strategies"][name]
+        assert s["shortfall_kwh"] >= least - 1e-4
+        assert s["owners_targets_met_frac"] < 1.0
+        assert sum(o["shortfall_kwh"] for o in s["owners"]) == pytest.approx(s["shortfall_kwh"])
+    assert kpis["strategies"]["milp"]["shortfall_kwh"] == pytest.approx(least, abs=1e-4)
     page = Page()
     page.feed((out / "report.html").read_text())
-    assert "left out of every total" in " ".join(page.text)
-    assert page.figures == {"chart-emissions": 1}
+    assert "owners' departure shortfall [kWh]" in " ".join(page.text)

@@ -72,8 +72,8 @@ def done(assignment: Assignment, item: WorkItem) -> Result:
     return result(assignment, item, finished_at=T0 + timedelta(minutes=5))
 
 
-def work_assigned(kafka: KafkaSettings, slot_start: datetime) -> list[tuple[Assignment, WorkItem]]:
-    """The work items of one slot on the assignments topic, as the cars' agents read them."""
+def assignments_at(kafka: KafkaSettings, slot_start: datetime) -> list[Assignment]:
+    """The assignments of one slot on the assignments topic, as the cars' agents read them."""
     seen: list[Assignment] = []
     reader = StreamReader(
         kafka,
@@ -86,9 +86,9 @@ def work_assigned(kafka: KafkaSettings, slot_start: datetime) -> list[tuple[Assi
         assert reader.wait_caught_up(timeout_s=30)
     finally:
         reader.stop()
-    return [
-        (assignment, item)
-        for assignment in seen
-        if assignment.slot_start == slot_start
-        for item in assignment.work
-    ]
+    return [assignment for assignment in seen if assignment.slot_start == slot_start]
+
+
+def work_assigned(kafka: KafkaSettings, slot_start: datetime) -> list[tuple[Assignment, WorkItem]]:
+    """The work items of one slot on the assignments topic, as the cars' agents read them."""
+    return [(a, item) for a in assignments_at(kafka, slot_start) for item in a.work]

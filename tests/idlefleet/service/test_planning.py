@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from executor.dispatch import SlotDispatch
-from idlefleet.service.dispatches import safe_dispatch, slot_dispatches
+from idlefleet.service.dispatches import slot_dispatches
 from idlefleet.service.inputs import JobDemand, rolling_scenario
 from idlefleet.settings import PlannerSettings
 from idlefleet.sim.catalog import demo_sites
@@ -68,11 +67,6 @@ def test_a_plan_maps_back_to_per_car_dispatch_under_ledger_job_ids() -> None:
     dispatched = [d for s in range(scenario.horizon.slots) for d in slot_dispatches(plan, s)]
     assert {job_id for d in dispatched for job_id in d.shards_by_job} == {"embed-1"}
     assert sum(sum(d.shards_by_job.values()) for d in dispatched) == 7
-
-
-def test_a_car_without_a_plan_charges_at_full_power_until_its_target() -> None:
-    assert safe_dispatch(telemetry("car-a", energy_kwh=30.0)) == SlotDispatch("car-a", 11.0, {})
-    assert safe_dispatch(telemetry("car-a", energy_kwh=60.0)).charge_power_kw == 0.0
 
 
 def test_the_scenario_does_not_depend_on_the_order_jobs_arrived_in() -> None:
