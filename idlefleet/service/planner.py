@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -411,7 +412,7 @@ class PlannerService:
                 if self._ledger.release_vehicle(vehicle_id):
                     log.warning("agent of %s is silent: its work is taken back", vehicle_id)
                     self._replan_reasons.add("agent-silent")
-            drifted = self._drifted(now)
+            drifted = self._drifted()
             if drifted:
                 log.info("energy off the plan's path: %s", ", ".join(drifted))
                 self._replan_reasons.add("energy-drift")
@@ -572,20 +573,28 @@ class PlannerService:
         slot = round((now - self._plan_start) / timedelta(minutes=self.settings.slot_minutes))
         return slot if 0 <= slot < self._plan_slots else None
 
-    def _drifted(self, now: datetime) -> list[str]:
-        """Owned parked cars whose measured energy left the plan's path by more than the drift
-        tolerance (`DRIFT_MIN_KWH`, `DRIFT_BATTERY_FRAC`)."""
-        slot = self._plan_slot(now)
-        if self._plan is None or slot is None:
+    def _drifted(self) -> list[str]:
+        """Owned parked cars whose latest reading left the plan's energy path (read at the
+        reading's time, between the boundaries around it) by more than the drift tolerance
+        (`DRIFT_MIN_KWH`, `DRIFT_BATTERY_FRAC`). Readings older than the plan made it."""
+        if self._plan is None or self._plan_start is None:
             return []
+        slot_length = timedelta(minutes=self.settings.slot_minutes)
         drifted = []
         for car in self.state.parked():
             schedule = self._plan.vehicles.get(car.vehicle_id)
             if car.site_id not in self._owned_sites or schedule is None:
                 continue
-            expected = schedule.soc_kwh[slot]
+            position = (car.event_time - self._plan_start) / slot_length
+            boundary = math.floor(position)
+            if not 0 <= boundary < self._plan_slots:
+                continue
+            before, after = schedule.soc_kwh[boundary], schedule.soc_kwh[boundary + 1]
+            if before is None or after is None:
+                continue
+            expected = before + (position - boundary) * (after - before)
             tolerance = max(DRIFT_MIN_KWH, DRIFT_BATTERY_FRAC * car.battery_kwh)
-            if expected is not None and abs(car.energy_kwh - expected) > tolerance:
+            if abs(car.energy_kwh - expected) > tolerance:
                 drifted.append(car.vehicle_id)
         return drifted
 
