@@ -43,9 +43,15 @@ def _close(a: float, b: float, tol: float) -> bool:
 
 
 def check_plan(
-    scenario: Scenario, plan: Plan, tolerance: float = DEFAULT_TOLERANCE
+    scenario: Scenario,
+    plan: Plan,
+    tolerance: float = DEFAULT_TOLERANCE,
+    least_shortfall_kwh: float | None = None,
 ) -> list[Violation]:
     """Every violation of rules 1-8, energy balance and KPI consistency in ``plan``.
+
+    A MILP plan's total shortfall is checked against ``least_shortfall_kwh`` [kWh] when the
+    caller has it, else against the least computed here.
 
     An infeasible plan (version 1 only) has no schedule: it only needs a reason.
     """
@@ -204,7 +210,11 @@ def check_plan(
     # objective 1: a MILP plan leaves no more than the least total shortfall -------------------
     total_short = sum(vs.shortfall_kwh for vs in plan.vehicles.values())
     if plan.strategy == Strategy.MILP and total_short > MIN_SHORTFALL_KWH:
-        least = least_total_shortfall_kwh(scenario)
+        least = (
+            least_total_shortfall_kwh(scenario)
+            if least_shortfall_kwh is None
+            else least_shortfall_kwh
+        )
         if total_short > least + MIN_SHORTFALL_KWH + 1e-6 * least:
             out.append(
                 Violation(

@@ -28,7 +28,9 @@ def explain_shortfall(scenario: Scenario, plan: Plan, least_kwh: float) -> Plan:
     if not short:
         return plan
     total = plan.shortfall_kwh
-    without_dr = least_total_shortfall_kwh(scenario, with_dr=False)
+    without_dr = (
+        least_total_shortfall_kwh(scenario, with_dr=False) if scenario.dr_events else least_kwh
+    )
     grid_bound = without_dr > MIN_SHORTFALL_KWH
     dr_bound = least_kwh > without_dr + MIN_SHORTFALL_KWH
     policy_bound = plan.strategy != Strategy.MILP and total > least_kwh + MIN_SHORTFALL_KWH

@@ -28,7 +28,7 @@ from optimizer.energy import SHORTFALL_TOLERANCE_KWH
 from optimizer.errors import SolveError
 from optimizer.highsrun import run_highs
 from optimizer.plan import SolveStatus
-from optimizer.problem import Scenario
+from optimizer.problem import Scenario, Vehicle
 
 #: Slack given to the solver's rows [kWh].
 TOLERANCE_KWH = 1e-6
@@ -119,25 +119,65 @@ def _solve(cols: Columns, rows: Rows) -> np.ndarray:
     return outcome.values
 
 
+def site_groups(scenario: Scenario, *, with_dr: bool = True) -> list[Scenario]:
+    """The scenario split into parts that share nothing in these programmes: one per site, or
+    per region whose sites a region DR cap ties together; each with its cars and caps."""
+    capped = {event.region for event in scenario.dr_events if event.region} if with_dr else set()
+    keys: dict[str, str] = {
+        site.id: f"region:{site.region}" if site.region in capped else f"site:{site.id}"
+        for site in scenario.sites
+    }
+    if len(set(keys.values())) <= 1:
+        return [scenario]
+    vehicles: dict[str, list[Vehicle]] = {}
+    for v in scenario.vehicles:
+        vehicles.setdefault(keys[v.site], []).append(v)
+    parts = []
+    for key in sorted(set(keys.values())):
+        sites = tuple(site for site in scenario.sites if keys[site.id] == key)
+        ids = {site.id for site in sites}
+        regions = {site.region for site in sites}
+        parts.append(
+            replace(
+                scenario,
+                sites=sites,
+                vehicles=tuple(vehicles.get(key, ())),
+                jobs=(),
+                dr_events=tuple(
+                    e for e in scenario.dr_events if e.site in ids or e.region in regions
+                ),
+            )
+        )
+    return parts
+
+
 def least_total_shortfall_kwh(scenario: Scenario, *, with_dr: bool = True) -> float:
     """The least total departure shortfall any plan of ``scenario`` can have [kWh]."""
-    lp = _charging_lp(scenario, with_dr=with_dr)
-    if not lp.owing:
-        return 0.0
-    values = _solve(lp.cols, lp.rows)
-    total = float(values[lp.short].sum())
+    total = 0.0
+    for part in site_groups(scenario, with_dr=with_dr):
+        lp = _charging_lp(part, with_dr=with_dr)
+        if lp.owing:
+            total += float(_solve(lp.cols, lp.rows)[lp.short].sum())
     return total if total > MIN_SHORTFALL_KWH else 0.0
 
 
 def least_shortfall(scenario: Scenario) -> Shortfall:
-    """The least total shortfall, spread so that the largest share of a need is smallest."""
+    """The least total shortfall, spread so that the largest share of a need is smallest
+    (within each site group: groups share nothing, so each is as fair as it can be)."""
+    by_vehicle: dict[str, float] = {}
+    for part in site_groups(scenario):
+        by_vehicle.update(_least_in_group(part))
+    return Shortfall(by_vehicle, float(sum(by_vehicle.values())))
+
+
+def _least_in_group(scenario: Scenario) -> dict[str, float]:
     lp = _charging_lp(scenario)
     if not lp.owing:
-        return Shortfall({}, 0.0)
+        return {}
     values = _solve(lp.cols, lp.rows)
     total = float(values[lp.short].sum())
     if total <= MIN_SHORTFALL_KWH:
-        return Shortfall({}, 0.0)
+        return {}
     # Stage 2: the same rows, Σ short <= S, short_v <= t * need_v, minimise t.
     cols, rows = lp.cols, lp.rows
     cols.cost = [np.zeros(len(part)) for part in cols.cost]
@@ -147,12 +187,8 @@ def least_shortfall(scenario: Scenario) -> Shortfall:
     spread = rows.add(-np.inf, 0.0, len(lp.short))
     rows.terms(spread, lp.short, 1.0)
     rows.terms(spread, np.full(len(lp.short), share[0]), -lp.need_kwh)
-    values = _solve(cols, rows)
-    shorts = values[lp.short]
-    by_vehicle = {
-        vid: float(x) for vid, x in zip(lp.owing, shorts, strict=True) if x > MIN_SHORTFALL_KWH
-    }
-    return Shortfall(by_vehicle, float(sum(by_vehicle.values())))
+    shorts = _solve(cols, rows)[lp.short]
+    return {vid: float(x) for vid, x in zip(lp.owing, shorts, strict=True) if x > MIN_SHORTFALL_KWH}
 
 
 def relaxed_targets(scenario: Scenario, shortfall: Shortfall) -> Scenario:

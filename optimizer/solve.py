@@ -88,7 +88,7 @@ def plan_scenario(
     least = least_shortfall(scenario)
     plan = _plan(scenario, least, chosen, time_limit_s, mip_gap_frac, mip_gap_abs)
     plan = explain_shortfall(scenario, plan, least.total_kwh)
-    violations = check_plan(scenario, plan)
+    violations = check_plan(scenario, plan, least_shortfall_kwh=least.total_kwh)
     if violations:
         raise PlanViolationError(plan.strategy, violations)
     return plan
