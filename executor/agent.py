@@ -1,5 +1,21 @@
 """The car's agent: apply an assignment's charge power, run its work, report results.
 
+Physics first, owners right after: whatever it is sent, the agent protects its car.
+
+- Set-points and work take separate paths (`apply_setpoint`, `run_work`; `handle` runs one,
+  then the other). A set-point never waits behind running work.
+- A set-point is clamped to [0, the car's charger limit] (the lower of the configured
+  `charger_kw` and its telemetry's), and the clamp is logged.
+- A slot's power comes from the newest plan revision seen for it (`plan_revision`; of equal
+  revisions from two plans, the first): an older assignment arriving later leaves the
+  charger alone and its items fail "superseded by plan revision N".
+- No compute at reserve: when the car's newest battery reading is at or below its reserve
+  plus what compute can still draw before the lease ends, items fail with the reason.
+- Each item runs in a work process (`executor.sandbox`) with a memory bound; it is stopped
+  at its lease end (slot end + `lease_grace_s`) and killed if it has not ended
+  `kill_after_s` later, so a runaway model ends in a failed result with its progress,
+  never a stuck car.
+
 `VehicleAgent.handle` never raises for a bad work item: each one ends in a `Result`, "done"
 with the output's URI and sha256 or "failed" with a one-line reason, and the next item
 still runs. `VehicleAgent.stop` (the car departs or is unplugged, consent is withdrawn, the
@@ -17,18 +33,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from executor.errors import ExecutionError, StoppedError, one_line
+from executor.errors import one_line
 from executor.runtime import Interrupt, OnnxRunner
+from executor.sandbox import StopReason, WorkReply, WorkRequest, sandboxes_for
 from executor.signing import verify
-from executor.storage import VerifiedModels, load_input_array, write_output_array
-from streams.messages import Assignment, Result, WorkItem
+from streams.messages import Assignment, Result, Telemetry, WorkItem
 
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_HOUR = 3600.0
+#: Slots whose newest plan revision an agent remembers [count] (ten days of 15-minute slots).
+REMEMBERED_SLOTS = 1000
 
 
 class ChargerControl(Protocol):
@@ -58,13 +76,54 @@ class LoggedCharger:
 
 @dataclass(frozen=True)
 class AgentLimits:
-    """Largest files an agent reads [bytes]; rows fed per inference call [count] (0: all),
-    which bounds how long a stop waits; how many handled work ids it remembers [count]."""
+    """What an agent allows one work item.
+
+    The largest files it reads [bytes]; rows fed per inference call [count] (0: all), which
+    bounds how long a stop waits; how many handled work ids it remembers [count]. A run goes
+    on at most `lease_grace_s` [s, on the agent's clock] past its slot's end (its lease) and
+    a stopped run at most `kill_after_s` [s, wall time] before its process is killed; the
+    process holds at most `memory_bytes` [bytes] of data (None: no bound).
+    """
 
     max_model_bytes: int = 512 * 1024 * 1024
     max_input_bytes: int = 256 * 1024 * 1024
     chunk_rows: int = 256
     remembered_work: int = 100_000
+    lease_grace_s: float = 10.0
+    kill_after_s: float = 3.0
+    memory_bytes: int | None = 4 * 1024**3
+
+    def __post_init__(self) -> None:
+        for name in ("lease_grace_s", "kill_after_s"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be finite and non-negative, got {value}")
+        if self.memory_bytes is not None and self.memory_bytes <= 0:
+            raise ValueError(f"memory_bytes must be positive or None, got {self.memory_bytes}")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the set-point path decided about an assignment's work: run it (`refusal` None),
+    fail every item with `refusal`, or nothing at all (`addressed` False: another car's)."""
+
+    refusal: str | None = None
+    addressed: bool = True
+
+    @property
+    def runs_work(self) -> bool:
+        return self.addressed and self.refusal is None
+
+
+def absence(telemetry: Telemetry) -> str | None:
+    """Why a car cannot compute now, or None when it is parked, plugged in and lent."""
+    if telemetry.site_id is None:
+        return "the car departed"
+    if not telemetry.plugged_in:
+        return "the car was unplugged"
+    if not telemetry.participating:
+        return "the owner withdrew consent"
+    return None
 
 
 class VehicleAgent:
@@ -73,7 +132,10 @@ class VehicleAgent:
     `compute_kw` [kW] is the battery power drawn while computing; a result's energy is
     `energy_kwh = compute_kw * runtime_s / 3600`, where `runtime_s` [s] is the item's wall
     time (reading and verifying, inference, writing), failed items included. `clock` returns
-    the current time, UTC and timezone-aware.
+    the current time, UTC and timezone-aware. `charger_kw` [kW], when given, is the most
+    grid power the car's charger may draw as configured; the car's telemetry (`observe`)
+    can only lower it. `runner` must pickle (its class defined at module level): the work
+    runs in child processes holding a copy of it.
     """
 
     def __init__(
@@ -87,22 +149,32 @@ class VehicleAgent:
         limits: AgentLimits | None = None,
         timer: Callable[[], float] = time.perf_counter,
         fleet_key: bytes | None = None,
+        charger_kw: float | None = None,
     ) -> None:
         if not math.isfinite(compute_kw) or compute_kw < 0:
             raise ValueError(f"compute_kw must be finite and non-negative, got {compute_kw}")
+        if charger_kw is not None and (not math.isfinite(charger_kw) or charger_kw < 0):
+            raise ValueError(f"charger_kw must be finite and non-negative, got {charger_kw}")
         if clock().tzinfo is None:
             raise ValueError("clock must return timezone-aware datetimes")
         self.vehicle_id = vehicle_id
         self.runner = runner
         self.charger = charger
         self.compute_kw = compute_kw
+        self.charger_kw = charger_kw
         self.limits = limits or AgentLimits()
-        self.models = VerifiedModels()
+        self.sandboxes = sandboxes_for(runner, self.limits.memory_bytes)  # where work runs
+        self._grace = timedelta(seconds=self.limits.lease_grace_s)
         self._fleet_key = fleet_key
         self._clock = clock
         self._timer = timer
+        self._state = threading.Lock()  # guards _interrupt, _car and _plans
         self._interrupt = Interrupt()
-        self._handling = threading.Lock()
+        self._car: Telemetry | None = None  # the newest telemetry of this car
+        self._plans: OrderedDict[datetime, tuple[int, str]] = OrderedDict()  # slot start ->
+        # the newest (plan_revision, plan_id) applied, oldest slot first
+        self._setpoint = threading.Lock()  # one set-point at a time, never behind work
+        self._work = threading.Lock()  # one work item at a time
         self._handled: OrderedDict[str, None] = OrderedDict()  # work ids, oldest first
         self.running: str | None = None  # work id of the item running now
 
@@ -111,57 +183,172 @@ class VehicleAgent:
         """Why the agent is stopped, or None while it takes work."""
         return self._interrupt.reason
 
+    @property
+    def car(self) -> Telemetry | None:
+        """The newest telemetry this agent has of its car, if any."""
+        return self._car
+
+    @property
+    def charger_limit_kw(self) -> float | None:
+        """The most grid power [kW] a set-point may ask: the configured `charger_kw` or the
+        telemetry's, whichever is lower; None while neither is known."""
+        car = self._car
+        known = [
+            kw
+            for kw in (self.charger_kw, None if car is None else car.charger_kw)
+            if kw is not None
+        ]
+        return min(known) if known else None
+
+    def observe(self, telemetry: Telemetry) -> None:
+        """Learn the car's state from its telemetry: charger limit, battery and reserve.
+
+        A report older than the newest one is ignored. A car that departed, was unplugged
+        or whose owner withdrew consent stops its work (`stop`); back, it resumes.
+        """
+        if telemetry.vehicle_id != self.vehicle_id:
+            return
+        with self._state:
+            if self._car is not None and telemetry.event_time < self._car.event_time:
+                return
+            self._car = telemetry
+        reason = absence(telemetry)
+        if reason is None:
+            self.resume()
+        else:
+            self.stop(reason)
+
     def stop(self, reason: str) -> None:
         """End the running item now and refuse work until `resume` (thread-safe)."""
-        if self._interrupt.reason is None:
-            logger.info("agent %s stops: %s", self.vehicle_id, reason)
-        self._interrupt.fire(reason)
+        with self._state:
+            if self._interrupt.reason is None:
+                logger.info("agent %s stops: %s", self.vehicle_id, reason)
+            self._interrupt.fire(reason)
 
     def resume(self) -> None:
         """Take work again (the car is back, plugged in and participating)."""
-        if self._interrupt.fired:
-            logger.info("agent %s resumes", self.vehicle_id)
-            self._interrupt = Interrupt()
+        with self._state:
+            if self._interrupt.fired:
+                logger.info("agent %s resumes", self.vehicle_id)
+                self._interrupt = Interrupt()
 
     def handle(self, assignment: Assignment) -> list[Result]:
-        """Apply the slot's charge power, then run every work item; one Result per item.
+        """Apply the slot's set-point (`apply_setpoint`), then run the work (`run_work`)."""
+        return self.run_work(assignment, self.apply_setpoint(assignment))
 
-        An assignment for another vehicle is refused (logged, no results); with a fleet key,
-        an unsigned or tampered one is refused without charging and its items fail. Items that
-        cannot start before the slot (the lease) ends fail without running, as do all items
-        when the charger refuses the slot's power or the agent is stopped. Items this agent
-        already handled (a duplicate delivery) are skipped: they yield no second result.
+    def apply_setpoint(self, assignment: Assignment) -> Admission:
+        """Check the assignment and set its slot's charge power; never waits for running work.
+
+        Refused before the charger is touched: another vehicle's assignment (logged, no
+        results), with a fleet key an unsigned or tampered one, one whose slot has ended,
+        and one superseded for its slot by a newer plan revision (or by an equal revision of
+        another plan: the first one applied is kept). The power is clamped to [0, the
+        charger limit] (logged). When the charger refuses the power, the work fails too.
         """
-        with self._handling:
-            return self._handle(assignment)
+        with self._setpoint:
+            if assignment.vehicle_id != self.vehicle_id:
+                logger.warning(
+                    "agent %s refuses assignment %s addressed to %s",
+                    self.vehicle_id,
+                    assignment.assignment_id,
+                    assignment.vehicle_id,
+                )
+                return Admission(addressed=False)
+            if self._fleet_key is not None and not verify(assignment, self._fleet_key):
+                logger.warning(
+                    "agent %s refuses assignment %s: signature missing or invalid",
+                    self.vehicle_id,
+                    assignment.assignment_id,
+                )
+                return Admission("assignment signature missing or invalid")
+            if self._clock() >= assignment.slot_end:
+                return Admission("slot ended before the assignment was handled")
+            with self._state:
+                superseded = self._superseded(assignment)
+                if superseded is None:
+                    self._newest_plan(assignment)
+            if superseded is not None:
+                logger.info(
+                    "agent %s ignores assignment %s (plan %s revision %d): %s",
+                    self.vehicle_id,
+                    assignment.assignment_id,
+                    assignment.plan_id,
+                    assignment.plan_revision,
+                    superseded,
+                )
+                return Admission(superseded)
+            power_kw = self._clamped(assignment)
+            try:
+                self.charger.set_charge_power_kw(
+                    assignment.slot_start, assignment.slot_end, power_kw
+                )
+            except Exception as exc:  # the charger is outside our control; report, do not crash
+                logger.exception("charger refused assignment %s", assignment.assignment_id)
+                return Admission(f"charger refused {power_kw} kW: {exc}")
+            return Admission()
 
-    def _handle(self, assignment: Assignment) -> list[Result]:
-        if assignment.vehicle_id != self.vehicle_id:
+    def _superseded(self, assignment: Assignment) -> str | None:
+        """Why a newer plan for the assignment's slot overrides it, if one does (hold _state)."""
+        newest = self._plans.get(assignment.slot_start)
+        if newest is None or newest == (assignment.plan_revision, assignment.plan_id):
+            return None
+        revision, plan_id = newest
+        if assignment.plan_revision > revision:
+            return None
+        return f"superseded by plan revision {revision} (plan {plan_id})"
+
+    def _newest_plan(self, assignment: Assignment) -> None:
+        """Remember the assignment's plan as its slot's newest (hold _state)."""
+        self._plans[assignment.slot_start] = (assignment.plan_revision, assignment.plan_id)
+        self._plans.move_to_end(assignment.slot_start)
+        while len(self._plans) > REMEMBERED_SLOTS:
+            self._plans.popitem(last=False)
+
+    def _clamped(self, assignment: Assignment) -> float:
+        """The assignment's power within [0, charger limit] [kW]; a change is logged."""
+        asked_kw = assignment.charge_power_kw
+        limit_kw = self.charger_limit_kw
+        power_kw = max(asked_kw, 0.0)
+        if limit_kw is not None:
+            power_kw = min(power_kw, limit_kw)
+        if power_kw != asked_kw:
             logger.warning(
-                "agent %s refuses assignment %s addressed to %s",
+                "agent %s clamps the %.3f kW set-point of assignment %s to %.3f kW "
+                "(charger limit %s kW)",
                 self.vehicle_id,
+                asked_kw,
                 assignment.assignment_id,
-                assignment.vehicle_id,
+                power_kw,
+                limit_kw,
             )
+        return power_kw
+
+    def run_work(self, assignment: Assignment, admission: Admission) -> list[Result]:
+        """Run the work `admission` (from `apply_setpoint`) lets run; one Result per item.
+
+        A refused assignment's items all fail with the refusal, at once. Otherwise items run
+        one at a time, each in a work process (`executor.sandbox`) that is stopped when the
+        agent stops, the lease ends (slot end + `lease_grace_s`) or the battery reaches its
+        reserve, and killed when it has not ended `kill_after_s` after that. An item fails
+        without running when the agent is stopped, the slot has ended, a newer plan
+        revision superseded the assignment, or the battery is at its reserve: the car's
+        newest reading is at or below its reserve plus the energy compute can still draw
+        before the lease stops it (the larger of the agent's and the telemetry's
+        `compute_kw` [kW] times the time to slot end + grace); an agent that has no
+        telemetry of its car cannot tell, and runs the work. Items this agent already
+        handled (a duplicate delivery) are skipped: they yield no second result.
+        """
+        if not admission.addressed:
             return []
-        if self._fleet_key is not None and not verify(assignment, self._fleet_key):
-            logger.warning(
-                "agent %s refuses assignment %s: signature missing or invalid",
-                self.vehicle_id,
-                assignment.assignment_id,
-            )
-            return self._fail_all(assignment, "assignment signature missing or invalid")
-        if self._clock() >= assignment.slot_end:
-            return self._fail_all(assignment, "slot ended before the assignment was handled")
-        try:
-            self.charger.set_charge_power_kw(
-                assignment.slot_start, assignment.slot_end, assignment.charge_power_kw
-            )
-        except Exception as exc:  # the charger is outside our control; report, do not crash
-            logger.exception("charger refused assignment %s", assignment.assignment_id)
-            return self._fail_all(
-                assignment, f"charger refused {assignment.charge_power_kw} kW: {exc}"
-            )
+        if admission.refusal is not None:
+            return [
+                self._failed(assignment, item, admission.refusal, fault="car")
+                for item in assignment.work
+            ]
+        with self._work:
+            return self._run_work(assignment)
+
+    def _run_work(self, assignment: Assignment) -> list[Result]:
         results = []
         for item in assignment.work:
             if item.work_id in self._handled:
@@ -171,70 +358,107 @@ class VehicleAgent:
                 continue
             self._remember(item.work_id)
             interrupt = self._interrupt
-            if interrupt.reason is not None:
-                results.append(self._failed(assignment, item, f"stopped: {interrupt.reason}"))
-            elif self._clock() >= assignment.slot_end:
-                results.append(self._failed(assignment, item, "slot ended before item started"))
-            else:
-                self.running = item.work_id
-                try:
-                    results.append(self._run_item(assignment, item, interrupt))
-                finally:
-                    self.running = None
+            refusal = self._refusal(assignment, interrupt)
+            if refusal is not None:
+                logger.info("agent %s: work %s not run: %s", self.vehicle_id, item.work_id, refusal)
+                results.append(self._failed(assignment, item, refusal, fault="car"))
+                continue
+            self.running = item.work_id
+            try:
+                results.append(self._run_item(assignment, item, interrupt))
+            finally:
+                self.running = None
         return results
+
+    def _refusal(self, assignment: Assignment, interrupt: Interrupt) -> str | None:
+        """Why an item of `assignment` may not start now (see `run_work`), or None."""
+        reason = interrupt.reason
+        if reason is not None:
+            return f"stopped: {reason}"
+        now = self._clock()
+        if now >= assignment.slot_end:
+            return "slot ended before item started"
+        with self._state:
+            superseded = self._superseded(assignment)
+        if superseded is not None:
+            return superseded
+        car = self._car
+        if car is None:
+            return None
+        lease_s = (assignment.slot_end + self._grace - now).total_seconds()
+        margin_kwh = max(self.compute_kw, car.compute_kw) * lease_s / SECONDS_PER_HOUR
+        if car.energy_kwh > car.reserve_kwh + margin_kwh:
+            return None
+        return (
+            f"battery at reserve: {car.energy_kwh:.3f} kWh is not above the "
+            f"{car.reserve_kwh:.3f} kWh reserve plus the {margin_kwh:.3f} kWh compute may "
+            "draw until the lease ends; compute refused"
+        )
 
     def _remember(self, work_id: str) -> None:
         self._handled[work_id] = None
         while len(self._handled) > self.limits.remembered_work:
             self._handled.popitem(last=False)
 
+    def _stop_reason(self, assignment: Assignment, interrupt: Interrupt) -> StopReason:
+        """When a running item must stop: the agent stopped, the lease ended, or the battery
+        reached its reserve."""
+        lease_end = assignment.slot_end + self._grace
+        grace_s = self.limits.lease_grace_s
+
+        def stop_reason() -> str | None:
+            if interrupt.reason is not None:
+                return interrupt.reason
+            if self._clock() >= lease_end:
+                return (
+                    f"the lease ended at {assignment.slot_end.isoformat()} (+{grace_s:g} s grace)"
+                )
+            car = self._car
+            if car is not None and car.energy_kwh <= car.reserve_kwh:
+                return f"the battery reached its {car.reserve_kwh:g} kWh reserve"
+            return None
+
+        return stop_reason
+
     def _run_item(self, assignment: Assignment, item: WorkItem, interrupt: Interrupt) -> Result:
         started_s = self._timer()
-        provider = None
-        progress_frac = None
+        request = WorkRequest(
+            item,
+            self.vehicle_id,
+            self.limits.max_model_bytes,
+            self.limits.max_input_bytes,
+            self.limits.chunk_rows,
+        )
         try:
-            model = self.models.read(item.model, self.limits.max_model_bytes)
-            array = load_input_array(item.input_uri, self.limits.max_input_bytes)
-            outcome = self.runner.run(
-                model,
-                item.model.sha256,
-                array,
-                interrupt=interrupt,
-                chunk_rows=self.limits.chunk_rows,
+            reply = self.sandboxes.run(
+                request, self._stop_reason(assignment, interrupt), self.limits.kill_after_s
             )
-            provider = outcome.provider
-            output_uri, output_sha256 = write_output_array(
-                item.output_uri, item.job_id, item.shard_index, self.vehicle_id, outcome.outputs
-            )
-        except StoppedError as exc:
-            reason = exc.reason
-            progress_frac = exc.progress_frac
-        except ExecutionError as exc:
-            reason = exc.reason
-        except Exception as exc:  # a bug or an unforeseen library error: still one Result
-            logger.exception("work item %s failed unexpectedly", item.work_id)
-            reason = f"unexpected {type(exc).__name__}: {exc}"
-        else:
-            runtime_s = self._elapsed_s(started_s)
+        except Exception as exc:  # the work process could not start: still one Result
+            logger.exception("work item %s could not be handed to a work process", item.work_id)
+            reply = WorkReply("failed", f"unexpected {type(exc).__name__}: {exc}")
+        runtime_s = self._elapsed_s(started_s)
+        if reply.status == "done":
             return self._result(
                 assignment,
                 item,
                 "done",
                 runtime_s,
-                provider=provider,
-                output_uri=output_uri,
-                output_sha256=output_sha256,
+                provider=reply.provider,
+                output_uri=reply.output_uri,
+                output_sha256=reply.output_sha256,
             )
+        reason = reply.reason or "failed without a reason"
         logger.warning("work item %s failed: %s", item.work_id, reason)
+        car = self._car
+        at_reserve = car is not None and car.energy_kwh <= car.reserve_kwh
+        # Stopped because the car left or is at reserve: the car's; anything else the work's.
+        fault = "car" if interrupt.reason is not None or at_reserve else "work"
         return self._failed(
-            assignment, item, reason, self._elapsed_s(started_s), provider, progress_frac
+            assignment, item, reason, runtime_s, reply.provider, reply.progress_frac, fault
         )
 
     def _elapsed_s(self, started_s: float) -> float:
         return max(self._timer() - started_s, 0.0)
-
-    def _fail_all(self, assignment: Assignment, reason: str) -> list[Result]:
-        return [self._failed(assignment, item, reason) for item in assignment.work]
 
     def _failed(
         self,
@@ -244,6 +468,7 @@ class VehicleAgent:
         runtime_s: float = 0.0,
         provider: str | None = None,
         progress_frac: float | None = None,
+        fault: str = "work",
     ) -> Result:
         return self._result(
             assignment,
@@ -253,6 +478,7 @@ class VehicleAgent:
             provider=provider,
             reason=one_line(reason),
             progress_frac=progress_frac,
+            fault=fault,
         )
 
     def _result(

@@ -71,8 +71,12 @@ class Dispatcher:
         slot_start: datetime,
         slot_end: datetime,
         plan_id: str,
+        plan_revision: int = 0,
     ) -> list[Assignment]:
         """One Assignment per dispatch (in order; charge only when no work fits).
+
+        Every assignment carries `plan_id` and `plan_revision` (larger for each newer plan:
+        agents apply a slot's set-point from the newest revision they have seen for it).
 
         Each vehicle gets, per job (in job_id order), at most the planned count of the
         lowest-indexed shards it has neither run nor holds and that still have an open
@@ -93,6 +97,7 @@ class Dispatcher:
             Assignment(
                 assignment_id=stable_id(plan_id, dispatch.vehicle_id, slot_label),
                 plan_id=plan_id,
+                plan_revision=plan_revision,
                 vehicle_id=dispatch.vehicle_id,
                 slot_start=slot_start,
                 slot_end=slot_end,

@@ -304,6 +304,8 @@ class JobLedger:
         shard = lease.shard_index
         if result.status == "failed":
             state.failed_results += 1
+            if result.fault == "car":  # not the shard's doing: it simply runs again
+                return True
             state.failures[shard] = failures = state.failures.get(shard, 0) + 1
             limit = self.max_failures_per_shard
             if limit is not None and failures >= limit:

@@ -8,7 +8,11 @@ fails with "expected ..., got ..." rather than an onnxruntime stack trace.
 
 A run can be stopped from another thread (`Interrupt.fire`): the shard is fed in chunks of
 rows when its first dimension is dynamic, the stop is checked between chunks, and a chunk
-already running is ended by onnxruntime's `RunOptions.terminate`.
+already running is ended by onnxruntime's `RunOptions.terminate` (checked between graph
+nodes and between a `Loop`'s iterations; a single node runs to its end).
+
+A runner pickles as its configuration, without sessions: the agent's work processes
+(`executor.sandbox`) build their own copy of it.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ _ONNX_TO_NUMPY: dict[str, np.dtype] = {
 }
 
 Dim = int | str | None
+#: Told (rows_done, rows_total) [count] as a run proceeds.
+Progress = Callable[[int, int], None]
 
 
 def choose_providers(available: Sequence[str]) -> list[str]:
@@ -198,6 +204,20 @@ class OnnxRunner:
         self._sessions: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, object]:
+        """The configuration only: a copy starts with no sessions (and its own lock)."""
+        return {
+            "providers": self.providers,
+            "max_sessions": self.max_sessions,
+            "intra_op_threads": self.intra_op_threads,
+            "_timer": self._timer,
+        }
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._sessions = OrderedDict()
+        self._lock = threading.Lock()
+
     @property
     def cached_models(self) -> list[str]:
         """The sha256 of every model with a live session, least recently used first."""
@@ -216,12 +236,14 @@ class OnnxRunner:
         *,
         interrupt: Interrupt | None = None,
         chunk_rows: int = 0,
+        progress: Progress | None = None,
     ) -> RunOutcome:
         """Run the model on `array` and return its first output.
 
         `sha256` keys the session cache; on a cache miss the bytes are hashed and must match.
         With `chunk_rows` > 0 and a dynamic first input dimension, rows are fed `chunk_rows`
         at a time and the outputs joined (for models whose output is one row per input row).
+        `progress(rows_done, rows_total)` is told before the first chunk and after each one.
         Raises ModelError (model cannot load or does not have one input), InputError (array
         does not fit the input contract), InferenceError (onnxruntime failed while running)
         or StoppedError (`interrupt` fired).
@@ -231,15 +253,24 @@ class OnnxRunner:
         contract.check(array)
         rows = int(array.shape[0]) if array.ndim else 1
         started_s = self._timer()
+        if progress is not None:
+            progress(0, rows)
         if chunk_rows > 0 and contract.batch_dynamic and rows > chunk_rows:
-            output = self._run_chunked(loaded, array, chunk_rows, interrupt)
+            output = self._run_chunked(loaded, array, chunk_rows, interrupt, progress)
         else:
             output = self._run_once(loaded, array, interrupt, rows_before=0, rows_total=rows)
+            if progress is not None:
+                progress(rows, rows)
         runtime_s = max(self._timer() - started_s, 0.0)
         return RunOutcome(outputs=output, provider=contract.provider, runtime_s=runtime_s)
 
     def _run_chunked(
-        self, loaded: _Loaded, array: np.ndarray, chunk_rows: int, interrupt: Interrupt | None
+        self,
+        loaded: _Loaded,
+        array: np.ndarray,
+        chunk_rows: int,
+        interrupt: Interrupt | None,
+        progress: Progress | None,
     ) -> np.ndarray:
         rows = int(array.shape[0])
         parts = []
@@ -250,6 +281,8 @@ class OnnxRunner:
                 # not one output row per input row: the shard must run whole
                 return self._run_once(loaded, array, interrupt, rows_before=0, rows_total=rows)
             parts.append(part)
+            if progress is not None:
+                progress(first + int(chunk.shape[0]), rows)
         return np.concatenate(parts, axis=0)
 
     @staticmethod

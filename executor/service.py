@@ -1,10 +1,18 @@
 """Car agents on Kafka: assignments in; results and heartbeats out; presence from telemetry.
 
 `AgentService` runs one or many `VehicleAgent`s in a process (`idlefleet agent`). It reads
-each car's telemetry first, so an agent knows whether its car is parked, plugged in and
-lent before it takes work; then it reads the assignments, skipping those whose slot ended
-before it started (a backlog, not work), and hands each one to a worker thread. Every
-`heartbeat_interval_s` it publishes a `Heartbeat` per car with the work running now.
+each car's telemetry first (`VehicleAgent.observe`), so an agent knows whether its car is
+parked, plugged in and lent, its charger limit, battery and reserve before it takes work;
+then it reads the assignments, skipping those whose slot ended before it started (a
+backlog, not work). Every `heartbeat_interval_s` it publishes a `Heartbeat` per car with the
+work running now.
+
+Set-points and work take separate paths. One set-point thread applies each assignment's
+set-point as it is read (`VehicleAgent.apply_setpoint`), in the order the topic delivers
+them, and never waits for work. The work then queues behind its car's running work, and
+`workers` threads run the cars' queues, one assignment of a car at a time, so a car whose
+work runs long holds one worker thread, not the other cars' set-points or work. A refused
+assignment's failed results do not queue behind its car's work.
 
 When a car departs, is unplugged or its owner withdraws consent, its agent stops the
 running shard at once (`VehicleAgent.stop`) and reports it failed with the share done;
@@ -16,11 +24,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from executor.agent import AgentPool, VehicleAgent
+from executor.agent import Admission, AgentPool, VehicleAgent
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
 from streams.messages import Assignment, Heartbeat, Message, Result, Telemetry
@@ -32,17 +41,6 @@ logger = logging.getLogger(__name__)
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-def absence(telemetry: Telemetry) -> str | None:
-    """Why a car cannot compute now, or None when it is parked, plugged in and lent."""
-    if telemetry.site_id is None:
-        return "the car departed"
-    if not telemetry.plugged_in:
-        return "the car was unplugged"
-    if not telemetry.participating:
-        return "the owner withdrew consent"
-    return None
 
 
 class AgentService:
@@ -62,15 +60,18 @@ class AgentService:
         if heartbeat_interval_s <= 0 or workers < 1 or stop_timeout_s <= 0:
             raise ValueError("heartbeat_interval_s, workers and stop_timeout_s must be positive")
         self.agents = agents
+        self.workers = workers
         self.heartbeat_interval_s = heartbeat_interval_s
         self.stop_timeout_s = stop_timeout_s
         self._clock = clock
         self._on_handled = on_handled
-        self._pending = 0  # assignments handed to workers and not finished
-        self._idle = threading.Condition()
+        self._pending = 0  # assignments read and not finished
+        self._idle = threading.Condition()  # guards _pending, _queued and _busy
+        self._queued: dict[str, deque[tuple[Assignment, Admission]]] = {}  # work per car
+        self._busy: set[str] = set()  # cars whose queue a worker thread runs
         self._publisher = Publisher(kafka)
+        self._setpoints = ThreadPoolExecutor(1, thread_name_prefix="agent-setpoints")
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="agent-work")
-        self._newest: dict[str, datetime] = {}  # newest telemetry event time per car
         self._started_at = clock()
         self._stopping = threading.Event()
         self._heartbeat_thread = threading.Thread(
@@ -86,6 +87,9 @@ class AgentService:
     def start(self, catch_up_timeout_s: float = 30.0) -> AgentService:
         """Learn where the cars are, then take assignments and send heartbeats."""
         self._started_at = self._clock()
+        pools = {id(agent.sandboxes): agent.sandboxes for agent in self.agents}
+        for pool in pools.values():  # they start while the telemetry is read
+            pool.prestart(self.workers)
         self._telemetry.start()
         if not self._telemetry.wait_caught_up(catch_up_timeout_s):
             logger.warning(
@@ -103,6 +107,7 @@ class AgentService:
             agent.stop(reason)
         self._assignments.stop(self.stop_timeout_s)
         self._telemetry.stop(self.stop_timeout_s)
+        self._setpoints.shutdown(wait=True, cancel_futures=True)
         self._workers.shutdown(wait=True, cancel_futures=True)
         try:
             self._publisher.flush(self.stop_timeout_s)
@@ -130,15 +135,8 @@ class AgentService:
         if not isinstance(message, Telemetry):
             return
         agent = self.agents.get(message.vehicle_id)
-        newest = self._newest.get(message.vehicle_id)
-        if agent is None or (newest is not None and message.event_time < newest):
-            return
-        self._newest[message.vehicle_id] = message.event_time
-        reason = absence(message)
-        if reason is None:
-            agent.resume()
-        else:
-            agent.stop(reason)
+        if agent is not None:
+            agent.observe(message)
 
     def _on_assignment(self, stream: Stream, message: Message) -> None:
         if not isinstance(message, Assignment) or message.vehicle_id not in self.agents:
@@ -149,11 +147,45 @@ class AgentService:
         if not self._stopping.is_set():
             with self._idle:
                 self._pending += 1
-            self._workers.submit(self._run, message)
+            self._submit(self._setpoints, self._apply, message)
 
-    def _run(self, assignment: Assignment) -> None:
+    # -- set-points and work ------------------------------------------------------------
+    def _apply(self, assignment: Assignment) -> None:
+        """The set-point thread: apply the set-point, then queue the work (or its refusal)."""
+        agent = self.agents.get(assignment.vehicle_id)
+        if agent is None:
+            self._finished()
+            return
         try:
-            results = self.agents.handle(assignment)
+            admission = agent.apply_setpoint(assignment)
+        except Exception as exc:  # the thread must go on to the next car's set-point
+            logger.exception("set-point of %s could not be applied", assignment.assignment_id)
+            admission = Admission(f"unexpected {type(exc).__name__}: {exc}")
+        if not admission.runs_work:
+            self._submit(self._workers, self._run, agent, assignment, admission)
+            return
+        with self._idle:
+            self._queued.setdefault(agent.vehicle_id, deque()).append((assignment, admission))
+            if agent.vehicle_id in self._busy:
+                return
+            self._busy.add(agent.vehicle_id)
+        self._submit(self._workers, self._run_queue, agent)
+
+    def _run_queue(self, agent: VehicleAgent) -> None:
+        """A worker thread: run the car's oldest queued assignment, then requeue the car."""
+        with self._idle:
+            assignment, admission = self._queued[agent.vehicle_id].popleft()
+        self._run(agent, assignment, admission)
+        with self._idle:
+            more = bool(self._queued[agent.vehicle_id])
+            if not more:
+                self._busy.discard(agent.vehicle_id)
+        if more:
+            self._submit(self._workers, self._run_queue, agent)
+
+    def _run(self, agent: VehicleAgent, assignment: Assignment, admission: Admission) -> None:
+        try:
+            results = agent.run_work(assignment, admission)
             for result in results:
                 self._publisher.publish(Stream.RESULTS, result)
             self._publisher.flush()
@@ -163,9 +195,21 @@ class AgentService:
         except Exception:  # a worker must never die silently: log and go on
             logger.exception("assignment %s could not be handled", assignment.assignment_id)
         finally:
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
+            self._finished()
+
+    def _finished(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()
+
+    def _submit(
+        self, executor: ThreadPoolExecutor, task: Callable[..., None], *args: object
+    ) -> None:
+        try:
+            executor.submit(task, *args)
+        except RuntimeError:  # shut down: the service is stopping and drops what is left
+            if not self._stopping.is_set():
+                raise
 
     # -- heartbeats ---------------------------------------------------------------------
     def _beat(self) -> None:

@@ -2,7 +2,10 @@
 
 The signed bytes are the assignment's canonical JSON without its `signature` field: the
 message models serialise deterministically (fixed field order, UTC timestamps), so the agent
-recomputes the same bytes from the decoded message.
+recomputes the same bytes from the decoded message. Every field is covered; `plan_revision`
+is left out of the bytes only while it is 0 (its default), so an assignment signed before the
+field existed still verifies, and setting, changing or clearing a revision breaks the
+signature.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from streams.messages import Assignment
 
 
 def _mac(assignment: Assignment, key: bytes) -> str:
-    payload = assignment.model_dump_json(exclude={"signature"}).encode()
+    unsigned = {"signature"} if assignment.plan_revision else {"signature", "plan_revision"}
+    payload = assignment.model_dump_json(exclude=unsigned).encode()
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 

@@ -176,11 +176,22 @@ class Assignment(Message):
 
     The car charges at `charge_power_kw` for the whole slot and runs `work`; the lease on
     the work ends with the slot. Agents holding the fleet key refuse an assignment whose
-    `signature` is missing or does not match.
+    `signature` is missing or does not match. A car may get assignments of two plans for
+    one slot (a rebalance of the service's workers): it applies the newest `plan_revision`.
     """
 
     assignment_id: Identifier = Field(description="this assignment")
     plan_id: Identifier = Field(description="the plan it comes from")
+    plan_revision: Annotated[int, Field(ge=0, le=2**63 - 1)] = Field(
+        0,
+        description=(
+            "the plan's revision: larger for each newer plan, across all the service's "
+            "workers (e.g. milliseconds since the epoch when the plan was made); an agent "
+            "applies a slot's set-point only from the newest revision it has seen for that "
+            "slot (of equal revisions from two plans, the first) and fails the work of older "
+            "ones"
+        ),
+    )
     vehicle_id: Identifier = Field(description="the car")
     slot_start: UtcDatetime = Field(description="slot start")
     slot_end: UtcDatetime = Field(description="slot end; the work's lease ends here")
@@ -207,6 +218,14 @@ class Result(Message):
     vehicle_id: Identifier = Field(description="the car that ran it")
     status: Literal["done", "failed"] = Field(description="outcome")
     reason: Annotated[str, Field(max_length=1000)] | None = Field(None, description="why it failed")
+    fault: Literal["work", "car"] = Field(
+        "work",
+        description=(
+            "whose a failure is: the work's (a bad model or input, a runaway run) counts "
+            "toward giving the shard up; the car's (it left, its battery is at reserve, a newer "
+            "plan superseded the assignment, the agent stopped) does not"
+        ),
+    )
     output_uri: Uri | None = Field(None, description="where the output array is")
     output_sha256: Sha256Hex | None = Field(None, description="sha256 of the output file")
     runtime_s: NonNegativeFloat = Field(0.0, description="wall time of the whole item [s]")

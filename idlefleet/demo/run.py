@@ -122,6 +122,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 car.compute_kw,
                 clock,
                 fleet_key=fleet_key.hex().encode(),
+                charger_kw=car.charger_kw,
             )
             for car in fleet
         )
@@ -141,7 +142,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
         try:
             for stream, message in forecasts:
                 publisher.publish(stream, message)
-            _run_slots(grid, fleet, jobs, publisher, service, agent_reader, clock, progress)
+            _run_slots(grid, fleet, jobs, publisher, service, agents, agent_reader, clock, progress)
             summary = summarise(
                 grid,
                 sites,
@@ -170,6 +171,7 @@ def _run_slots(
     jobs: list[tuple[datetime, Job]],
     publisher: Publisher,
     service: PlannerService,
+    agents: AgentPool,
     agent_reader: StreamReader,
     clock: SteppedClock,
     progress: bool,
@@ -182,6 +184,9 @@ def _run_slots(
             telemetry = car.telemetry(now)
             if telemetry is not None:
                 publisher.publish(Stream.TELEMETRY, telemetry)
+                agent = agents.get(car.vehicle_id)
+                if agent is not None:  # what the car's own agent reads of its car
+                    agent.observe(telemetry)
         while pending_jobs and pending_jobs[0][0] <= now:
             publisher.publish(Stream.JOBS, pending_jobs.pop(0)[1])
         publisher.flush()

@@ -183,6 +183,9 @@ class PlannerService:
         self.plans: list[PlanRecord] = []
         self._plan: Plan | None = None
         self._plan_start: datetime | None = None
+        #: Milliseconds since the epoch (wall clock) when the plan was made: newer plans, of
+        #: any worker, have larger revisions, and agents apply only a slot's newest.
+        self._plan_revision = 0
         #: The plan being dispatched and its scenario, replaced whole at each re-plan.
         self.current_plan: PlanSnapshot | None = None
         self._cancelled: set[str] = set()
@@ -422,7 +425,9 @@ class PlannerService:
             dispatches, fallback = self._dispatches_for(now)
             slot_end = now + timedelta(minutes=self.settings.slot_minutes)
             plan_id = f"plan-{format_timestamp(self._plan_start or now)}"
-            assignments = self._dispatcher.assignments_for_slot(dispatches, now, slot_end, plan_id)
+            assignments = self._dispatcher.assignments_for_slot(
+                dispatches, now, slot_end, plan_id, self._plan_revision
+            )
             if self.settings.fleet_key is not None:
                 key = self.settings.fleet_key.get_secret_value().encode()
                 assignments = [sign(assignment, key) for assignment in assignments]
@@ -551,6 +556,8 @@ class PlannerService:
         )
         with self._lock:
             self._plan = plan
+            # strictly increasing, even if the wall clock steps back
+            self._plan_revision = max(self._plan_revision + 1, time.time_ns() // 1_000_000)
             self.current_plan = PlanSnapshot(plan, scenario)
             self._plan_start = now
             self._plan_slots = scenario.horizon.slots

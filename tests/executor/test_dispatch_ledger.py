@@ -202,6 +202,19 @@ def test_a_poison_shard_is_abandoned_after_repeated_failures() -> None:
     assert dispatch(dispatcher, {"c": {"job-1": 2}}, k=2)["c"].work == []
 
 
+def test_failures_that_are_the_cars_never_give_a_shard_up() -> None:
+    # a car that left, is at reserve or was superseded: the shard simply runs again
+    ledger = JobLedger(max_failures_per_shard=2)
+    dispatcher = Dispatcher(ledger, [job(shards=1)])
+    for k, vehicle in enumerate(["a", "b", "c"]):
+        got = dispatch(dispatcher, {vehicle: {"job-1": 1}}, k=k)[vehicle]
+        failed = result(got, got.work[0], "failed").model_copy(update={"fault": "car"})
+        assert ledger.accept(failed)
+    progress = ledger.job_progress("job-1")
+    assert progress.abandoned_shards == () and progress.remaining == 1
+    assert progress.failed_results == 3
+
+
 def test_progress_and_all_done_follow_the_results() -> None:
     ledger = JobLedger()
     dispatcher = Dispatcher(ledger, [job("j1", shards=2), job("j2", shards=1, replicas=2)])
@@ -295,3 +308,13 @@ def test_an_assignment_carries_at_most_max_work_items_and_the_rest_waits() -> No
     assert len(assignment.work) == MAX_WORK_ITEMS
     assert len(encode(assignment)) < MAX_MESSAGE_BYTES
     assert ledger.executions_remaining("big") == 5
+
+
+def test_assignments_carry_the_plan_revision() -> None:
+    dispatcher = Dispatcher(JobLedger(), [job(shards=2)])
+    start, end = slot(0)
+    dispatches = [SlotDispatch("car-1", 7.0, {"job-1": 1}), SlotDispatch("car-2", 3.0)]
+    revised = dispatcher.assignments_for_slot(dispatches, start, end, "plan-r", 1_717_243_200_000)
+    assert [a.plan_revision for a in revised] == [1_717_243_200_000] * 2
+    [unrevised] = dispatcher.assignments_for_slot(dispatches[1:], start, end, "plan-0")
+    assert unrevised.plan_revision == 0

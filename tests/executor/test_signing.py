@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 import numpy as np
@@ -24,6 +26,20 @@ def test_a_signature_covers_every_field(make_assignment: MakeAssignment) -> None
     assert not verify(signed.model_copy(update={"signature": None}), KEY)
     with pytest.raises(ValueError, match="empty"):
         sign(signed, b"")
+
+
+def test_the_signature_covers_the_plan_revision(make_assignment: MakeAssignment) -> None:
+    unrevised = make_assignment("car-1", [])
+    revised = sign(unrevised.model_copy(update={"plan_revision": 1_717_243_200_000}), KEY)
+    assert verify(revised, KEY)
+    for changed in (1_717_243_200_001, 0):
+        assert not verify(revised.model_copy(update={"plan_revision": changed}), KEY)
+    # Revision 0 signs the bytes an assignment had before the field existed: those verify.
+    old_bytes = unrevised.model_dump_json(exclude={"signature", "plan_revision"}).encode()
+    old_signature = hmac.new(KEY, old_bytes, hashlib.sha256).hexdigest()
+    assert sign(unrevised, KEY).signature == old_signature
+    forged = unrevised.model_copy(update={"signature": old_signature, "plan_revision": 7})
+    assert not verify(forged, KEY)
 
 
 def test_the_agent_refuses_tampered_and_unsigned_work_and_runs_signed_work(

@@ -72,6 +72,9 @@ def _mutated(stream: Stream, **changes: object) -> bytes:
         (Stream.JOBS, _mutated(Stream.JOBS, model={"uri": "/m", "sha256": "xyz"}), "sha256"),
         (Stream.RESULTS, _mutated(Stream.RESULTS, output_sha256=None), "output_sha256"),
         (Stream.DR_EVENTS, _mutated(Stream.DR_EVENTS, region="DE"), "site_id"),
+        (Stream.ASSIGNMENTS, _mutated(Stream.ASSIGNMENTS, plan_revision=-1), "plan_revision"),
+        (Stream.ASSIGNMENTS, _mutated(Stream.ASSIGNMENTS, plan_revision=2**63), "plan_revision"),
+        (Stream.ASSIGNMENTS, _mutated(Stream.ASSIGNMENTS, plan_revision=1.5), "plan_revision"),
         (Stream.TELEMETRY, b"not json", "json"),
     ],
 )
