@@ -44,6 +44,9 @@ from streams.messages import Assignment, Result, Telemetry, WorkItem
 
 logger = logging.getLogger(__name__)
 
+#: Reports dated further ahead of the agent's clock than this are not believed.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
 SECONDS_PER_HOUR = 3600.0
 #: Slots whose newest plan revision an agent remembers [count] (ten days of 15-minute slots).
 REMEMBERED_SLOTS = 1000
@@ -203,10 +206,19 @@ class VehicleAgent:
     def observe(self, telemetry: Telemetry) -> None:
         """Learn the car's state from its telemetry: charger limit, battery and reserve.
 
-        A report older than the newest one is ignored. A car that departed, was unplugged
-        or whose owner withdrew consent stops its work (`stop`); back, it resumes.
+        A report older than the newest one is ignored, and so is one dated beyond the agent's
+        clock plus `MAX_CLOCK_SKEW` (a forged or clock-jumped report would otherwise pin the
+        car's state). A car that departed, was unplugged or whose owner withdrew consent stops
+        its work (`stop`); back, it resumes.
         """
         if telemetry.vehicle_id != self.vehicle_id:
+            return
+        if telemetry.event_time > self._clock() + MAX_CLOCK_SKEW:
+            logger.warning(
+                "agent %s: telemetry dated %s ignored: ahead of this agent's clock",
+                self.vehicle_id,
+                telemetry.event_time.isoformat(),
+            )
             return
         with self._state:
             if self._car is not None and telemetry.event_time < self._car.event_time:

@@ -26,6 +26,9 @@ class PlannerSettings(BaseSettings):
     dr_accept_beyond_horizon: bool = Field(
         False, description="accept DR caps the planner cannot judge yet (beyond its horizon)"
     )
+    max_clock_skew_s: float = Field(
+        300.0, gt=0, description="records dated later than now plus this are refused [s]"
+    )
     group_id: str = "idlefleet-planner"
     fleet_key: SecretStr | None = Field(
         None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"

@@ -3,7 +3,10 @@
 The schema (streams.messages) refuses wrong types, missing fields, negative energies and
 energies above the battery. These rules add what needs the record's Kafka key or the
 configured sites: the key must be the field the topic is keyed by, and every site a record
-names must be a known site. A record that breaks a rule is dead-lettered with the reason.
+names must be a known site. With a clock, a record may not be dated beyond the reader's now
+plus a skew: state keeps the newest record by its date, so one forged or clock-jumped record
+dated in the future would otherwise pin a car, a region's signal or a site's forecast for as
+long as the date lies ahead. A record that breaks a rule is dead-lettered with the reason.
 
 What depends on records read before (stale telemetry, a duplicate result, a result for work
 nobody leased) is not a rule here: such records are valid, and state absorbs them
@@ -14,20 +17,49 @@ consumer group judge a record the same way.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 from streams.errors import MessageError
-from streams.messages import DemandResponseEvent, Job, Message, SolarForecast, Telemetry
+from streams.messages import (
+    DemandResponseEvent,
+    GridSignal,
+    Heartbeat,
+    Job,
+    Message,
+    Result,
+    SolarForecast,
+    Telemetry,
+)
 from streams.topics import STREAM_SPECS, Stream
 
 Check = Callable[[Message, bytes | None], None]
 
 
-class RecordRules:
-    """Checks keys always, and site ids when `site_ids` is given."""
+#: A record's own date, by message type: what state orders records of that type by.
+DATED_BY: dict[type[Message], str] = {
+    Telemetry: "event_time",
+    SolarForecast: "issued_at",
+    GridSignal: "issued_at",
+    Job: "submitted_at",
+    Result: "finished_at",
+    Heartbeat: "sent_at",
+}
 
-    def __init__(self, site_ids: Collection[str] | None = None) -> None:
+
+class RecordRules:
+    """Checks keys always, site ids when `site_ids` is given, and dates when `clock` is: a
+    record dated more than `max_skew` after `clock()` is refused."""
+
+    def __init__(
+        self,
+        site_ids: Collection[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        max_skew: timedelta = timedelta(minutes=5),
+    ) -> None:
         self._site_ids = None if site_ids is None else frozenset(site_ids)
+        self._clock = clock
+        self._max_skew = max_skew
 
     def checker(self, stream: Stream) -> Check:
         """The check of one record of `stream`: raises MessageError naming the broken rule."""
@@ -35,6 +67,12 @@ class RecordRules:
         key_field = spec.key_field
         known_sites = self._site_ids or frozenset()
         sites_named = None if self._site_ids is None else _SITES_NAMED.get(spec.message_type)
+        dated_by = (
+            DATED_BY.get(spec.message_type)
+            if self._clock is not None and spec.message_type is not None
+            else None
+        )
+        clock, max_skew = self._clock, self._max_skew
 
         def check(message: Message, key: bytes | None) -> None:
             if key_field is not None:
@@ -46,6 +84,15 @@ class RecordRules:
                 for name, site_id in sites_named(message):
                     if site_id not in known_sites:
                         raise MessageError(f"{name}: unknown site {site_id!r}")
+            if dated_by is not None and clock is not None:
+                dated: datetime = getattr(message, dated_by)
+                now = clock()
+                if dated > now + max_skew:
+                    raise MessageError(
+                        f"{dated_by}: {dated.isoformat()} lies more than "
+                        f"{max_skew.total_seconds():g} s after this reader's clock "
+                        f"({now.isoformat()})"
+                    )
 
         return check
 

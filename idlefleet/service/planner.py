@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
@@ -206,7 +206,12 @@ class PlannerService:
         self._dispatcher = Dispatcher(
             self._ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
         )
-        rules = RecordRules(self._site_ids)
+        # Dated by the wall clock: a simulation's clock lags it, a forged date does not.
+        rules = RecordRules(
+            self._site_ids,
+            clock=lambda: datetime.now(UTC),
+            max_skew=timedelta(seconds=settings.max_clock_skew_s),
+        )
         self._site_reader = StreamReader(
             kafka,
             settings.group_id,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +434,15 @@ class Collected:
 
     def __exit__(self, *exc: object) -> None:
         self._reader.stop()
+
+
+def test_a_report_dated_ahead_of_the_agents_clock_is_not_believed(
+    runner: OnnxRunner, clock: SteppedClock
+) -> None:
+    agent = VehicleAgent("car-1", runner, TimedCharger(), COMPUTE_KW, clock, charger_kw=11.0)
+    agent.observe(car("car-1", T0, charger_kw=11.0))
+    forged = car("car-1", datetime(2099, 1, 1, tzinfo=UTC), charger_kw=0.5)
+    agent.observe(forged)  # would clamp every set-point to 0.5 kW and pin the car
+    assert agent.charger_limit_kw == 11.0
+    agent.observe(car("car-1", T0 + timedelta(minutes=1), charger_kw=7.4))  # real ones count
+    assert agent.charger_limit_kw == 7.4

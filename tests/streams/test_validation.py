@@ -1,8 +1,10 @@
-"""Rules beyond the schema: the key is the keyed field, and named sites are known."""
+"""Rules beyond the schema: the key is the keyed field, named sites are known, and nothing is
+dated beyond the reader's clock plus a skew."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +13,7 @@ from streams.errors import MessageError
 from streams.messages import Message
 from streams.serde import key_of
 from streams.topics import Stream
-from streams.validation import RecordRules
+from streams.validation import DATED_BY, RecordRules
 from tests.streams.factories import telemetry
 
 RULES = RecordRules({"berlin-depot"})
@@ -58,3 +60,28 @@ def test_a_broken_rule_is_named(
 
 def test_without_sites_only_keys_are_checked() -> None:
     RecordRules().checker(Stream.TELEMETRY)(telemetry(site_id="anywhere"), b"car-001")
+
+
+# --- dates: nothing dated in the future can pin state ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stream", [Stream.TELEMETRY, Stream.GRID_SIGNALS, Stream.SOLAR_FORECASTS, Stream.JOBS]
+)
+def test_a_record_dated_beyond_the_clock_plus_the_skew_is_refused(stream: Stream) -> None:
+    example = EXAMPLES[stream]
+    field = DATED_BY[type(example)]
+    now: datetime = getattr(example, field)
+    rules = RecordRules({"berlin-depot"}, clock=lambda: now, max_skew=timedelta(minutes=5))
+    check = rules.checker(stream)
+    check(example, key_of(stream, example))  # dated now
+    within = example.model_copy(update={field: now + timedelta(minutes=5)})
+    check(within, key_of(stream, within))
+    forged = example.model_copy(update={field: datetime(2099, 1, 1, tzinfo=UTC)})
+    with pytest.raises(MessageError, match=f"{field}: 2099-01-01T00:00:00\\+00:00 lies more"):
+        check(forged, key_of(stream, forged))
+
+
+def test_without_a_clock_dates_are_not_judged() -> None:
+    forged = telemetry(event_time=datetime(2099, 1, 1, tzinfo=UTC))
+    RecordRules().checker(Stream.TELEMETRY)(forged, b"car-001")
