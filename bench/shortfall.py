@@ -20,12 +20,12 @@ import time
 from dataclasses import replace
 from datetime import date
 
+from bench.optimizer import CARS_PER_SITE
 from idlefleet.sim.catalog import demo_sites
 from idlefleet.sim.scenarios import generate_scenario
 from optimizer import Plan, Scenario, plan_scenario
 from optimizer.shortfall import least_total_shortfall_kwh
 
-CARS_PER_SITE = 100
 RATIO_TARGET = 1.5
 
 

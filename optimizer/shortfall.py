@@ -153,11 +153,7 @@ def site_groups(scenario: Scenario, *, with_dr: bool = True) -> list[Scenario]:
 
 def least_total_shortfall_kwh(scenario: Scenario, *, with_dr: bool = True) -> float:
     """The least total departure shortfall any plan of ``scenario`` can have [kWh]."""
-    total = 0.0
-    for part in site_groups(scenario, with_dr=with_dr):
-        lp = _charging_lp(part, with_dr=with_dr)
-        if lp.owing:
-            total += float(_solve(lp.cols, lp.rows)[lp.short].sum())
+    total = sum(_stage_one(part, with_dr)[1] for part in site_groups(scenario, with_dr=with_dr))
     return total if total > MIN_SHORTFALL_KWH else 0.0
 
 
@@ -170,12 +166,16 @@ def least_shortfall(scenario: Scenario) -> Shortfall:
     return Shortfall(by_vehicle, float(sum(by_vehicle.values())))
 
 
-def _least_in_group(scenario: Scenario) -> dict[str, float]:
-    lp = _charging_lp(scenario)
+def _stage_one(scenario: Scenario, with_dr: bool = True) -> tuple[_Charging, float]:
+    """One site group's charging LP and its least total shortfall [kWh]."""
+    lp = _charging_lp(scenario, with_dr=with_dr)
     if not lp.owing:
-        return {}
-    values = _solve(lp.cols, lp.rows)
-    total = float(values[lp.short].sum())
+        return lp, 0.0
+    return lp, float(_solve(lp.cols, lp.rows)[lp.short].sum())
+
+
+def _least_in_group(scenario: Scenario) -> dict[str, float]:
+    lp, total = _stage_one(scenario)
     if total <= MIN_SHORTFALL_KWH:
         return {}
     # Stage 2: the same rows, Σ short <= S, short_v <= t * need_v, minimise t.

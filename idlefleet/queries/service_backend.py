@@ -132,19 +132,19 @@ class ServiceBackend:
     def now(self) -> datetime:
         return self._clock()
 
-    def _pending_jobs(self) -> dict[str, Job]:
-        """Submitted jobs the service has not read yet (forgetting those it has)."""
+    def _pending_jobs(self, ledger: LedgerSnapshot) -> dict[str, Job]:
+        """Submitted jobs the service had not read when `ledger` was taken (forgetting those
+        it has)."""
         with self._pending_lock:
-            known = self._service.ledger_snapshot().jobs
+            known = ledger.jobs
             for job_id in [j for j in self._pending if j in known]:
                 del self._pending[job_id]
             return dict(self._pending)
 
     def submit_job(self, job: Job) -> tuple[JobRecord, bool]:
         with self._submitting:
-            known = self._service.ledger_snapshot().job(job.job_id) or self._pending_jobs().get(
-                job.job_id
-            )
+            ledger = self._service.ledger_snapshot()
+            known = ledger.job(job.job_id) or self._pending_jobs(ledger).get(job.job_id)
             if known is None:
                 try:
                     self._publisher.publish(Stream.JOBS, job).get(timeout=self._ack_timeout_s)
@@ -158,9 +158,8 @@ class ServiceBackend:
 
     def job(self, job_id: str) -> JobRecord:
         s = self._service
-        return job_record(
-            s.ledger_snapshot(), job_id, s.cancelled_jobs, self._pending_jobs(), self.now()
-        )
+        ledger = s.ledger_snapshot()
+        return job_record(ledger, job_id, s.cancelled_jobs, self._pending_jobs(ledger), self.now())
 
     def cancel_job(self, job_id: str) -> JobRecord:
         record = self.job(job_id)
@@ -172,7 +171,8 @@ class ServiceBackend:
 
     def jobs(self) -> list[JobRecord]:
         s = self._service
-        return job_records(s.ledger_snapshot(), s.cancelled_jobs, self._pending_jobs(), self.now())
+        ledger = s.ledger_snapshot()
+        return job_records(ledger, s.cancelled_jobs, self._pending_jobs(ledger), self.now())
 
     def fleet_status(self) -> FleetStatusView:
         """The fleet's status, at most `status_max_age_s` old (its `as_of` says when)."""
