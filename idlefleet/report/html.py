@@ -130,6 +130,7 @@ def summary_html(kpis: dict[str, Any]) -> str:
         "<p>Owners' departure targets and floors kept: "
         + "; ".join(
             f"{name} {s['owner_days_met']:,} of {s['owner_days']:,} owner-days"
+            + (f" ({s['shortfall_kwh']:,.2f} kWh short)" if s["shortfall_kwh"] > 0 else "")
             for name, s in strategies.items()
         )
         + ".</p>",
