@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,3 @@ class PlannerSettings(BaseSettings):
         300.0, gt=0, description="records dated later than now plus this are refused [s]"
     )
     group_id: str = "idlefleet-planner"
-    fleet_key: SecretStr | None = Field(
-        None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"
-    )
