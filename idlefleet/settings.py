@@ -33,3 +33,9 @@ class PlannerSettings(BaseSettings):
     fleet_key: SecretStr | None = Field(
         None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"
     )
+    dr_events_per_minute: float = Field(
+        6.0, gt=0, description="OpenADR events the VEN decides per minute, sustained; more refused"
+    )
+    dr_event_burst: int = Field(
+        10, ge=1, description="OpenADR events the VEN decides at once before the rate applies"
+    )

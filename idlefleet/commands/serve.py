@@ -17,7 +17,8 @@ from idlefleet.api.runner import add_arguments as add_api_arguments
 from idlefleet.commands import EXIT_BAD_INPUT
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
-from idlefleet.openadr.runner import running_ven
+from idlefleet.openadr.runner import running_ven, vtn_of
+from idlefleet.openadr.trust import VtnTrustError
 from streams.producer import Publisher
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         api = api_config(args)  # None without --grpc-port
-    except ApiConfigError as exc:
+        vtn = vtn_of(args)  # None without --openadr-vtn-url
+    except (ApiConfigError, VtnTrustError) as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     settings = PlannerSettings(slot_minutes=args.slot_minutes)
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with (
                 serving_api(api, service, kafka) as grpc_port,
-                running_ven(args, service, publisher) as ven,
+                running_ven(vtn, args, service, kafka, publisher) as ven,
             ):
                 if grpc_port is not None:
                     print(f"gRPC API on port {grpc_port}", file=sys.stderr)
