@@ -13,7 +13,9 @@ class EventRate:
         self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if per_minute <= 0 or burst < 1:
-            raise ValueError(f"an event rate needs per_minute > 0 and burst >= 1: {per_minute}, {burst}")
+            raise ValueError(
+                f"an event rate needs per_minute > 0 and burst >= 1: {per_minute}, {burst}"
+            )
         self.per_minute = per_minute
         self.burst = burst
         self._clock = clock

@@ -185,13 +185,14 @@ async def registered_ven(
     *,
     rate: EventRate | None = None,
     accepted: dict[str, list[DemandResponseEvent]] | None = None,
+    within_s: float = 30.0,
 ) -> AsyncIterator[FleetVen]:
-    """A VEN registered with `vtn`, stopped after the block; by default at a rate no test's
-    few events reach."""
+    """A VEN registered with `vtn` (TimeoutError if not within `within_s`), stopped after the
+    block; by default at a rate no test's few events reach."""
     rate = rate or EventRate(per_minute=600.0, burst=100)
     ven = FleetVen(vtn, "fleet", SITES, decider, rate=rate, accepted=accepted)
     try:
-        await asyncio.wait_for(ven.run(), 30)
+        await asyncio.wait_for(ven.run(), within_s)
         yield ven
     finally:
         await ven.stop()
