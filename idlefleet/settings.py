@@ -30,3 +30,9 @@ class PlannerSettings(BaseSettings):
         300.0, gt=0, description="records dated later than now plus this are refused [s]"
     )
     group_id: str = "idlefleet-planner"
+    dr_events_per_minute: float = Field(
+        6.0, gt=0, description="OpenADR events the VEN decides per minute, sustained; more refused"
+    )
+    dr_event_burst: int = Field(
+        10, ge=1, description="OpenADR events the VEN decides at once before the rate applies"
+    )

@@ -19,7 +19,8 @@ from idlefleet.credentials import CredentialsError, credentials_from_args
 from idlefleet.credentials import add_arguments as add_identity_arguments
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
-from idlefleet.openadr.runner import running_ven
+from idlefleet.openadr.runner import running_ven, vtn_of
+from idlefleet.openadr.trust import VtnTrustError
 
 if TYPE_CHECKING:
     from idlefleet.sites import SiteConfig
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         api = api_config(args)  # None without --grpc-port
-    except ApiConfigError as exc:
+        vtn = vtn_of(args)  # None without --openadr-vtn-url
+    except (ApiConfigError, VtnTrustError) as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with (
                 serving_api(api, service, kafka, publisher=publisher) as grpc_port,
-                running_ven(args, service, publisher) as ven,
+                running_ven(vtn, args, service, kafka, publisher) as ven,
             ):
                 if grpc_port is not None:
                     print(f"gRPC API on port {grpc_port}", file=sys.stderr)
