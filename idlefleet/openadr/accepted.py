@@ -14,6 +14,7 @@ from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
 from streams.messages import DemandResponseEvent, Message
 from streams.topics import Stream
+from streams.validation import RecordRules
 
 #: How long the VEN may take to read the DR topic at start [s].
 CATCH_UP_TIMEOUT_S = 60.0
@@ -43,16 +44,19 @@ def caps_in_force(records: Iterable[DemandResponseEvent]) -> dict[str, list[Dema
 
 
 def read_caps_in_force(
-    kafka: KafkaSettings, timeout_s: float = CATCH_UP_TIMEOUT_S
+    kafka: KafkaSettings,
+    rules: RecordRules | None = None,
+    timeout_s: float = CATCH_UP_TIMEOUT_S,
 ) -> dict[str, list[DemandResponseEvent]]:
-    """Read the DR topic from its start (a replica reader) and fold it (`caps_in_force`)."""
+    """Read the DR topic from its start (a replica reader) and fold it (`caps_in_force`);
+    with `rules`, only records that keep them (a writer the registry proves) count."""
     records: list[DemandResponseEvent] = []
 
     def keep(stream: Stream, message: Message) -> None:
         assert isinstance(message, DemandResponseEvent)
         records.append(message)
 
-    reader = StreamReader(kafka, None, [Stream.DR_EVENTS], keep, None).start()
+    reader = StreamReader(kafka, None, [Stream.DR_EVENTS], keep, None, rules=rules).start()
     try:
         if not reader.wait_caught_up(timeout_s):
             raise AcceptedCapsError(

@@ -81,7 +81,8 @@ def running_ven(
         if args.openadr_mapping
         else DrMapping.for_sites(service.sites)
     )
-    accepted = read_caps_in_force(kafka)
+    trust = service.trust
+    accepted = read_caps_in_force(kafka, None if trust is None else trust.rules())
     log.info("OpenADR: %d accepted events with caps in force", len(accepted))
     settings = service.settings
     ven = FleetVen(
