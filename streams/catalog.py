@@ -11,12 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from streams.identity import key_id_of
 from streams.messages import (
     Assignment,
     DemandResponseEvent,
+    Enrollment,
     GridSignal,
     Heartbeat,
     Job,
+    JobCancellation,
     Message,
     ModelRef,
     Result,
@@ -117,6 +120,17 @@ EXAMPLES: dict[Stream, Message] = {
         running=["w-1"],
         provider="CPUExecutionProvider",
     ),
+    Stream.JOB_CANCELLATIONS: JobCancellation(
+        job_id="embed-1", cancelled_at=T0, cancelled_by="operator-1"
+    ),
+    Stream.IDENTITIES: Enrollment(
+        key_id=key_id_of(bytes.fromhex("11" * 32), bytes.fromhex("22" * 32)),
+        principal="car-001",
+        role="car",
+        signing_public_key="11" * 32,
+        agreement_public_key="22" * 32,
+        enrolled_at=T0,
+    ),
 }
 
 UNIT_SUFFIXES = (
@@ -183,6 +197,10 @@ def render_topic_docs(topics: Topics | None = None) -> str:
         f"record that fails is parked on `{topics.name(Stream.DEAD_LETTER)}` with headers",
         "`reason`, `source_topic`, `source_partition` and `source_offset`. Topic names take a",
         "configurable prefix (default `idlefleet`).",
+        "",
+        "Every record but a dead letter proves its writer in headers (`idf-key`, `idf-sig`,",
+        "and `idf-to` for a car's records authenticated to the service; see",
+        "[security.md](security.md)); a reader parks a record that does not, with the reason.",
         "",
         "| topic | key | message | partitions |",
         "| --- | --- | --- | --- |",

@@ -18,12 +18,15 @@ from streams.messages import Assignment, Job, Result
 log = logging.getLogger(__name__)
 
 
-Execution = tuple[str, str]
+Execution = tuple[str, str, str]
 
 
 def execution_of(result: Result) -> Execution:
-    """What identifies the execution a result reports on: (work id, assignment id)."""
-    return result.work_id, result.assignment_id
+    """What identifies the execution a result reports on: (work id, assignment id, vehicle).
+
+    The vehicle is part of it: a car proves only its own results, so another car's report
+    on the same work (a forgery) can never stand in for the real one."""
+    return result.work_id, result.assignment_id, result.vehicle_id
 
 
 class JobBook:
@@ -59,7 +62,7 @@ class JobBook:
         """Note the executions an assignment carries; return those not known before."""
         fresh = []
         for item in assignment.work:
-            execution = (item.work_id, assignment.assignment_id)
+            execution = (item.work_id, assignment.assignment_id, assignment.vehicle_id)
             if execution not in self._assigned:
                 self._assigned[execution] = (item.job_id, item.shard_index, assignment.vehicle_id)
                 fresh.append(execution)

@@ -283,6 +283,20 @@ class DemandResponseEvent(Message):
         return self
 
 
+class JobCancellation(Message):
+    """A job's open work is withdrawn. Topic `job-cancellations`, key `job_id`.
+
+    Every worker of the service reads them all (and again after a restart), so a cancelled
+    job is never dispatched again, whoever holds it.
+    """
+
+    job_id: Identifier = Field(description="the job")
+    cancelled_at: UtcDatetime = Field(description="when it was cancelled")
+    cancelled_by: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="who asked: the API caller's principal, or the service"
+    )
+
+
 PublicKeyHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 

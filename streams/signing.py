@@ -45,6 +45,7 @@ WRITERS: dict[Stream, dict[str, str | None]] = {
     Stream.RESULTS: {"car": "vehicle_id"},
     Stream.ASSIGNMENTS: {"service": None},
     Stream.JOBS: {"service": None, "adapter": None},
+    Stream.JOB_CANCELLATIONS: {"service": None},
     Stream.SOLAR_FORECASTS: {"service": None, "adapter": None},
     Stream.GRID_SIGNALS: {"service": None, "adapter": None},
     Stream.DR_EVENTS: {"service": None, "adapter": None},

@@ -12,6 +12,7 @@ from streams.messages import (
     GridSignal,
     Heartbeat,
     Job,
+    JobCancellation,
     Message,
     Result,
     SolarForecast,
@@ -26,6 +27,7 @@ class Stream(StrEnum):
     SOLAR_FORECASTS = "solar-forecasts"
     GRID_SIGNALS = "grid-signals"
     JOBS = "jobs"
+    JOB_CANCELLATIONS = "job-cancellations"
     ASSIGNMENTS = "assignments"
     RESULTS = "results"
     DR_EVENTS = "dr-events"
@@ -49,6 +51,7 @@ STREAM_SPECS: dict[Stream, StreamSpec] = {
     Stream.SOLAR_FORECASTS: StreamSpec(SolarForecast, "site_id", 3),
     Stream.GRID_SIGNALS: StreamSpec(GridSignal, "region", 3),
     Stream.JOBS: StreamSpec(Job, "job_id", 3),
+    Stream.JOB_CANCELLATIONS: StreamSpec(JobCancellation, "job_id", 3, compacted=True),
     Stream.ASSIGNMENTS: StreamSpec(Assignment, "vehicle_id", 6),
     Stream.RESULTS: StreamSpec(Result, "job_id", 3),
     Stream.DR_EVENTS: StreamSpec(DemandResponseEvent, "event_id", 1),

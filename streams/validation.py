@@ -27,6 +27,7 @@ from streams.messages import (
     GridSignal,
     Heartbeat,
     Job,
+    JobCancellation,
     Message,
     Result,
     SolarForecast,
@@ -44,6 +45,7 @@ DATED_BY: dict[type[Message], str] = {
     SolarForecast: "issued_at",
     GridSignal: "issued_at",
     Job: "submitted_at",
+    JobCancellation: "cancelled_at",
     Result: "finished_at",
     Heartbeat: "sent_at",
 }

@@ -70,6 +70,7 @@ from streams.messages import (
     GridSignal,
     Heartbeat,
     Job,
+    JobCancellation,
     Message,
     Result,
     SolarForecast,
@@ -91,6 +92,7 @@ FLEET_STREAMS = (
     Stream.SOLAR_FORECASTS,
     Stream.GRID_SIGNALS,
     Stream.JOBS,
+    Stream.JOB_CANCELLATIONS,
     Stream.ASSIGNMENTS,
     Stream.RESULTS,
     Stream.DR_EVENTS,
@@ -342,6 +344,8 @@ class PlannerService:
                     result = self.book.result(execution)
                     if result is not None and self._owns_job_id(result.job_id):
                         self.results.apply(result)
+            elif isinstance(message, JobCancellation):
+                self._apply_cancellation(message)
             elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
                 self._replan_reasons.add("dr-event")
             elif isinstance(message, Heartbeat):
@@ -389,14 +393,28 @@ class PlannerService:
         with self._lock:
             return frozenset(self._cancelled)
 
-    def cancel_job(self, job_id: str) -> bool:
-        """Stop planning and dispatching the job's open work; True if it was not cancelled."""
+    def cancel_job(self, job_id: str, cancelled_by: str = "api") -> bool:
+        """Stop planning and dispatching the job's open work; True if it was not cancelled.
+
+        The cancellation is published (and waited for) before it is applied here, so every
+        worker, and this one after a restart, reads it from the job-cancellations topic."""
         with self._lock:
             if job_id in self._cancelled:
                 return False
-            self._cancelled.add(job_id)
+        cancellation = JobCancellation(
+            job_id=job_id, cancelled_at=datetime.now(UTC), cancelled_by=cancelled_by
+        )
+        self._publisher.publish(Stream.JOB_CANCELLATIONS, cancellation)
+        self._publisher.flush()
+        with self._lock:  # (the reader may have applied it already)
+            self._apply_cancellation(cancellation)
+        return True
+
+    def _apply_cancellation(self, cancellation: JobCancellation) -> None:
+        if cancellation.job_id not in self._cancelled:
+            self._cancelled.add(cancellation.job_id)
             self._replan_reasons.add("job-cancelled")
-            return True
+            log.info("job %s cancelled by %s", cancellation.job_id, cancellation.cancelled_by)
 
     def _take_job(self, job: Job) -> None:
         """Register a job this worker owns and bring its progress up to date from the book."""

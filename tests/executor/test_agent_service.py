@@ -42,7 +42,7 @@ from streams.messages import (
     Telemetry,
 )
 from streams.serde import encode
-from streams.signing import KEY_HEADER, SIG_HEADER, RecordSigner, signed_bytes
+from streams.signing import RecordSigner
 from streams.topics import Stream
 from tests.streams import factories
 
@@ -368,7 +368,7 @@ def test_agents_take_only_assignments_a_service_signed(
         rogue = Identity.generate("planner", "service")  # a service key nobody enrolled
         factories.publish(kafka_settings, [forged], RecordSigner([rogue]))
         # a car's key (a rooted car) proves nothing about assignments
-        factories.publish(kafka_settings, [forged], _HandSigner(world.identities["car-b"]))
+        factories.publish(kafka_settings, [forged], factories.HandSigner(world.identities["car-b"]))
         # a genuine signature over other bytes: tampered in transit
         signed_headers = RecordSigner([world.identities["planner"]]).headers(
             Stream.ASSIGNMENTS, genuine, b"car-a", encode(genuine)
@@ -380,20 +380,6 @@ def test_agents_take_only_assignments_a_service_signed(
         assert agents._assignments.records_invalid == 4
         # only the genuine assignment ran; the forged ones were never taken, not even refused
         assert [r.assignment_id for r in seen.of(Result)] == [genuine.assignment_id]
-
-
-class _HandSigner:
-    """Signs every record with one identity's Ed25519 key, whatever its role may write."""
-
-    def __init__(self, identity: Identity) -> None:
-        self._identity = identity
-
-    def headers(self, stream: Stream, message: object, key: bytes | None, value: bytes):
-        data = signed_bytes(stream, key, value)
-        return [
-            (KEY_HEADER, self._identity.key_id.encode()),
-            (SIG_HEADER, self._identity.sign(data)),
-        ]
 
 
 class _FixedHeaders:

@@ -22,6 +22,7 @@ from streams.messages import (
     WorkItem,
 )
 from streams.producer import Publisher, Signer
+from streams.signing import KEY_HEADER, SIG_HEADER, signed_bytes
 from streams.topics import STREAM_SPECS, Stream
 from streams.trust import Trust, publish_enrollments
 
@@ -165,3 +166,17 @@ class World:
     def stop(self) -> None:
         for trust in self._trusts:
             trust.stop()
+
+
+class HandSigner:
+    """Signs every record with one identity's Ed25519 key, whatever its role may write: what a
+    rooted car (or any holder of one key) can do by hand."""
+
+    def __init__(self, identity: Identity) -> None:
+        self._identity = identity
+
+    def headers(
+        self, stream: Stream, message: Message, key: bytes | None, value: bytes
+    ) -> list[tuple[str, bytes]]:
+        proof = self._identity.sign(signed_bytes(stream, key, value))
+        return [(KEY_HEADER, self._identity.key_id.encode()), (SIG_HEADER, proof)]
