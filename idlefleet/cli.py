@@ -14,13 +14,14 @@ from idlefleet.commands import (
     chaos,
     demo,
     forecast,
+    keys,
     plan,
     report,
     scenario,
     serve,
 )
 
-COMMANDS = (demo, serve, agent, broker, plan, forecast, scenario, report, chaos, bench)
+COMMANDS = (demo, serve, agent, keys, broker, plan, forecast, scenario, report, chaos, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
