@@ -48,8 +48,9 @@ class ApiSolver:
     def __init__(self, max_waiting: int = 4) -> None:
         self.max_waiting = max_waiting
         self._process = PlannerProcess()
-        self._places = threading.BoundedSemaphore(max_waiting + 1)  # the turn and the queue
         self._turn = threading.Lock()
+        self._counting = threading.Lock()
+        self._callers = 0
 
     def start(self) -> ApiSolver:
         """Start the child now (a few seconds of imports) rather than at the first solve."""
@@ -59,13 +60,20 @@ class ApiSolver:
     def close(self) -> None:
         self._process.close()
 
+    @property
+    def callers(self) -> int:
+        """Calls holding the solver or waiting for it."""
+        return self._callers
+
     @contextmanager
     def turn(self, time_left_s: float | None) -> Iterator[Turn]:
         """The child, once no other solve holds it, for a call with `time_left_s` [s] (None:
         no deadline). BusyError when `max_waiting` calls wait already; OutOfTimeError when
         the turn did not come within WAIT_SHARE of the time left."""
-        if not self._places.acquire(blocking=False):
-            raise BusyError(f"{self.max_waiting} solves are waiting already; try again later")
+        with self._counting:
+            if self._callers > self.max_waiting:
+                raise BusyError(f"{self.max_waiting} solves are waiting already; try again later")
+            self._callers += 1
         try:
             ends = None if time_left_s is None else time.monotonic() + time_left_s
             wait_s = (
@@ -80,4 +88,5 @@ class ApiSolver:
             finally:
                 self._turn.release()
         finally:
-            self._places.release()
+            with self._counting:
+                self._callers -= 1
