@@ -39,7 +39,6 @@ from typing import Protocol
 from executor.errors import one_line
 from executor.runtime import Interrupt, OnnxRunner
 from executor.sandbox import StopReason, WorkReply, WorkRequest, sandboxes_for
-from executor.signing import verify
 from streams.messages import Assignment, Result, Telemetry, WorkItem
 
 logger = logging.getLogger(__name__)
@@ -151,7 +150,6 @@ class VehicleAgent:
         *,
         limits: AgentLimits | None = None,
         timer: Callable[[], float] = time.perf_counter,
-        fleet_key: bytes | None = None,
         charger_kw: float | None = None,
     ) -> None:
         if not math.isfinite(compute_kw) or compute_kw < 0:
@@ -168,7 +166,6 @@ class VehicleAgent:
         self.limits = limits or AgentLimits()
         self.sandboxes = sandboxes_for(runner, self.limits.memory_bytes)  # where work runs
         self._grace = timedelta(seconds=self.limits.lease_grace_s)
-        self._fleet_key = fleet_key
         self._clock = clock
         self._timer = timer
         self._state = threading.Lock()  # guards _interrupt, _car and _plans
@@ -251,9 +248,9 @@ class VehicleAgent:
     def apply_setpoint(self, assignment: Assignment) -> Admission:
         """Check the assignment and set its slot's charge power; never waits for running work.
 
-        Refused before the charger is touched: another vehicle's assignment (logged, no
-        results), with a fleet key an unsigned or tampered one, one whose slot has ended,
-        and one superseded for its slot by a newer plan revision (or by an equal revision of
+        Refused before the charger is touched (the reader has already checked that a service
+        signed it): another vehicle's assignment (logged, no results), one whose slot has
+        ended, and one superseded for its slot by a newer plan revision (or by an equal revision of
         another plan: the first one applied is kept). The power is clamped to [0, the
         charger limit] (logged). When the charger refuses the power, the work fails too.
         """
@@ -266,13 +263,6 @@ class VehicleAgent:
                     assignment.vehicle_id,
                 )
                 return Admission(addressed=False)
-            if self._fleet_key is not None and not verify(assignment, self._fleet_key):
-                logger.warning(
-                    "agent %s refuses assignment %s: signature missing or invalid",
-                    self.vehicle_id,
-                    assignment.assignment_id,
-                )
-                return Admission("assignment signature missing or invalid")
             if self._clock() >= assignment.slot_end:
                 return Admission("slot ended before the assignment was handled")
             with self._state:

@@ -35,6 +35,7 @@ from streams.consumer import StreamReader
 from streams.messages import Assignment, Heartbeat, Message, Result, Telemetry
 from streams.producer import Publisher
 from streams.topics import Stream
+from streams.trust import Trust
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ class AgentService:
         clock: Callable[[], datetime] = wall_clock,
         stop_timeout_s: float = 5.0,
         on_handled: Callable[[Assignment, list[Result]], None] | None = None,
+        trust: Trust | None,
     ) -> None:
+        """`trust` holds the cars' identities: it signs their telemetry-side records
+        (heartbeats, results) and takes only assignments a service signed; None trusts the
+        topic (tests of the agent alone)."""
         if heartbeat_interval_s <= 0 or workers < 1 or stop_timeout_s <= 0:
             raise ValueError("heartbeat_interval_s, workers and stop_timeout_s must be positive")
         self.agents = agents
@@ -69,7 +74,9 @@ class AgentService:
         self._idle = threading.Condition()  # guards _pending, _queued and _busy
         self._queued: dict[str, deque[tuple[Assignment, Admission]]] = {}  # work per car
         self._busy: set[str] = set()  # cars whose queue a worker thread runs
-        self._publisher = Publisher(kafka)
+        self.trust = trust
+        self._publisher = Publisher(kafka) if trust is None else trust.publisher()
+        rules = None if trust is None else trust.rules()
         self._setpoints = ThreadPoolExecutor(1, thread_name_prefix="agent-setpoints")
         self._workers = ThreadPoolExecutor(workers, thread_name_prefix="agent-work")
         self._started_at = clock()
@@ -77,9 +84,11 @@ class AgentService:
         self._heartbeat_thread = threading.Thread(
             target=self._beat, name="agent-heartbeats", daemon=True
         )
-        self._telemetry = StreamReader(kafka, None, [Stream.TELEMETRY], self._on_telemetry, None)
+        self._telemetry = StreamReader(
+            kafka, None, [Stream.TELEMETRY], self._on_telemetry, None, rules=rules
+        )
         self._assignments = StreamReader(
-            kafka, None, [Stream.ASSIGNMENTS], self._on_assignment, None
+            kafka, None, [Stream.ASSIGNMENTS], self._on_assignment, None, rules=rules
         )
         self.assignments_skipped = 0
         self.results_published = 0
@@ -87,6 +96,8 @@ class AgentService:
     def start(self, catch_up_timeout_s: float = 30.0) -> AgentService:
         """Learn where the cars are, then take assignments and send heartbeats."""
         self._started_at = self._clock()
+        if self.trust is not None:
+            self.trust.start(catch_up_timeout_s)
         pools = {id(agent.sandboxes): agent.sandboxes for agent in self.agents}
         for pool in pools.values():  # they start while the telemetry is read
             pool.prestart(self.workers)
@@ -107,6 +118,8 @@ class AgentService:
             agent.stop(reason)
         self._assignments.stop(self.stop_timeout_s)
         self._telemetry.stop(self.stop_timeout_s)
+        if self.trust is not None:
+            self.trust.stop()
         self._setpoints.shutdown(wait=True, cancel_futures=True)
         self._workers.shutdown(wait=True, cancel_futures=True)
         try:

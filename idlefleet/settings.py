@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Server threads only health checks may use, so that they answer whatever else runs.
@@ -35,8 +35,11 @@ class PlannerSettings(BaseSettings):
         300.0, gt=0, description="records dated later than now plus this are refused [s]"
     )
     group_id: str = "idlefleet-planner"
-    fleet_key: SecretStr | None = Field(
-        None, description="HMAC key assignments are signed with (IDLEFLEET_FLEET_KEY)"
+    dr_events_per_minute: float = Field(
+        6.0, gt=0, description="OpenADR events the VEN decides per minute, sustained; more refused"
+    )
+    dr_event_burst: int = Field(
+        10, ge=1, description="OpenADR events the VEN decides at once before the rate applies"
     )
 
 

@@ -164,7 +164,12 @@ def ensure_topics(settings: KafkaSettings) -> list[str]:
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(topics.name(stream), spec.partitions, 1)
+            NewTopic(
+                topics.name(stream),
+                spec.partitions,
+                1,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
             for stream, spec in STREAM_SPECS.items()
             if topics.name(stream) not in existing
         ]

@@ -10,8 +10,9 @@ Two kinds of reader:
   `replay` streams that the member did not hold before are read again from the start, to
   rebuild state; below the committed offset nothing is dead-lettered again.
 - A **replica** (`group_id=None`) reads every partition of its streams from the start, for
-  state every worker needs. It commits nothing and dead-letters nothing: invalid records
-  are skipped and counted, because the group member that owns their partition parks them.
+  state every worker needs. It commits nothing. Invalid records are skipped and counted,
+  because the group member that owns their partition parks them; a valid record its
+  handler fails on is dead-lettered when the replica has a publisher (no one else would).
 """
 
 from __future__ import annotations
@@ -262,9 +263,12 @@ class StreamReader:
         check, handler = self._rules.checker(stream), self._handler
         replay_until = self._replay_until.get(tp, 0) if self._group_id is not None else None
         for record in records:
+            handled = False
             try:
+                writer = self._rules.authenticate(stream, record.key, record.value, record.headers)
                 message = decode_as(message_type, record.value)
-                check(message, record.key)
+                check(message, record.key, writer)
+                handled = True
                 handler(stream, message)
                 continue
             except MessageError as exc:
@@ -272,7 +276,10 @@ class StreamReader:
             except Exception as exc:  # a record the handler cannot process must not stop us
                 log.exception("handler failed on %s[%d]@%d", tp.topic, tp.partition, record.offset)
                 reason = f"handler error: {type(exc).__name__}: {exc}"
-            if replay_until is None or record.offset < replay_until:
+            if replay_until is None and handled and self._publisher is not None:
+                # a replica's handler failed on a valid record: no group member parks it
+                letters.append(self._dead_letter(record, f"replica {reason}"))
+            elif replay_until is None or record.offset < replay_until:
                 self.records_invalid += 1  # parked by the group member that owns it, or earlier
             else:
                 letters.append(self._dead_letter(record, reason))

@@ -175,8 +175,8 @@ class Assignment(Message):
     """What one vehicle does in one slot. Topic `assignments`, key `vehicle_id`.
 
     The car charges at `charge_power_kw` for the whole slot and runs `work`; the lease on
-    the work ends with the slot. Agents holding the fleet key refuse an assignment whose
-    `signature` is missing or does not match. A car may get assignments of two plans for
+    the work ends with the slot. Agents take only assignments a service key signed
+    (streams.signing). A car may get assignments of two plans for
     one slot (a rebalance of the service's workers): it applies the newest `plan_revision`.
     """
 
@@ -197,9 +197,6 @@ class Assignment(Message):
     slot_end: UtcDatetime = Field(description="slot end; the work's lease ends here")
     charge_power_kw: NonNegativeFloat = Field(description="grid power to draw all slot [kW]")
     work: list[WorkItem] = Field(default_factory=list, description="shards to run this slot")
-    signature: Sha256Hex | None = Field(
-        None, description="HMAC-SHA256 (hex) of the assignment without this field, fleet key"
-    )
 
     @model_validator(mode="after")
     def _slot_is_ordered(self) -> Assignment:
@@ -284,3 +281,22 @@ class DemandResponseEvent(Message):
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
+
+
+PublicKeyHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Enrollment(Message):
+    """A participant's public keys in the fleet registry. Topic `identities`, key `key_id`.
+
+    Only records the fleet authority signed count (streams.registry). The topic is compacted:
+    the newest record of a key id is its state; a revoked key id stays revoked.
+    """
+
+    key_id: Identifier = Field(description="derived from both public keys (streams.identity)")
+    principal: Identifier = Field(description="who holds the key: a car id, a service, an adapter")
+    role: Literal["car", "service", "adapter"] = Field(description="what the holder may write")
+    signing_public_key: PublicKeyHex = Field(description="raw Ed25519 public key, hex")
+    agreement_public_key: PublicKeyHex = Field(description="raw X25519 public key, hex")
+    enrolled_at: UtcDatetime = Field(description="when an operator enrolled the key")
+    revoked_at: UtcDatetime | None = Field(None, description="set: the key is revoked")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
@@ -24,6 +24,15 @@ from streams.topics import STREAM_SPECS, Stream
 
 log = logging.getLogger(__name__)
 
+
+class Signer(Protocol):
+    """Makes the headers that prove who wrote a record (streams.signing)."""
+
+    def headers(
+        self, stream: Stream, message: Message, key: bytes | None, value: bytes
+    ) -> list[tuple[str, bytes]]: ...
+
+
 #: A dead letter keeps at most this much of the record it parks [bytes].
 MAX_DEAD_LETTER_VALUE_BYTES = MAX_MESSAGE_BYTES // 10
 #: Dead-letter reasons are cut to this length [characters].
@@ -34,11 +43,12 @@ class Publisher:
     """Publishes messages keyed as their stream says; connects on first use.
 
     Telemetry goes to its site's partition (streams.partitioning); other streams are
-    partitioned by key.
+    partitioned by key. With a `signer`, every record carries its writer's proof.
     """
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, signer: Signer | None = None) -> None:
         self._settings = settings
+        self._signer = signer
         self._topics = settings.topics
         self._producer: Any = None
         self._router: TelemetryRouter | None = None
@@ -66,10 +76,13 @@ class Publisher:
                 f"{type(message).__name__} for {topic} is {len(value)} bytes, more than the "
                 f"{MAX_MESSAGE_BYTES} readers accept"
             )
+        headers = (
+            None if self._signer is None else self._signer.headers(stream, message, key, value)
+        )
         if not isinstance(message, Telemetry):
-            return self._send(topic, key, value, None)
+            return self._send(topic, key, value, None, headers)
         partitions = self._telemetry_router(topic).partitions_for(message)
-        futures = [self._send(topic, key, value, partition) for partition in partitions]
+        futures = [self._send(topic, key, value, partition, headers) for partition in partitions]
         return futures[0]
 
     def _telemetry_router(self, topic: str) -> TelemetryRouter:
@@ -78,11 +91,16 @@ class Publisher:
         return self._router
 
     def _send(
-        self, topic: str, key: bytes | None, value: bytes, partition: int | None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None,
+        headers: list[tuple[str, bytes]] | None,
     ) -> FutureRecordMetadata:
         try:
             future: FutureRecordMetadata = self._client().send(
-                topic, key=key, value=value, partition=partition
+                topic, key=key, value=value, partition=partition, headers=headers
             )
         except KafkaError as exc:
             raise PublishError(f"cannot send to {topic}: {exc}") from exc

@@ -8,6 +8,7 @@ from enum import StrEnum
 from streams.messages import (
     Assignment,
     DemandResponseEvent,
+    Enrollment,
     GridSignal,
     Heartbeat,
     Job,
@@ -29,6 +30,7 @@ class Stream(StrEnum):
     RESULTS = "results"
     DR_EVENTS = "dr-events"
     HEARTBEATS = "heartbeats"
+    IDENTITIES = "identities"
     DEAD_LETTER = "dead-letter"
 
 
@@ -39,6 +41,7 @@ class StreamSpec:
     message_type: type[Message] | None
     key_field: str | None
     partitions: int
+    compacted: bool = False  # keep the newest record per key, not a time window
 
 
 STREAM_SPECS: dict[Stream, StreamSpec] = {
@@ -50,6 +53,7 @@ STREAM_SPECS: dict[Stream, StreamSpec] = {
     Stream.RESULTS: StreamSpec(Result, "job_id", 3),
     Stream.DR_EVENTS: StreamSpec(DemandResponseEvent, "event_id", 1),
     Stream.HEARTBEATS: StreamSpec(Heartbeat, "vehicle_id", 6),
+    Stream.IDENTITIES: StreamSpec(Enrollment, "key_id", 1, compacted=True),
     Stream.DEAD_LETTER: StreamSpec(None, None, 1),
 }
 

@@ -16,13 +16,14 @@ consumer group judge a record the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from streams.errors import MessageError
 from streams.messages import (
     DemandResponseEvent,
+    Enrollment,
     GridSignal,
     Heartbeat,
     Job,
@@ -31,9 +32,10 @@ from streams.messages import (
     SolarForecast,
     Telemetry,
 )
+from streams.signing import Authenticator
 from streams.topics import STREAM_SPECS, Stream
 
-Check = Callable[[Message, bytes | None], None]
+Check = Callable[[Message, bytes | None, Enrollment | None], None]
 
 
 #: A record's own date, by message type: what state orders records of that type by.
@@ -49,17 +51,33 @@ DATED_BY: dict[type[Message], str] = {
 
 class RecordRules:
     """Checks keys always, site ids when `site_ids` is given, and dates when `clock` is: a
-    record dated more than `max_skew` after `clock()` is refused."""
+    record dated more than `max_skew` after `clock()` is refused. With an `authenticator`,
+    a record must prove its writer (streams.signing) and name it where its stream says."""
 
     def __init__(
         self,
         site_ids: Collection[str] | None = None,
         clock: Callable[[], datetime] | None = None,
         max_skew: timedelta = timedelta(minutes=5),
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._site_ids = None if site_ids is None else frozenset(site_ids)
         self._clock = clock
         self._max_skew = max_skew
+        self.authenticator = authenticator
+
+    def authenticate(
+        self,
+        stream: Stream,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+    ) -> Enrollment | None:
+        """The record's proven writer (None without an authenticator, or for the authority);
+        MessageError when the record does not prove one."""
+        if self.authenticator is None:
+            return None
+        return self.authenticator.verify(stream, key, value, headers)
 
     def checker(self, stream: Stream) -> Check:
         """The check of one record of `stream`: raises MessageError naming the broken rule."""
@@ -72,9 +90,11 @@ class RecordRules:
             if self._clock is not None and spec.message_type is not None
             else None
         )
-        clock, max_skew = self._clock, self._max_skew
+        clock, max_skew, authenticator = self._clock, self._max_skew, self.authenticator
 
-        def check(message: Message, key: bytes | None) -> None:
+        def check(message: Message, key: bytes | None, writer: Enrollment | None) -> None:
+            if authenticator is not None:
+                authenticator.check_writer(stream, message, writer)
             if key_field is not None:
                 expected: str = getattr(message, key_field)
                 if key is None or key != expected.encode():

@@ -33,6 +33,7 @@ from idlefleet.sim.clock import ScaledClock
 from idlefleet.sim.fleet import SimulatedCar
 from idlefleet.sites import SiteConfig
 from streams.clients import KafkaSettings
+from streams.producer import Publisher
 
 READY_TIMEOUT_S = 300.0
 #: Requests before the baseline, not counted (connections, first calls) [s].
@@ -101,7 +102,7 @@ def run(
 ) -> Outcome:
     """Prime the service with every car's report, plan the first slot, then serve and load."""
     spawn = multiprocessing.get_context("spawn")
-    service = PlannerService(kafka, SETTINGS, sites).start()
+    service = PlannerService(kafka, SETTINGS, sites, trust=None).start()
     probe = LagProbe(kafka, SETTINGS.group_id)
     try:
         with child(spawn, feed_telemetry, kafka, fleet, args.telemetry_interval) as (_, cars):
@@ -135,7 +136,8 @@ def serve_and_load(
     token = secrets.token_urlsafe(24)
     config = ApiConfig("127.0.0.1", 0, TokenTable([(token, Role.OPERATOR)]), None)
     calls = CallLog()
-    with serving_api(config, service, kafka, clock) as port:
+    publisher = Publisher(kafka)
+    with serving_api(config, service, kafka, clock, publisher=publisher) as port:
         target = f"127.0.0.1:{port}"
         wait_until_served(target, token)
         warm_s = time.time() + 1.0
@@ -152,6 +154,7 @@ def serve_and_load(
                 calls.done.wait(120)
             finally:
                 ticker.stop()
+    publisher.close()
     return Outcome(
         args, schedule, first, samples, calls, ticker.records, ticker.skipped, ticker.failure, stats
     )

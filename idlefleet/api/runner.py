@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from idlefleet.api.server import TlsConfig
     from idlefleet.queries.service_backend import PlannerPort
     from streams.clients import KafkaSettings
+    from streams.producer import Publisher
 
 
 class ApiConfigError(ValueError):
@@ -122,10 +123,13 @@ def serving_api(
     service: PlannerPort,
     kafka: KafkaSettings,
     clock: Callable[[], datetime] | None = None,
+    *,
+    publisher: Publisher,
 ) -> Iterator[int | None]:
     """Serve the API over `service` while the block runs; the bound port (None: no API).
 
-    `clock` is the service's time (default: the wall clock, UTC)."""
+    Submitted jobs and DR caps go out through `publisher` (the service's, signing with its
+    key). `clock` is the service's time (default: the wall clock, UTC)."""
     if config is None:
         yield None
         return
@@ -133,9 +137,7 @@ def serving_api(
     from idlefleet.api.server import create_server
     from idlefleet.queries.service_backend import ServiceBackend, wall_clock
     from idlefleet.queries.solver import ApiSolver
-    from streams.producer import Publisher
 
-    publisher = Publisher(kafka)
     backend = ServiceBackend(service, publisher, clock or wall_clock).start()
     solver = ApiSolver(config.settings.solves_max_waiting).start()
     try:
@@ -157,4 +159,3 @@ def serving_api(
     finally:
         solver.close()
         backend.close()
-        publisher.close()

@@ -36,15 +36,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from forecasting.timegrid import SlotGrid
 from idlefleet.chaos.checks import lost_and_duplicates, owner_shortfalls
 from idlefleet.chaos.children import Child
+from idlefleet.credentials import enroll
 from idlefleet.forecast_messages import forecast_messages
 from idlefleet.sim.catalog import demo_jobs, demo_sites
 from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
+from streams.identity import Authority, Identity, Role
 from streams.messages import Message
-from streams.producer import Publisher
 from streams.topics import Stream
+from streams.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,20 @@ class ChaosRun:
         self.jobs = demo_jobs(
             config.cars, self.start, self.grid.end, directory, "mlp", config.seed + run
         )
-        self.env = {**os.environ, "IDLEFLEET_FLEET_KEY": secrets.token_hex(32)}
+        # Identity files as each process would hold them; one authority enrolls them all.
+        self.identity_dir = directory / "identities"
+        self.authority = Authority.generate()
+        holders: list[tuple[str, Role]] = [("planner", "service"), ("chaos-feeds", "adapter")]
+        holders += [(car.vehicle_id, "car") for car in self.fleet]
+        self.identities = [
+            Identity.load_or_create(self.identity_dir / f"{name}.key", name, role)
+            for name, role in holders
+        ]
+        self.trusted = {
+            "identity_dir": str(self.identity_dir),
+            "authority_public_key": self.authority.public_key.hex(),
+        }
+        self.env = dict(os.environ)
         self.api_token = secrets.token_hex(16)
         self.outcome = ChaosOutcome(run)
         self.floor_breaches: list[str] = []
@@ -126,6 +141,7 @@ class ChaosRun:
                 "heartbeat_timeout_s": 3600.0,
                 "sites": [site.model_dump() for site in self.sites],
                 "api_token": self.api_token,
+                **self.trusted,
             },
             self.directory,
             self.env,
@@ -139,6 +155,7 @@ class ChaosRun:
                 "now": now.isoformat(),
                 "compute_kw": self.fleet[0].compute_kw,
                 "vehicles": [car.vehicle_id for car in self.fleet],
+                **self.trusted,
             },
             self.directory,
             self.env,
@@ -153,7 +170,10 @@ class ChaosRun:
         with EmbeddedBroker() as broker:
             kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
             ensure_topics(kafka)
-            publisher = Publisher(kafka)
+            enroll(kafka, self.authority, self.identities)
+            # the harness plays the cars (their telemetry) and the feeds (forecasts, jobs)
+            world = Trust(kafka, self.authority.public_key, self.identities[1:]).start()
+            publisher = world.publisher()
             for stream, message in forecast_messages(self.sites, self.grid, self.start, None):
                 publisher.publish(stream, message)
             service = self._service(kafka)
@@ -186,6 +206,7 @@ class ChaosRun:
                 self._judge(kafka, service)
             finally:
                 publisher.close()
+                world.stop()
                 for child in (service, agents):
                     child.close()
         return self.outcome

@@ -1,8 +1,9 @@
 """The processes `idlefleet chaos` kills: the planner service and the cars' agents.
 
 Each runs as `python -m idlefleet.chaos.workers (service|agents) CONFIG.json` and is driven
-line by line: JSON commands on stdin, JSON replies on stdout (one line each). The fleet key
-comes from `IDLEFLEET_FLEET_KEY`, as in production.
+line by line: JSON commands on stdin, JSON replies on stdout (one line each). Each reads its
+identity files from the config's `identity_dir` and trusts the enrollments of the config's
+`authority_public_key`, as in production.
 
 service: `{"tick": ISO}` plans and dispatches that slot; `{"status": true}` answers what the
 service holds once it has read everything published. It also serves the gRPC API (health
@@ -26,17 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
-
 from executor.agent import AgentPool, VehicleAgent
 from executor.runtime import OnnxRunner
 from executor.service import AgentService
 from idlefleet.sim.clock import SteppedClock
 from idlefleet.sites import SiteConfig
 from streams.clients import KafkaSettings
+from streams.identity import Identity
 from streams.messages import Assignment, Result
+from streams.trust import Trust
 
-FLEET_KEY_ENV = "IDLEFLEET_FLEET_KEY"
 if TYPE_CHECKING:
     from idlefleet.service.planner import PlannerService
 
@@ -63,14 +63,15 @@ def service_main(config: dict[str, Any]) -> None:
         slot_minutes=config["slot_minutes"],
         horizon_hours=config["horizon_hours"],
         solver_time_limit_s=10,
-        fleet_key=SecretStr(os.environ[FLEET_KEY_ENV]),
         heartbeat_timeout_s=config["heartbeat_timeout_s"],
     )
     sites = [SiteConfig(**site) for site in config["sites"]]
-    service = PlannerService(kafka, settings, sites).start()
+    trust = trust_of(config, kafka, ["planner"])
+    service = PlannerService(kafka, settings, sites, trust=trust).start()
     tokens = TokenTable.parse(f"{config['api_token']} viewer\n")
     api = ApiConfig(host="127.0.0.1", port=0, tokens=tokens, tls=None)
-    with serving_api(api, service, kafka) as port:
+    publisher = trust.publisher()
+    with serving_api(api, service, kafka, publisher=publisher) as port:
         reply({"ready": True, "grpc_port": port})
         for line in sys.stdin:
             command = json.loads(line)
@@ -81,6 +82,14 @@ def service_main(config: dict[str, Any]) -> None:
                 service.catch_up(timeout_s=60)
                 reply(status_document(service))
     service.stop()
+    publisher.close()
+
+
+def trust_of(config: dict[str, Any], kafka: KafkaSettings, principals: list[str]) -> Trust:
+    """The identities of `principals` from the config's directory, trusting its authority."""
+    directory = Path(config["identity_dir"])
+    identities = [Identity.load(directory / f"{principal}.key") for principal in principals]
+    return Trust(kafka, bytes.fromhex(config["authority_public_key"]), identities)
 
 
 def status_document(service: PlannerService) -> dict[str, Any]:
@@ -116,10 +125,9 @@ class ReportingCharger:
 def agents_main(config: dict[str, Any]) -> None:
     kafka = KafkaSettings(**config["kafka"])
     clock = SteppedClock(datetime.fromisoformat(config["now"]))
-    key = os.environ[FLEET_KEY_ENV].encode()
     runner = OnnxRunner(intra_op_threads=1)
     pool = AgentPool(
-        VehicleAgent(v, runner, ReportingCharger(v), config["compute_kw"], clock, fleet_key=key)
+        VehicleAgent(v, runner, ReportingCharger(v), config["compute_kw"], clock)
         for v in config["vehicles"]
     )
 
@@ -128,7 +136,12 @@ def agents_main(config: dict[str, Any]) -> None:
             reply({"computed": assignment.vehicle_id, "slot": assignment.slot_start.isoformat()})
 
     agents = AgentService(
-        kafka, pool, heartbeat_interval_s=0.5, clock=clock, on_handled=computed
+        kafka,
+        pool,
+        heartbeat_interval_s=0.5,
+        clock=clock,
+        on_handled=computed,
+        trust=trust_of(config, kafka, config["vehicles"]),
     ).start()
     reply({"ready": True})
     for line in sys.stdin:

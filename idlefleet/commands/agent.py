@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from idlefleet.commands import EXIT_BAD_INPUT
-
-FLEET_KEY_ENV = "IDLEFLEET_FLEET_KEY"
+from idlefleet.credentials import CredentialsError, credentials_from_args
+from idlefleet.credentials import add_arguments as add_identity_arguments
 
 
 def register(commands: Any) -> None:
@@ -35,11 +35,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--heartbeat-interval", type=float, default=5.0, help="[s] (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="shards run at once (default 2)")
-    parser.add_argument(
-        "--allow-unsigned",
-        action="store_true",
-        help=f"run assignments without checking their signature (no {FLEET_KEY_ENV})",
-    )
+    add_identity_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -50,14 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from idlefleet.lifecycle import stop_on_signals
     from streams.clients import KafkaSettings
 
-    fleet_key = os.environ.get(FLEET_KEY_ENV, "")
-    if not fleet_key and not args.allow_unsigned:
-        print(
-            f"idlefleet agent: set {FLEET_KEY_ENV} to the planner's fleet key "
-            "(or pass --allow-unsigned to run unsigned assignments)",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
     if not args.bootstrap_servers:
         print(
             "idlefleet agent: --bootstrap-servers (or IDLEFLEET_KAFKA_BOOTSTRAP_SERVERS) "
@@ -68,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if len(set(args.vehicle_ids)) != len(args.vehicle_ids):
         print("idlefleet agent: --vehicle-id given twice for the same car", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        credentials = credentials_from_args(args, args.vehicle_ids, "car", lab=False)
+    except CredentialsError as exc:
+        print(f"idlefleet agent: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     runner = OnnxRunner()
     try:
         agents = AgentPool(
@@ -77,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
                 LoggedCharger(vehicle_id),
                 args.compute_kw,
                 wall_clock,
-                fleet_key=fleet_key.encode() if fleet_key else None,
             )
             for vehicle_id in args.vehicle_ids
         )
@@ -85,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
             bootstrap_servers=args.bootstrap_servers, topic_prefix=args.topic_prefix
         )
         service = AgentService(
-            kafka, agents, heartbeat_interval_s=args.heartbeat_interval, workers=args.workers
+            kafka,
+            agents,
+            heartbeat_interval_s=args.heartbeat_interval,
+            workers=args.workers,
+            trust=credentials.trust(kafka),
         )
     except ValueError as exc:
         print(f"idlefleet agent: {exc}", file=sys.stderr)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from idlefleet.api.runner import ApiConfigError, api_config, serving_api
 from idlefleet.api.runner import add_arguments as add_api_arguments
 from idlefleet.commands import EXIT_BAD_INPUT
+from idlefleet.credentials import CredentialsError, credentials_from_args
+from idlefleet.credentials import add_arguments as add_identity_arguments
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
-from idlefleet.openadr.runner import running_ven
-from streams.producer import Publisher
+from idlefleet.openadr.runner import running_ven, vtn_of
+from idlefleet.openadr.trust import VtnTrustError
 
 if TYPE_CHECKING:
     from idlefleet.sites import SiteConfig
@@ -34,6 +36,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--sites", help="JSON list of sites (default: the shipped example)")
     parser.add_argument("--topic-prefix", default="idlefleet")
     parser.add_argument("--slot-minutes", type=int, default=15)
+    add_identity_arguments(parser)
     add_api_arguments(parser)
     add_ven_arguments(parser)
     parser.set_defaults(handler=run)
@@ -52,20 +55,34 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         api = api_config(args)  # None without --grpc-port
-    except ApiConfigError as exc:
+        vtn = vtn_of(args)  # None without --openadr-vtn-url
+    except (ApiConfigError, VtnTrustError) as exc:
+        print(f"idlefleet serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        credentials = credentials_from_args(
+            args, ["planner"], "service", lab=not args.bootstrap_servers
+        )
+    except CredentialsError as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     settings = PlannerSettings(slot_minutes=args.slot_minutes)
     with stop_on_signals() as stop, bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=args.topic_prefix)
         ensure_topics(kafka)
-        service = PlannerService(kafka, settings, sites).start()
-        print(f"serving on {bootstrap} (topics {args.topic_prefix}.*)", file=sys.stderr)
-        publisher = Publisher(kafka)
+        trust = credentials.trust(kafka)
+        service = PlannerService(kafka, settings, sites, trust=trust).start()
+        [identity] = credentials.identities
+        print(
+            f"serving on {bootstrap} (topics {args.topic_prefix}.*) as {identity.principal} "
+            f"{identity.key_id}; fleet authority {credentials.authority_public_key.hex()}",
+            file=sys.stderr,
+        )
+        publisher = trust.publisher()
         try:
             with (
-                serving_api(api, service, kafka) as grpc_port,
-                running_ven(args, service, publisher) as ven,
+                serving_api(api, service, kafka, publisher=publisher) as grpc_port,
+                running_ven(vtn, args, service, kafka, publisher) as ven,
             ):
                 if grpc_port is not None:
                     print(f"gRPC API on port {grpc_port}", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -20,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from pydantic import SecretStr
 
 from executor.agent import AgentPool, VehicleAgent
 from executor.pretrained import find_magika_model, magika_labels
 from executor.runtime import OnnxRunner
 from executor.storage import load_input_array
 from forecasting.timegrid import SlotGrid
+from idlefleet.credentials import enroll
 from idlefleet.demo.summary import DemoSummary, summarise
 from idlefleet.forecast_messages import forecast_messages
 from idlefleet.lifecycle import bootstrap_or_embedded
@@ -37,9 +36,11 @@ from idlefleet.sim.clock import SteppedClock
 from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
+from streams.identity import Authority, Identity
 from streams.messages import Assignment, Job, Message, Result
 from streams.producer import Publisher
 from streams.topics import Stream
+from streams.trust import Trust
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +103,22 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     jobs = demo_jobs(config.cars, start, end, out_dir, config.model, config.seed)
     forecasts = forecast_messages(sites, grid, start, config.shared_data_dir)
     clock = SteppedClock(start)
-    # A fresh fleet key: the service signs every assignment, the agents refuse unsigned ones.
-    fleet_key = secrets.token_bytes(32)
-    settings = PlannerSettings(
-        slot_minutes=config.slot_minutes,
-        horizon_hours=config.hours,
-        fleet_key=SecretStr(fleet_key.hex()),
-    )
+    settings = PlannerSettings(slot_minutes=config.slot_minutes, horizon_hours=config.hours)
+    # Fresh keys for this run: an authority enrolls the service, every car and the feeds;
+    # the service signs every assignment, the cars and feeds sign what they publish.
+    authority = Authority.generate()
+    planner = Identity.generate("planner", "service")
+    world = [Identity.generate(car.vehicle_id, "car") for car in fleet]
+    world += [Identity.generate("demo-feeds", "adapter")]
 
     with kafka_for(config) as kafka:
         ensure_topics(kafka)
-        publisher = Publisher(kafka)
-        service = PlannerService(kafka, settings, sites).start()
+        enroll(kafka, authority, [planner, *world])
+        world_trust = Trust(kafka, authority.public_key, world).start()
+        publisher = world_trust.publisher()
+        service = PlannerService(
+            kafka, settings, sites, trust=Trust(kafka, authority.public_key, [planner])
+        ).start()
         agents = AgentPool(
             VehicleAgent(
                 car.vehicle_id,
@@ -121,7 +126,6 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 car,
                 car.compute_kw,
                 clock,
-                fleet_key=fleet_key.hex().encode(),
                 charger_kw=car.charger_kw,
             )
             for car in fleet
@@ -138,7 +142,9 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
 
         # A replica reader, not a group member: a slot's work may take longer than a group
         # member may go without polling, and every simulated car is in this one process.
-        agent_reader = StreamReader(kafka, None, [Stream.ASSIGNMENTS], run_assignment, None).start()
+        agent_reader = StreamReader(
+            kafka, None, [Stream.ASSIGNMENTS], run_assignment, None, rules=world_trust.rules()
+        ).start()
         try:
             for stream, message in forecasts:
                 publisher.publish(stream, message)
@@ -161,6 +167,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
             agent_reader.stop()
             service.stop()
             publisher.close()
+            world_trust.stop()
     summary.write(out_dir)
     return summary
 

@@ -110,6 +110,17 @@ def cap_id(event_id: str, signal_index: int, interval_index: int, target: Target
     return f"{event_id}:{signal_index}:{interval_index}:{where}"
 
 
+def event_id_of(cap: DemandResponseEvent) -> str | None:
+    """The OpenADR event a cap was made from (`cap_id`); None for a cap made elsewhere."""
+    parts = cap.event_id.rsplit(":", 3)
+    if len(parts) != 4:
+        return None
+    event_id, signal_index, interval_index, where = parts
+    if not (signal_index.isdigit() and interval_index.isdigit()):
+        return None
+    return event_id if where == (cap.site_id or cap.region) else None
+
+
 def event_caps(
     event: Mapping[str, Any], mapping: DrMapping, sites: Sequence[SiteConfig]
 ) -> list[DemandResponseEvent]:

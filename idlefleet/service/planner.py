@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
-from executor.signing import sign
 from executor.storage import load_input_array
 from executor.validation import ReplicaValidator
 from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches
@@ -80,6 +79,7 @@ from streams.partitioning import SiteShards
 from streams.producer import Publisher
 from streams.state import FleetEventKind, FleetState
 from streams.topics import Stream
+from streams.trust import Trust
 from streams.validation import RecordRules
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,13 @@ class PlannerService:
         kafka: KafkaSettings,
         settings: PlannerSettings,
         sites: list[SiteConfig],
+        *,
+        trust: Trust | None,
     ) -> None:
+        """`trust` signs the assignments and checks every record read (streams.trust); None
+        reads unauthenticated records and signs nothing, for tests of planning alone."""
         self.settings = settings
+        self.trust = trust
         self.sites = sites
         self.state = FleetState()
         self.book = JobBook()
@@ -202,7 +207,7 @@ class PlannerService:
         self.results = ResultIntake(
             self._ledger, self.book, self.validator, self._replan_reasons.add
         )
-        self._publisher = Publisher(kafka)
+        self._publisher = Publisher(kafka) if trust is None else trust.publisher()
         self._dispatcher = Dispatcher(
             self._ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
         )
@@ -211,6 +216,7 @@ class PlannerService:
             self._site_ids,
             clock=lambda: datetime.now(UTC),
             max_skew=timedelta(seconds=settings.max_clock_skew_s),
+            authenticator=None if trust is None else trust.authenticator,
         )
         self._site_reader = StreamReader(
             kafka,
@@ -230,6 +236,8 @@ class PlannerService:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> PlannerService:
+        if self.trust is not None:
+            self.trust.start()
         for reader in self._readers:
             reader.start()
         return self
@@ -237,6 +245,8 @@ class PlannerService:
     def stop(self) -> None:
         for reader in self._readers:
             reader.stop()
+        if self.trust is not None:
+            self.trust.stop()
         self._planner.close()
         try:
             self._publisher.flush()
@@ -433,9 +443,6 @@ class PlannerService:
             assignments = self._dispatcher.assignments_for_slot(
                 dispatches, now, slot_end, plan_id, self._plan_revision
             )
-            if self.settings.fleet_key is not None:
-                key = self.settings.fleet_key.get_secret_value().encode()
-                assignments = [sign(assignment, key) for assignment in assignments]
             self.results.issued(assignments)
         for assignment in assignments:
             self._publisher.publish(Stream.ASSIGNMENTS, assignment)

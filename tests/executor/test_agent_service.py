@@ -8,8 +8,6 @@ departure`, not timed here.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -22,18 +20,17 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from pydantic import SecretStr
 
 from executor.agent import AgentPool, LoggedCharger, VehicleAgent
 from executor.runtime import OnnxRunner, RunOutcome
 from executor.service import AgentService
-from executor.signing import sign
 from idlefleet.service.planner import PlannerService
 from idlefleet.settings import PlannerSettings
 from idlefleet.sim.clock import SteppedClock
 from idlefleet.sites import SiteConfig
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
+from streams.identity import Identity
 from streams.messages import (
     Assignment,
     GridSignal,
@@ -44,6 +41,8 @@ from streams.messages import (
     Result,
     Telemetry,
 )
+from streams.serde import encode
+from streams.signing import KEY_HEADER, SIG_HEADER, RecordSigner, signed_bytes
 from streams.topics import Stream
 from tests.streams import factories
 
@@ -172,21 +171,22 @@ class Collector:
         self._reader.stop()
 
 
+CARS = ("car-a", "car-b", "honest-1", "honest-2", "liar")
+
+
 @pytest.fixture
-def fleet_key() -> bytes:
-    return secrets.token_hex(32).encode()
+def world(kafka_settings: KafkaSettings) -> Iterator[factories.World]:
+    """The planner and every car of these tests enrolled; records signed by who sends them."""
+    world = factories.World(kafka_settings, {"planner": "service", **dict.fromkeys(CARS, "car")})
+    yield world
+    world.stop()
 
 
-def planner(
-    kafka: KafkaSettings, fleet_key: bytes, heartbeat_timeout_s: float = 60.0
-) -> PlannerService:
+def planner(world: factories.World, heartbeat_timeout_s: float = 60.0) -> PlannerService:
     settings = PlannerSettings(
-        horizon_hours=1,
-        solver_time_limit_s=10,
-        fleet_key=SecretStr(fleet_key.decode()),
-        heartbeat_timeout_s=heartbeat_timeout_s,
+        horizon_hours=1, solver_time_limit_s=10, heartbeat_timeout_s=heartbeat_timeout_s
     )
-    return PlannerService(kafka, settings, [SITE]).start()
+    return PlannerService(world.kafka, settings, [SITE], trust=world.trust("planner")).start()
 
 
 @pytest.fixture
@@ -199,12 +199,13 @@ def running(kafka_settings: KafkaSettings) -> Iterator[list[object]]:
 
 
 def agent_service(
-    kafka: KafkaSettings, vehicles: list[str], clock: SteppedClock, key: bytes, runner: OnnxRunner
+    world: factories.World, vehicles: list[str], clock: SteppedClock, runner: OnnxRunner
 ) -> AgentService:
-    pool = AgentPool(
-        VehicleAgent(v, runner, LoggedCharger(v), 0.3, clock, fleet_key=key) for v in vehicles
-    )
-    return AgentService(kafka, pool, heartbeat_interval_s=0.5, clock=clock).start()
+    pool = AgentPool(VehicleAgent(v, runner, LoggedCharger(v), 0.3, clock) for v in vehicles)
+    trust = world.trust(*vehicles)
+    return AgentService(
+        world.kafka, pool, heartbeat_interval_s=0.5, clock=clock, trust=trust
+    ).start()
 
 
 def work_of(collector: Collector, slot_start: datetime) -> list[tuple[str, str, int]]:
@@ -221,18 +222,16 @@ def work_of(collector: Collector, slot_start: datetime) -> list[tuple[str, str, 
 
 
 def test_a_departing_car_stops_its_shard_and_another_car_finishes_it(
-    kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
+    kafka_settings: KafkaSettings, tmp_path: Path, world: factories.World, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
     clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "slow", [ROWS], t0)
-    factories.publish(
-        kafka_settings, [grid_signal(t0), telemetry("car-a", t0), telemetry("car-b", t0), job]
-    )
+    world.publish([grid_signal(t0), telemetry("car-a", t0), telemetry("car-b", t0), job])
     with Collector(kafka_settings, [Stream.ASSIGNMENTS, Stream.RESULTS]) as seen:
-        service = planner(kafka_settings, fleet_key)
+        service = planner(world)
         running.append(service)
-        agents = agent_service(kafka_settings, ["car-a", "car-b"], clock, fleet_key, OnnxRunner())
+        agents = agent_service(world, ["car-a", "car-b"], clock, OnnxRunner())
         running.append(agents)
         assert service.catch_up()
         assert service.tick(t0).work_items == 1
@@ -245,7 +244,7 @@ def test_a_departing_car_stops_its_shard_and_another_car_finishes_it(
             time.sleep(0.02)
         time.sleep(0.5)  # well into the shard
         clock.now = t0 + timedelta(minutes=2)
-        factories.publish(kafka_settings, [telemetry(holder, clock.now, parked=False)])
+        world.publish([telemetry(holder, clock.now, parked=False)])
         stopped = seen.wait_for(lambda m: isinstance(m, Result) and m.work_id == work_id)
         assert isinstance(stopped, Result) and stopped.status == "failed"
         assert stopped.reason is not None and "departed" in stopped.reason
@@ -265,24 +264,24 @@ def test_a_departing_car_stops_its_shard_and_another_car_finishes_it(
 
 
 def test_work_delivered_twice_runs_once_and_counts_once(
-    kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
+    kafka_settings: KafkaSettings, tmp_path: Path, world: factories.World, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
     clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "small", [8, 8], t0)
-    factories.publish(kafka_settings, [grid_signal(t0), telemetry("car-a", t0), job])
+    world.publish([grid_signal(t0), telemetry("car-a", t0), job])
     with Collector(kafka_settings, [Stream.ASSIGNMENTS, Stream.RESULTS]) as seen:
-        service = planner(kafka_settings, fleet_key)
+        service = planner(world)
         running.append(service)
-        agents = agent_service(kafka_settings, ["car-a"], clock, fleet_key, OnnxRunner())
+        agents = agent_service(world, ["car-a"], clock, OnnxRunner())
         running.append(agents)
         assert service.catch_up()
         assert service.tick(t0).work_items == 1
         assignment = seen.wait_for(lambda m: isinstance(m, Assignment) and bool(m.work))
         seen.wait_for(lambda m: isinstance(m, Result))
-        factories.publish(kafka_settings, [assignment])  # the broker delivers it again
+        world.publish([assignment], "planner")  # the broker delivers it again
         assert agents.wait_caught_up()
-        factories.publish(kafka_settings, seen.of(Result))  # and a retried result arrives twice
+        world.publish(seen.of(Result), "car-a")  # and a retried result arrives twice
         assert service.catch_up()
         time.sleep(0.5)
         results = seen.of(Result)
@@ -299,14 +298,13 @@ class LyingRunner(OnnxRunner):
 
 
 def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_work(
-    kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
+    kafka_settings: KafkaSettings, tmp_path: Path, world: factories.World, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
     clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "checked", [4], t0, replicas=2)
     cars = ["honest-1", "honest-2", "liar"]
-    factories.publish(
-        kafka_settings,
+    world.publish(
         [
             grid_signal(t0),
             telemetry("liar", t0, shards_per_slot=4),
@@ -314,10 +312,10 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
             job,
         ],
     )
-    service = planner(kafka_settings, fleet_key)
+    service = planner(world)
     running.append(service)
-    honest = agent_service(kafka_settings, cars[:2], clock, fleet_key, OnnxRunner())
-    liar = agent_service(kafka_settings, ["liar"], clock, fleet_key, LyingRunner())
+    honest = agent_service(world, cars[:2], clock, OnnxRunner())
+    liar = agent_service(world, ["liar"], clock, LyingRunner())
     running += [honest, liar]
     assert service.catch_up()
     for k in range(3):
@@ -350,31 +348,64 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
     assert offered["liar"] == 2, (offered, heard, reliability.hosts["liar"])  # half its offer
 
 
-def test_tampered_assignments_are_refused_by_agents_on_the_broker(
-    kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
+def test_agents_take_only_assignments_a_service_signed(
+    kafka_settings: KafkaSettings, tmp_path: Path, world: factories.World, running: list[object]
 ) -> None:
     t0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
     clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "small", [8], t0)
     with Collector(kafka_settings, [Stream.RESULTS]) as seen:
-        agents = agent_service(kafka_settings, ["car-a"], clock, fleet_key, OnnxRunner())
+        agents = agent_service(world, ["car-a"], clock, OnnxRunner())
         running.append(agents)
         from executor.dispatch import Dispatcher, SlotDispatch
         from executor.ledger import JobLedger
 
-        [assignment] = Dispatcher(JobLedger(), [job]).assignments_for_slot(
+        [genuine] = Dispatcher(JobLedger(), [job]).assignments_for_slot(
             [SlotDispatch("car-a", 11.0, {"small": 1})], t0, t0 + SLOT, "plan-x"
         )
-        signed = sign(assignment, fleet_key)
-        tampered = signed.model_copy(update={"charge_power_kw": 50.0})
-        factories.publish(kafka_settings, [tampered])
-        result = seen.wait_for(lambda m: isinstance(m, Result))
-        assert isinstance(result, Result) and result.status == "failed"
-        assert result.reason is not None and "signature" in result.reason
+        forged = genuine.model_copy(update={"assignment_id": "forged", "charge_power_kw": 50.0})
+        factories.publish(kafka_settings, [forged])  # unsigned
+        rogue = Identity.generate("planner", "service")  # a service key nobody enrolled
+        factories.publish(kafka_settings, [forged], RecordSigner([rogue]))
+        # a car's key (a rooted car) proves nothing about assignments
+        factories.publish(kafka_settings, [forged], _HandSigner(world.identities["car-b"]))
+        # a genuine signature over other bytes: tampered in transit
+        signed_headers = RecordSigner([world.identities["planner"]]).headers(
+            Stream.ASSIGNMENTS, genuine, b"car-a", encode(genuine)
+        )
+        factories.publish(kafka_settings, [forged], _FixedHeaders(signed_headers))
+        world.publish([genuine], "planner")
+        assert agents.wait_idle(30)
+        seen.wait_for(lambda m: isinstance(m, Result))
+        assert agents._assignments.records_invalid == 4
+        # only the genuine assignment ran; the forged ones were never taken, not even refused
+        assert [r.assignment_id for r in seen.of(Result)] == [genuine.assignment_id]
+
+
+class _HandSigner:
+    """Signs every record with one identity's Ed25519 key, whatever its role may write."""
+
+    def __init__(self, identity: Identity) -> None:
+        self._identity = identity
+
+    def headers(self, stream: Stream, message: object, key: bytes | None, value: bytes):
+        data = signed_bytes(stream, key, value)
+        return [
+            (KEY_HEADER, self._identity.key_id.encode()),
+            (SIG_HEADER, self._identity.sign(data)),
+        ]
+
+
+class _FixedHeaders:
+    def __init__(self, headers: list[tuple[str, bytes]]) -> None:
+        self._headers = headers
+
+    def headers(self, stream: Stream, message: object, key: bytes | None, value: bytes):
+        return self._headers
 
 
 def test_an_agent_process_killed_mid_shard_loses_its_work_and_the_shard_completes_once(
-    kafka_settings: KafkaSettings, tmp_path: Path, fleet_key: bytes, running: list[object]
+    kafka_settings: KafkaSettings, tmp_path: Path, world: factories.World, running: list[object]
 ) -> None:
     # Agent processes run on the wall clock: plan the slot it is in, or the next one when
     # this one ends within a minute (an agent runs work early, never after its slot).
@@ -383,10 +414,10 @@ def test_an_agent_process_killed_mid_shard_loses_its_work_and_the_shard_complete
     if now + SLOT - wall < timedelta(minutes=1):
         now += SLOT
     job = write_job(tmp_path, "slow", [ROWS], now)
-    factories.publish(
-        kafka_settings, [grid_signal(now), telemetry("car-a", now), telemetry("car-b", now), job]
-    )
-    environment = {**os.environ, "IDLEFLEET_FLEET_KEY": fleet_key.decode()}
+    world.publish([grid_signal(now), telemetry("car-a", now), telemetry("car-b", now), job])
+    identity_dir = tmp_path / "identities"  # as each car holds its own key
+    for car in ("car-a", "car-b"):
+        world.identities[car].save(identity_dir / f"{car}.key")
     agents: dict[str, subprocess.Popen[bytes]] = {}
     logs = {car: (tmp_path / f"{car}.log").open("wb") for car in ("car-a", "car-b")}
     try:
@@ -408,12 +439,15 @@ def test_an_agent_process_killed_mid_shard_loses_its_work_and_the_shard_complete
                         kafka_settings.topic_prefix,
                         "--heartbeat-interval",
                         "0.5",
+                        "--identity-dir",
+                        str(identity_dir),
+                        "--authority-public-key",
+                        world.authority.public_key.hex(),
                     ],
                     cwd=REPO,
-                    env=environment,
                     stderr=logs[car],
                 )
-            service = planner(kafka_settings, fleet_key, heartbeat_timeout_s=3.0)
+            service = planner(world, heartbeat_timeout_s=3.0)
             running.append(service)
             for car in agents:
                 seen.wait_for(lambda m, car=car: isinstance(m, Heartbeat) and m.vehicle_id == car)

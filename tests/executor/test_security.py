@@ -14,13 +14,10 @@ from executor.agent import AgentLimits, VehicleAgent
 from executor.demo_model import build_demo_model
 from executor.errors import InputError, OutputError, UriError
 from executor.runtime import OnnxRunner
-from executor.signing import sign, verify
 from executor.storage import load_input_array, resolve_uri, write_output_array
 from idlefleet.sim.clock import SteppedClock
 from streams.messages import ModelRef, Result
 from tests.executor.conftest import MakeAssignment, MakeItem, RecordingCharger, WriteModel, WriteNpy
-
-FLEET_KEY = b"fleet-key-9f2c4e7a1b3d5f60-do-not-log"
 
 
 def _agent(
@@ -29,7 +26,7 @@ def _agent(
     clock: SteppedClock,
     limits: AgentLimits | None = None,
 ) -> VehicleAgent:
-    return VehicleAgent("car-1", runner, charger, 0.3, clock, limits=limits, fleet_key=FLEET_KEY)
+    return VehicleAgent("car-1", runner, charger, 0.3, clock, limits=limits)
 
 
 def _failed_and_logged(result: Result, caplog: pytest.LogCaptureFixture, phrase: str) -> None:
@@ -60,9 +57,7 @@ def test_a_model_whose_sha256_does_not_match_is_refused_and_logged(
     swapped = ModelRef(uri=genuine.uri, sha256="0" * 64)  # the file is not what the job promised
     item = make_item(model=swapped, input_uri=write_npy("in.npy", features))
     caplog.set_level(logging.INFO, logger="executor")
-    [result] = _agent(runner, charger, clock).handle(
-        sign(make_assignment("car-1", [item]), FLEET_KEY)
-    )
+    [result] = _agent(runner, charger, clock).handle(make_assignment("car-1", [item]))
     _failed_and_logged(result, caplog, "sha256 mismatch")
     assert not (tmp_path / "out").exists()  # nothing ran, nothing was written
 
@@ -92,7 +87,7 @@ def test_oversize_models_and_inputs_are_refused_and_logged(
     item = make_item(input_uri=write_npy("in.npy", np.zeros((64, 4), np.float32)))
     caplog.set_level(logging.INFO, logger="executor")
     agent = _agent(runner, charger, clock, limits)
-    [result] = agent.handle(sign(make_assignment("car-1", [item]), FLEET_KEY))
+    [result] = agent.handle(make_assignment("car-1", [item]))
     _failed_and_logged(result, caplog, phrase)
 
 
@@ -179,34 +174,3 @@ def test_an_output_location_that_climbs_out_is_not_written(tmp_path: Path) -> No
 def test_a_percent_encoded_nul_in_the_output_location_is_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         write_output_array(f"{tmp_path.as_uri()}/out%00x", "job", 0, "car", np.zeros(1))
-
-
-# --- the fleet key ----------------------------------------------------------------------------
-
-
-def test_the_fleet_key_never_reaches_a_log(
-    runner: OnnxRunner,
-    charger: RecordingCharger,
-    clock: SteppedClock,
-    make_item: MakeItem,
-    make_assignment: MakeAssignment,
-    write_npy: WriteNpy,
-    features: np.ndarray,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    agent = _agent(runner, charger, clock)
-    signed = sign(
-        make_assignment("car-1", [make_item(input_uri=write_npy("a.npy", features))]), FLEET_KEY
-    )
-    assert verify(signed, FLEET_KEY) and not verify(signed, FLEET_KEY + b"x")
-    tampered = signed.model_copy(update={"charge_power_kw": 22.0})
-    results = [*agent.handle(tampered), *agent.handle(signed)]
-    assert [r.status for r in results] == ["failed", "done"]
-    refusals = [r for r in caplog.records if "signature missing or invalid" in r.getMessage()]
-    assert refusals and refusals[0].levelno == logging.WARNING
-    forms = (FLEET_KEY.decode(), FLEET_KEY.hex(), repr(FLEET_KEY))
-    for record in caplog.records:
-        text = f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
-        assert not any(form in text for form in forms), record.getMessage()
-    assert not any(form in caplog.text for form in forms)

@@ -87,8 +87,11 @@ def test_bench_runs_a_named_benchmark_and_prints_its_ratio() -> None:
     assert last.startswith("decode_msgs_per_s=") and " ratio=" in last
 
 
-def test_an_agent_without_the_fleet_key_or_a_broker_refuses_to_start() -> None:
+def test_an_agent_without_the_fleet_authority_or_a_broker_refuses_to_start(
+    tmp_path: Path,
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDLEFLEET_")}
+    env["IDLEFLEET_STATE_DIR"] = str(tmp_path)
     no_key = subprocess.run(
         [*IDLEFLEET, "agent", "--vehicle-id", "car-1", "--bootstrap-servers", "127.0.0.1:1"],
         capture_output=True,
@@ -96,13 +99,14 @@ def test_an_agent_without_the_fleet_key_or_a_broker_refuses_to_start() -> None:
         timeout=120,
         env=env,
     )
-    assert no_key.returncode == 2 and "IDLEFLEET_FLEET_KEY" in no_key.stderr
+    assert no_key.returncode == 2 and "--authority-public-key" in no_key.stderr
+    assert not list(tmp_path.iterdir())  # no key made for a car that cannot start
     no_broker = subprocess.run(
         [*IDLEFLEET, "agent", "--vehicle-id", "car-1"],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**env, "IDLEFLEET_FLEET_KEY": "k" * 64},
+        env={**env, "IDLEFLEET_AUTHORITY_PUBLIC_KEY": "ab" * 32},
     )
     assert no_broker.returncode == 2 and "--bootstrap-servers" in no_broker.stderr
 

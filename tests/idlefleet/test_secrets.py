@@ -1,7 +1,8 @@
-"""Secrets never reach a log or a settings repr: the fleet key, Kafka's SASL and TLS-key
-passwords and the API's bearer tokens, with each component exercised and logging at DEBUG.
+"""Secrets never reach a log or a settings repr: private keys of identities, Kafka's SASL and
+TLS-key passwords and the API's bearer tokens, with each component exercised and logging at
+DEBUG.
 
-The refusals themselves are tested next to their components: tests/executor/test_signing.py
+The refusals themselves are tested next to their components: tests/streams/test_signing.py
 and tests/executor/test_security.py (assignments, models, locations, limits),
 tests/idlefleet/api/test_security.py (tokens, roles, request sizes),
 tests/streams/test_ingest.py and test_fuzz_decoders.py (malformed and oversize records) and
@@ -24,7 +25,6 @@ from kafka.errors import KafkaError
 from executor.agent import VehicleAgent
 from executor.demo_model import build_demo_model
 from executor.runtime import OnnxRunner
-from executor.signing import sign, verify
 from idlefleet.api.auth import Role, TokenTable
 from idlefleet.api.server import create_server
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
@@ -33,9 +33,16 @@ from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.settings import PlannerSettings
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings
+from streams.errors import MessageError
+from streams.identity import Identity
 from streams.messages import Assignment, ModelRef, WorkItem
+from streams.registry import Registry
+from streams.serde import encode, key_of
+from streams.signing import Authenticator, RecordSigner
+from streams.topics import Stream
 
-FLEET_KEY = "fleet-key-1f0e9d8c7b6a59483726"
+CAR = Identity.generate("car-1", "car")
+SERVICE = Identity.generate("planner", "service")
 SASL_PASSWORD = "sasl-password-4a7b1c9e3d2f5a6b"
 SSL_PASSWORD = "ssl-key-password-8e2d6c0a4b1f"
 TOKENS = {
@@ -44,8 +51,11 @@ TOKENS = {
 }
 BAD_TOKEN = "bad-token-2f4e6a8c0e1d3b5f"
 SECRETS = (
-    FLEET_KEY,
-    FLEET_KEY.encode().hex(),
+    *(
+        key.private_bytes_raw().hex()
+        for identity in (CAR, SERVICE)
+        for key in (identity.signing_key, identity.agreement_key)
+    ),
     SASL_PASSWORD,
     SSL_PASSWORD,
     *TOKENS.values(),
@@ -65,22 +75,20 @@ def test_settings_show_their_secrets_masked(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("IDLEFLEET_KAFKA_SASL_USERNAME", "planner")
     monkeypatch.setenv("IDLEFLEET_KAFKA_SASL_PASSWORD", SASL_PASSWORD)
     monkeypatch.setenv("IDLEFLEET_KAFKA_SSL_PASSWORD", SSL_PASSWORD)
-    monkeypatch.setenv("IDLEFLEET_FLEET_KEY", FLEET_KEY)
-    kafka, planner = KafkaSettings(), PlannerSettings()
-    for settings in (kafka, planner):
-        for shown in (
-            repr(settings),
-            str(settings),
-            f"{settings}",
-            settings.model_dump_json(),
-            repr(settings.model_dump()),
-        ):
-            assert_no_secret_in(shown, type(settings).__name__)
-    assert "**********" in repr(kafka) and "**********" in repr(planner)
+    kafka = KafkaSettings()
+    for shown in (
+        repr(kafka),
+        str(kafka),
+        f"{kafka}",
+        kafka.model_dump_json(),
+        repr(kafka.model_dump()),
+    ):
+        assert_no_secret_in(shown, "KafkaSettings")
+    assert "**********" in repr(kafka)
     # The secrets did arrive, and the client config, which must hold them, does.
     config = kafka.common_config()
     assert (config["sasl_plain_password"], config["ssl_password"]) == (SASL_PASSWORD, SSL_PASSWORD)
-    assert planner.fleet_key is not None and planner.fleet_key.get_secret_value() == FLEET_KEY
+    assert repr(CAR).count("Ed25519") == 0  # an identity's repr leaves its keys out
 
 
 def _kafka_client_tries_sasl(broker: EmbeddedBroker) -> None:
@@ -101,7 +109,7 @@ def _kafka_client_tries_sasl(broker: EmbeddedBroker) -> None:
         producer.close(timeout=1)
 
 
-def _agent_checks_signatures(tmp_path: Path) -> None:
+def _records_are_signed_and_checked(tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     model.write_bytes(build_demo_model())
     np.save(tmp_path / "in.npy", np.ones((2, 4), np.float32), allow_pickle=False)
@@ -123,20 +131,23 @@ def _agent_checks_signatures(tmp_path: Path) -> None:
         charge_power_kw=7.0,
         work=[item],
     )
-    key = FLEET_KEY.encode()
-    signed = sign(assignment, key)
-    assert verify(signed, key) and not verify(assignment, key)
+    registry = Registry(Identity.generate("authority", "service").signing_public_key)
+    for identity in (CAR, SERVICE):
+        registry.apply(identity.enrollment(now))
+    key, value = key_of(Stream.ASSIGNMENTS, assignment), encode(assignment)
+    headers = RecordSigner([SERVICE], registry).headers(Stream.ASSIGNMENTS, assignment, key, value)
+    car_side = Authenticator(registry, [CAR])
+    car_side.verify(Stream.ASSIGNMENTS, key, value, headers)
+    with pytest.raises(MessageError):
+        car_side.verify(Stream.ASSIGNMENTS, key, value.replace(b"7.0", b"22.0"), headers)
     agent = VehicleAgent(
-        "car-1",
-        OnnxRunner(intra_op_threads=1),
-        _Charger(),
-        0.3,
-        lambda: datetime.now(UTC),
-        fleet_key=key,
+        "car-1", OnnxRunner(intra_op_threads=1), _Charger(), 0.3, lambda: datetime.now(UTC)
     )
-    [refused] = agent.handle(signed.model_copy(update={"charge_power_kw": 22.0}))
-    [ran] = agent.handle(signed)
-    assert (refused.status, ran.status) == ("failed", "done"), ran.reason
+    [ran] = agent.handle(assignment)
+    assert ran.status == "done", ran.reason
+    result_key, result_value = key_of(Stream.RESULTS, ran), encode(ran)
+    proof = RecordSigner([CAR], registry).headers(Stream.RESULTS, ran, result_key, result_value)
+    Authenticator(registry, [SERVICE]).verify(Stream.RESULTS, result_key, result_value, proof)
 
 
 class _Charger:
@@ -176,7 +187,7 @@ def test_no_secret_reaches_a_log(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     _kafka_client_tries_sasl(broker)
-    _agent_checks_signatures(tmp_path)
+    _records_are_signed_and_checked(tmp_path)
     _api_authenticates_tokens()
 
     loggers = {record.name.split(".")[0] for record in caplog.records}

@@ -9,6 +9,7 @@ from typing import Any
 
 from streams.catalog import EXAMPLES, SHA256_EXAMPLE, T0
 from streams.clients import KafkaSettings
+from streams.identity import Authority, Identity, Role
 from streams.messages import (
     Assignment,
     DemandResponseEvent,
@@ -20,8 +21,9 @@ from streams.messages import (
     Telemetry,
     WorkItem,
 )
-from streams.producer import Publisher
+from streams.producer import Publisher, Signer
 from streams.topics import STREAM_SPECS, Stream
+from streams.trust import Trust, publish_enrollments
 
 
 def telemetry(vehicle_id: str = "car-001", **changes: Any) -> Telemetry:
@@ -111,13 +113,55 @@ def result(assignment: Assignment, item: WorkItem, status: str = "done", **chang
     return Result.model_validate(fields)
 
 
-def publish(kafka: KafkaSettings, messages: Iterable[Message]) -> None:
+def publish(
+    kafka: KafkaSettings, messages: Iterable[Message], signer: Signer | None = None
+) -> None:
     """Send each message to its stream's topic and wait until the broker has them all."""
     stream_of = {spec.message_type: stream for stream, spec in STREAM_SPECS.items()}
-    publisher = Publisher(kafka)
+    publisher = Publisher(kafka, signer)
     try:
         for message in messages:
             publisher.publish(stream_of[type(message)], message)
         publisher.flush()
     finally:
         publisher.close()
+
+
+class World:
+    """A fleet authority and enrolled identities on a broker: whoever a test plays signs.
+
+    `holders` maps principals to roles; `feeds` (an adapter) is always there, for
+    forecasts, grid signals, jobs and DR events.
+    """
+
+    def __init__(self, kafka: KafkaSettings, holders: dict[str, Role]) -> None:
+        self.kafka = kafka
+        self.authority = Authority.generate()
+        self.identities = {
+            name: Identity.generate(name, role)
+            for name, role in {**holders, "feeds": "adapter"}.items()
+        }
+        publish_enrollments(
+            kafka, self.authority, [i.enrollment(T0) for i in self.identities.values()]
+        )
+        self._trusts: list[Trust] = []
+
+    def trust(self, *principals: str) -> Trust:
+        """A (not yet started) Trust holding the keys of `principals`."""
+        trust = Trust(
+            self.kafka, self.authority.public_key, [self.identities[p] for p in principals]
+        )
+        self._trusts.append(trust)
+        return trust
+
+    def publish(self, messages: Iterable[Message], *principals: str) -> None:
+        """Publish signed by `principals` (default: every car and the feeds)."""
+        names = principals or tuple(
+            name for name, i in self.identities.items() if i.role in ("car", "adapter")
+        )
+        trust = self.trust(*names).start()
+        publish(self.kafka, messages, trust.signer)
+
+    def stop(self) -> None:
+        for trust in self._trusts:
+            trust.stop()

@@ -16,6 +16,7 @@ from idlefleet.api.runner import ApiConfigError, add_arguments, api_config, serv
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 from streams.clients import KafkaSettings
+from streams.producer import Publisher
 from tests.idlefleet.api.conftest import Pki
 from tests.idlefleet.conftest import ReadingPlanner, Tokens
 
@@ -95,7 +96,7 @@ def test_serving_the_api_beside_the_service(
     argv = ["--grpc-port", "0", "--grpc-host", "127.0.0.1", "--tokens", str(token_file)]
     argv += ["--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem")]
     config = api_config(parse(*argv))
-    with serving_api(config, planner, kafka_settings) as port:
+    with serving_api(config, planner, kafka_settings, publisher=Publisher(kafka_settings)) as port:
         assert port
         credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca_cert)
         with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
@@ -107,7 +108,7 @@ def test_serving_the_api_beside_the_service(
                 pb.GetFleetStatusRequest(), metadata=tokens.metadata(Role.VIEWER), timeout=10
             )
             assert status.vehicles_parked == 4
-    with serving_api(None, planner, kafka_settings) as port:
+    with serving_api(None, planner, kafka_settings, publisher=Publisher(kafka_settings)) as port:
         assert port is None
 
 

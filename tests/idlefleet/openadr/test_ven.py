@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,196 +10,96 @@ import pytest
 from openleadr import OpenADRServer, utils
 
 from idlefleet.openadr.mapping import DrMapping, DrMappingError, event_caps
+from idlefleet.openadr.ratelimit import EventRate
 from idlefleet.openadr.ven import OPT_IN, OPT_OUT, FleetVen
 from idlefleet.service.dr import PlanningDecider
-from idlefleet.sim.catalog import demo_sites
-from optimizer import Scenario, format_timestamp, load_scenario
-from streams.messages import DemandResponseEvent
-
-SITES = demo_sites(1, 2)
-SITE = SITES[0].site_id
-VEN_ID = "ven-fleet"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def now_slot() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+from tests.idlefleet.openadr.harness import (
+    SITE,
+    SITES,
+    VEN_ID,
+    LiveVtn,
+    Recorder,
+    free_port,
+    lab,
+    registered_ven,
+    running_vtn,
+    scenario_now,
+    wait_until,
+)
 
 
-def scenario_now() -> Scenario:
-    """Two cars at the site for two hours, each owed 10 kWh from an 11 kW charger."""
-    start = now_slot()
-    cars = [
-        {
-            "id": f"car-{i}",
-            "site": SITE,
-            "arrival": format_timestamp(start),
-            "departure": format_timestamp(start + timedelta(hours=2)),
-            "battery_kwh": 60.0,
-            "soc_kwh": 20.0,
-            "target_kwh": 30.0,
-            "charger_kw": 11.0,
-            "charge_efficiency_frac": 1.0,
-            "compute_kw": 0.3,
-        }
-        for i in range(2)
-    ]
-    return load_scenario(
-        {
-            "scenario_version": 1,
-            "horizon": {"start": format_timestamp(start), "slot_minutes": 15, "slots": 16},
-            "objective": {"carbon_price_per_tonne": 100.0},
-            "regions": [{"id": "DE", "intensity_g_per_kwh": [300.0] * 16}],
-            "sites": [{"id": SITE, "region": "DE", "grid_limit_kw": 30.0}],
-            "vehicles": cars,
-            "jobs": [],
-        }
-    )
-
-
-class Recorder:
-    """Publishes nowhere: remembers what the decider would publish to the DR topic."""
-
-    def __init__(self) -> None:
-        self.published: list[DemandResponseEvent] = []
-
-    def __call__(self, cap: DemandResponseEvent) -> None:
-        self.published.append(cap)
-
-
-async def run_with_vtn(
-    scenario: Callable[[], dict[str, Any]], body: Callable[..., Awaitable[None]]
-) -> Recorder:
-    port = free_port()
-    responses: dict[str, asyncio.Future[str]] = {}
-    reports: list[tuple[str, str, float]] = []
-
-    async def on_create_party_registration(info: dict[str, Any]) -> tuple[str, str]:
-        return VEN_ID, "reg-1"
-
-    async def on_register_report(
-        ven_id: str,
-        resource_id: str,
-        measurement: str,
-        unit: str,
-        scale: str,
-        min_sampling_interval: timedelta,
-        max_sampling_interval: timedelta,
-    ) -> tuple[Callable[..., Awaitable[None]], timedelta]:
-        async def on_update_report(data: list[tuple[datetime, float]]) -> None:
-            reports.extend((resource_id, measurement, value) for _, value in data)
-
-        return on_update_report, timedelta(seconds=1)
-
-    server = OpenADRServer(
-        vtn_id="vtn-test",
-        http_port=port,
-        http_host="127.0.0.1",
-        requested_poll_freq=timedelta(seconds=0.5),
-    )
-    server.add_handler("on_create_party_registration", on_create_party_registration)
-    server.add_handler("on_register_report", on_register_report)
-    await server.run_async()
+async def with_vtn(body: Any, rate: EventRate | None = None) -> Recorder:
+    """Run `body(vtn, ven)` with a lab VTN and a VEN registered with it; what it published."""
     recorder = Recorder()
-    decider = PlanningDecider(scenario, recorder, lambda site: 21.5, lambda site: 7.25)
-    ven = FleetVen(
-        f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b",
-        "fleet",
-        SITES,
-        decider,
-    )
-    try:
-        await ven.run()
-
-        def send(payload_kw: float, hours: float = 2.0) -> tuple[str, asyncio.Future[str]]:
-            future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-            async def answered(ven_id: str, event_id: str, opt_type: str) -> None:
-                if not future.done():
-                    future.set_result(opt_type)
-
-            event_id = server.add_event(
-                ven_id=VEN_ID,
-                signal_name="LOAD_DISPATCH",
-                signal_type="setpoint",
-                intervals=[
-                    {
-                        "dtstart": now_slot(),
-                        "duration": timedelta(hours=hours),
-                        "signal_payload": payload_kw,
-                    }
-                ],
-                target={"resource_id": SITE},
-                callback=answered,
-            )
-            responses[event_id] = future
-            return event_id, future
-
-        await body(server, ven, send, reports)
-    finally:
-        await ven.stop()
-        await server.stop()
+    decider = PlanningDecider(scenario_now, recorder, lambda site: 21.5, lambda site: 7.25)
+    async with running_vtn() as vtn, registered_ven(lab(vtn.url), decider, rate=rate) as ven:
+        await body(vtn, ven)
     return recorder
 
 
 def test_an_honourable_event_is_answered_opt_in_and_its_caps_applied() -> None:
-    async def body(server: OpenADRServer, ven: FleetVen, send: Any, reports: Any) -> None:
-        event_id, answer = send(12.0)  # 20 kWh in 2 h needs 10 kW on average
+    async def body(vtn: LiveVtn, ven: FleetVen) -> None:
+        event_id, answer = vtn.send(12.0)  # 20 kWh in 2 h needs 10 kW on average
         assert await asyncio.wait_for(answer, 30) == OPT_IN
         decision = ven.decisions[event_id]
         assert decision.honour and decision.plan_s > 0  # decided by a plan with the cap
 
-    recorder = asyncio.run(run_with_vtn(scenario_now, body))
+    recorder = asyncio.run(with_vtn(body))
     [cap] = recorder.published
     assert cap.site_id == SITE and cap.max_import_kw == 12.0 and not cap.cancelled
 
 
 def test_an_event_that_would_strand_owners_is_answered_opt_out() -> None:
-    async def body(server: OpenADRServer, ven: FleetVen, send: Any, reports: Any) -> None:
-        event_id, answer = send(2.0)  # 2 kW for two hours cannot deliver 20 kWh
+    async def body(vtn: LiveVtn, ven: FleetVen) -> None:
+        event_id, answer = vtn.send(2.0)  # 2 kW for two hours cannot deliver 20 kWh
         assert await asyncio.wait_for(answer, 30) == OPT_OUT
         assert "car-" in ven.decisions[event_id].reason
 
-    recorder = asyncio.run(run_with_vtn(scenario_now, body))
+    recorder = asyncio.run(with_vtn(body))
     assert recorder.published == []
 
 
 def test_a_cancellation_withdraws_the_caps() -> None:
-    async def body(server: OpenADRServer, ven: FleetVen, send: Any, reports: Any) -> None:
-        event_id, answer = send(15.0)
+    async def body(vtn: LiveVtn, ven: FleetVen) -> None:
+        event_id, answer = vtn.send(15.0)
         assert await asyncio.wait_for(answer, 30) == OPT_IN
-        server.cancel_event(VEN_ID, event_id)
-        for _ in range(60):
-            if event_id not in ven._caps:
-                break
-            await asyncio.sleep(0.25)
+        vtn.server.cancel_event(VEN_ID, event_id)
+        await wait_until(lambda: event_id not in ven._caps)
 
-    recorder = asyncio.run(run_with_vtn(scenario_now, body))
+    recorder = asyncio.run(with_vtn(body))
     assert [cap.cancelled for cap in recorder.published] == [False, True]
 
 
 def test_a_modified_event_is_decided_again() -> None:
-    async def body(server: OpenADRServer, ven: FleetVen, send: Any, reports: Any) -> None:
-        event_id, answer = send(15.0)
+    async def body(vtn: LiveVtn, ven: FleetVen) -> None:
+        event_id, answer = vtn.send(15.0)
         assert await asyncio.wait_for(answer, 30) == OPT_IN
-        event = utils.find_by(server.events[VEN_ID], "event_descriptor.event_id", event_id)
+        event = utils.find_by(vtn.server.events[VEN_ID], "event_descriptor.event_id", event_id)
         event.event_signals[0].intervals[0]["signal_payload"] = 2.0
         utils.increment_event_modification_number(event)
-        server.events_updated[VEN_ID] = True
-        for _ in range(60):
-            if not ven.decisions[event_id].honour:
-                break
-            await asyncio.sleep(0.25)
-        assert not ven.decisions[event_id].honour
+        vtn.server.events_updated[VEN_ID] = True
+        await wait_until(lambda: not ven.decisions[event_id].honour)
 
-    recorder = asyncio.run(run_with_vtn(scenario_now, body))
+    recorder = asyncio.run(with_vtn(body))
     assert [cap.cancelled for cap in recorder.published] == [False, True]
+
+
+def test_a_flood_of_events_beyond_the_rate_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two events may pass at once, then one a minute: of five sent together three are
+    answered optOut unplanned, nothing of theirs is published, and each refusal is logged."""
+    answers: list[str] = []
+
+    async def body(vtn: LiveVtn, ven: FleetVen) -> None:
+        sent = [vtn.send(15.0) for _ in range(5)]
+        answers.extend(await asyncio.wait_for(asyncio.gather(*(a for _, a in sent)), 30))
+
+    recorder = asyncio.run(with_vtn(body, EventRate(per_minute=1.0, burst=2)))
+    assert sorted(answers) == [OPT_IN] * 2 + [OPT_OUT] * 3
+    assert len(recorder.published) == 2
+    refusals = [r for r in caplog.records if "more events than the limit" in r.getMessage()]
+    assert len(refusals) == 3 and all(r.levelname == "WARNING" for r in refusals)
 
 
 def test_registration_is_retried_until_the_vtn_answers() -> None:
@@ -209,10 +107,11 @@ def test_registration_is_retried_until_the_vtn_answers() -> None:
         port = free_port()
         decider = PlanningDecider(scenario_now, Recorder(), lambda s: 0.0, lambda s: 0.0)
         ven = FleetVen(
-            f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b",
+            lab(f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b"),
             "fleet",
             SITES,
             decider,
+            rate=EventRate(per_minute=1.0, burst=1),
             retry_max_s=0.5,
         )
         task = asyncio.create_task(ven.run())
@@ -263,14 +162,10 @@ def test_simple_levels_and_unknown_targets_map_as_configured() -> None:
 
 
 def test_site_load_and_flexibility_are_reported_to_the_vtn() -> None:
-    async def body(server: OpenADRServer, ven: FleetVen, send: Any, reports: Any) -> None:
-        for _ in range(80):
-            if {(resource, value) for resource, _, value in reports} >= {
-                (SITE, 21.5),
-                (f"{SITE}.flexibility", 7.25),
-            }:
-                return
-            await asyncio.sleep(0.25)
-        raise AssertionError(f"reports received: {reports}")
+    async def body(vtn: LiveVtn, ven: FleetVen) -> None:
+        expected = {(SITE, 21.5), (f"{SITE}.flexibility", 7.25)}
+        await wait_until(
+            lambda: {(resource, value) for resource, _, value in vtn.reports} >= expected, 20
+        )
 
-    asyncio.run(run_with_vtn(scenario_now, body))
+    asyncio.run(with_vtn(body))

@@ -32,7 +32,7 @@ def test_the_service_honours_what_it_can_and_plans_under_the_applied_cap(
     publish(kafka_settings, [forecast(), parked("car-0", "depot-a"), parked("car-1", "depot-a")])
     sites = load_sites(write_sites(tmp_path, ["depot-a"]))
     settings = PlannerSettings(group_id="planner", horizon_hours=2, solver_time_limit_s=10)
-    service = PlannerService(kafka_settings, settings, sites).start()
+    service = PlannerService(kafka_settings, settings, sites, trust=None).start()
     publisher = Publisher(kafka_settings)
     try:
         service.tick(T0)

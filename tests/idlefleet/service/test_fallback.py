@@ -93,7 +93,7 @@ def test_without_a_plan_the_service_keeps_the_burst_under_the_connection_and_a_z
     factories.publish(kafka_settings, [*burst, cap(0.0, site_id="depot-a")])
     sites = load_sites(write_sites(tmp_path, ["depot-a"]))  # a 50 kW connection
     settings = PlannerSettings(group_id="planner", horizon_hours=2)
-    service = PlannerService(kafka_settings, settings, sites).start()
+    service = PlannerService(kafka_settings, settings, sites, trust=None).start()
     try:
         report = service.tick(T0)
         assert report.replanned is None and len(report.fallback_vehicles) == 8

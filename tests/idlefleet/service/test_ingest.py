@@ -67,7 +67,7 @@ def test_every_stream_is_folded_idempotently_and_a_restart_changes_nothing(
     )
     sites = load_sites(write_sites(tmp_path, ["depot-a"]))
     settings = PlannerSettings(group_id="planner", horizon_hours=2, solver_time_limit_s=10)
-    service = PlannerService(kafka_settings, settings, sites).start()
+    service = PlannerService(kafka_settings, settings, sites, trust=None).start()
     try:
         assert service.tick(T0).work_items == 2
         (first, item0), (second, item1) = work_assigned(kafka_settings, T0)
@@ -96,7 +96,7 @@ def test_every_stream_is_folded_idempotently_and_a_restart_changes_nothing(
     assert service.state.dr_events == {"cap": dr_event("cap", 30.0)}
     assert service.state.solar["depot-a"] == solar(10, 5.0)
 
-    again = PlannerService(kafka_settings, settings, sites).start()
+    again = PlannerService(kafka_settings, settings, sites, trust=None).start()
     try:
         assert again.catch_up()
         after = again.status()

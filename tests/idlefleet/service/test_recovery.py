@@ -64,6 +64,7 @@ def worker_main() -> None:
         KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix),
         PlannerSettings(group_id=group, horizon_hours=2, solver_time_limit_s=10),
         load_sites(Path(sites_path)),
+        trust=None,
     ).start()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

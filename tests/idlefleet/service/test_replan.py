@@ -21,7 +21,7 @@ def test_changed_wishes_and_energy_drift_trigger_a_replan(
     factories.publish(kafka_settings, [forecast(), car])
     sites = load_sites(write_sites(tmp_path, ["depot-a"]))
     settings = PlannerSettings(group_id="planner", horizon_hours=2, replan_every_slots=100)
-    service = PlannerService(kafka_settings, settings, sites).start()
+    service = PlannerService(kafka_settings, settings, sites, trust=None).start()
     try:
         assert service.tick(T0).replanned is not None
         assert service.tick(T0 + SLOT).replanned is None  # nothing changed

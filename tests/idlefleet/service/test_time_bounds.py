@@ -27,7 +27,7 @@ def test_future_dated_telemetry_and_grid_signals_are_dead_lettered(
     factories.publish(kafka_settings, [forecast(), real, forged, pinned])
     sites = load_sites(write_sites(tmp_path, ["depot-a"]))
     settings = PlannerSettings(group_id="planner", horizon_hours=2)
-    service = PlannerService(kafka_settings, settings, sites).start()
+    service = PlannerService(kafka_settings, settings, sites, trust=None).start()
     try:
         assert service.catch_up()
         status = service.status()
