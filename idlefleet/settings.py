@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Server threads only health checks may use, so that they answer whatever else runs.
+HEALTH_CHECK_WORKERS = 2
 
 
 class PlannerSettings(BaseSettings):
@@ -36,3 +41,43 @@ class PlannerSettings(BaseSettings):
     dr_event_burst: int = Field(
         10, ge=1, description="OpenADR events the VEN decides at once before the rate applies"
     )
+
+
+class ApiSettings(BaseSettings):
+    """How the gRPC API bounds its callers. Environment: IDLEFLEET_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="IDLEFLEET_", extra="forbid", frozen=True)
+
+    grpc_max_workers: int = Field(16, ge=4, le=256, description="threads serving calls")
+    grpc_max_concurrent_rpcs: int = Field(
+        64, gt=0, description="calls in flight; one more ends RESOURCE_EXHAUSTED at once"
+    )
+    grpc_max_streams: int = Field(
+        8,
+        gt=0,
+        description="long-lived streams (reflection, plan and health watches) open at once",
+    )
+    grpc_reflection: bool = Field(False, description="serve reflection to callers with a token")
+    grpc_insecure_off_loopback: bool = Field(
+        False, description="allow plaintext on an address other than loopback"
+    )
+    what_if_max_time_limit_s: float = Field(30.0, gt=0, description="largest what-if limit [s]")
+    what_if_max_vehicles: int = Field(1000, gt=0, description="largest what-if fleet [count]")
+    what_if_max_slots: int = Field(192, gt=0, description="longest what-if horizon [slots]")
+    what_if_max_jobs: int = Field(200, gt=0, description="most what-if jobs [count]")
+    solves_max_waiting: int = Field(
+        4, ge=0, description="API solves queued behind the running one; more: RESOURCE_EXHAUSTED"
+    )
+    dr_decision_deadline_s: float = Field(
+        60.0, gt=0, description="a DR decision not made by then is UNAVAILABLE [s]"
+    )
+
+    @model_validator(mode="after")
+    def _streams_leave_workers(self) -> Self:
+        if self.grpc_max_streams > self.grpc_max_workers - HEALTH_CHECK_WORKERS - 1:
+            raise ValueError(
+                "grpc_max_streams must leave a worker for short calls and "
+                f"{HEALTH_CHECK_WORKERS} for health checks (below grpc_max_workers - "
+                f"{HEALTH_CHECK_WORKERS})"
+            )
+        return self

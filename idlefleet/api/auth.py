@@ -1,6 +1,9 @@
-"""Bearer tokens mapped to roles, checked by a server interceptor before any servicer runs.
+"""Bearer tokens mapped to principals and roles, checked by a server interceptor before any
+servicer runs.
 
-The token file has one `TOKEN ROLE` per line (blank lines and `#` comments are skipped). Only
+The token file has one `TOKEN ROLE [NAME]` per line (blank lines and `#` comments are
+skipped); NAME is the principal the token speaks for (tokens may share one, as when one is
+rotated), by default the role and the first 8 hex digits of the token's SHA-256. Only
 SHA-256 digests of the tokens are kept, each presented token is compared with every digest in
 constant time, and no token ever reaches a log or an error message.
 """
@@ -11,6 +14,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -34,27 +38,38 @@ class Role(IntEnum):
     ADMIN = 3
 
 
+@dataclass(frozen=True)
+class Principal:
+    """Who a token speaks for, and with which role."""
+
+    name: str
+    role: Role
+
+
 _SERVICE = pb.DESCRIPTOR.services_by_name["FleetPlanner"].full_name
-#: The least role each FleetPlanner method needs; a method missing here needs admin.
+#: Reflection, when served: the schema to callers with a token.
+REFLECTION_METHOD = f"/{reflection.SERVICE_NAME}/ServerReflectionInfo"
+#: The least role each method needs; a method missing here needs admin.
 REQUIRED_ROLES: Mapping[str, Role] = {
-    f"/{_SERVICE}/{method}": role
-    for method, role in {
-        "SubmitJob": Role.OPERATOR,
-        "GetJob": Role.VIEWER,
-        "CancelJob": Role.OPERATOR,
-        "ListJobs": Role.VIEWER,
-        "GetPlan": Role.VIEWER,
-        "GetFlexibility": Role.VIEWER,
-        "WhatIf": Role.OPERATOR,
-        "GetFleetStatus": Role.VIEWER,
-        "WatchPlan": Role.VIEWER,
-        "SubmitDemandResponse": Role.OPERATOR,
-    }.items()
+    REFLECTION_METHOD: Role.VIEWER,
+    **{
+        f"/{_SERVICE}/{method}": role
+        for method, role in {
+            "SubmitJob": Role.OPERATOR,
+            "GetJob": Role.VIEWER,
+            "CancelJob": Role.OPERATOR,
+            "ListJobs": Role.VIEWER,
+            "GetPlan": Role.VIEWER,
+            "GetFlexibility": Role.VIEWER,
+            "WhatIf": Role.OPERATOR,
+            "GetFleetStatus": Role.VIEWER,
+            "WatchPlan": Role.VIEWER,
+            "SubmitDemandResponse": Role.OPERATOR,
+        }.items()
+    },
 }
-#: Services anyone may call: health checks and schema discovery.
-PUBLIC_SERVICES = frozenset(
-    {health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME}
-)
+#: Services anyone may call: health checks.
+PUBLIC_SERVICES = frozenset({health_pb2.DESCRIPTOR.services_by_name["Health"].full_name})
 
 
 class TokenFileError(ValueError):
@@ -65,24 +80,28 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class TokenTable:
-    """Which role each bearer token has."""
+def _principal(token: str, role: Role, name: str | None = None) -> Principal:
+    return Principal(name or f"{role.name.lower()}-{_digest(token).hex()[:8]}", role)
 
-    def __init__(self, entries: Iterable[tuple[str, Role]]) -> None:
-        self._entries = tuple((_digest(token), role) for token, role in entries)
+
+class TokenTable:
+    """Which principal and role each bearer token has; entries are (TOKEN, ROLE[, NAME])."""
+
+    def __init__(self, entries: Iterable[tuple[str, Role] | tuple[str, Role, str]]) -> None:
+        self._entries = tuple((_digest(entry[0]), _principal(*entry)) for entry in entries)
 
     @classmethod
     def parse(cls, text: str, source: str = "token file") -> TokenTable:
-        entries: list[tuple[str, Role]] = []
+        entries: list[tuple[str, Role, str]] = []
         seen: dict[bytes, int] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
                 continue
             where = f"{source} line {number}"
-            if len(parts) != 2:
-                raise TokenFileError(f"{where}: expected TOKEN ROLE")
-            token, role_name = parts
+            if len(parts) not in (2, 3):
+                raise TokenFileError(f"{where}: expected TOKEN ROLE [NAME]")
+            token, role_name, name = (*parts, "")[:3]
             try:
                 role = Role[role_name.upper()]
             except KeyError:
@@ -94,7 +113,7 @@ class TokenTable:
             if digest in seen:
                 raise TokenFileError(f"{where}: same token as line {seen[digest]}")
             seen[digest] = number
-            entries.append((token, role))
+            entries.append((token, role, name))
         if not entries:
             raise TokenFileError(f"{source}: no tokens")
         return cls(entries)
@@ -107,14 +126,20 @@ class TokenTable:
             raise TokenFileError(f"{path}: {exc.strerror}") from exc
         return cls.parse(text, str(path))
 
-    def role_of(self, token: str) -> Role | None:
-        """The token's role, or None; the time taken does not depend on which entry matches."""
+    def principal_of(self, token: str) -> Principal | None:
+        """The token's principal, or None; the time taken does not depend on which entry
+        matches."""
         presented = _digest(token)
-        found: Role | None = None
-        for digest, role in self._entries:
+        found: Principal | None = None
+        for digest, principal in self._entries:
             if hmac.compare_digest(presented, digest):
-                found = role
+                found = principal
         return found
+
+    def caller(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal | None:
+        """The principal of the bearer token in a call's metadata, or None."""
+        token = _bearer_token(metadata)
+        return None if token is None else self.principal_of(token)
 
 
 def _bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
@@ -167,10 +192,11 @@ class BearerAuth(grpc.ServerInterceptor):
             return _refused(
                 handler, method, grpc.StatusCode.UNAUTHENTICATED, "no bearer token in authorization"
             )
-        role = self._tokens.role_of(token)
-        if role is None:
+        principal = self._tokens.principal_of(token)
+        if principal is None:
             code = grpc.StatusCode.UNAUTHENTICATED
             return _refused(handler, method, code, "unknown bearer token")
+        role = principal.role
         needed = self._required.get(method, Role.ADMIN)
         if role < needed:
             name = method.rpartition("/")[2]

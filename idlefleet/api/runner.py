@@ -1,7 +1,10 @@
 """The gRPC API's options of `idlefleet serve`, and serving it beside the planner service.
 
-`--grpc-port P --tokens FILE [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]`. Options
-are checked and files read before anything starts; gRPC is imported only when serving.
+`--grpc-port P --tokens FILE [--grpc-host H] [--tls-cert PEM --tls-key PEM
+[--tls-client-ca PEM]] [--grpc-reflection] [--insecure-grpc-off-loopback]`. The API binds
+loopback unless told otherwise, and plaintext only there unless waived. Its bounds come
+from `ApiSettings` (IDLEFLEET_* variables). Options are checked and files read before
+anything starts; gRPC is imported only when serving.
 """
 
 from __future__ import annotations
@@ -9,10 +12,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from idlefleet.settings import ApiSettings
 
 if TYPE_CHECKING:
     from idlefleet.api.auth import TokenTable
@@ -32,12 +39,15 @@ class ApiConfig:
     port: int
     tokens: TokenTable
     tls: TlsConfig | None
+    settings: ApiSettings = field(default_factory=ApiSettings)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("gRPC API")
     group.add_argument("--grpc-port", type=int, help="serve the gRPC API on this port (0: any)")
-    group.add_argument("--grpc-host", default="[::]", help="address to bind (default: all)")
+    group.add_argument(
+        "--grpc-host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)"
+    )
     group.add_argument(
         "--tokens",
         type=Path,
@@ -46,12 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve over TLS")
     group.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
     group.add_argument("--tls-client-ca", type=Path, help="PEM CA: require client certificates")
+    group.add_argument(
+        "--grpc-reflection",
+        action="store_true",
+        default=None,
+        help="serve reflection (to callers with a token); default off",
+    )
+    group.add_argument(
+        "--insecure-grpc-off-loopback",
+        action="store_true",
+        default=None,
+        help="allow plaintext (no --tls-cert) on an address other than loopback",
+    )
 
 
 def api_config(args: argparse.Namespace) -> ApiConfig | None:
     """The API's configuration, or None without --grpc-port."""
     from idlefleet.api.auth import TokenFileError, TokenTable
-    from idlefleet.api.server import TlsConfig
+    from idlefleet.api.server import InsecureBindError, TlsConfig, check_plaintext_bind
 
     if args.grpc_port is None:
         if args.tokens or args.tls_cert or args.tls_key or args.tls_client_ca:
@@ -63,6 +85,12 @@ def api_config(args: argparse.Namespace) -> ApiConfig | None:
         raise ApiConfigError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
         raise ApiConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+    settings = api_settings(args)
+    if args.tls_cert is None:
+        try:
+            check_plaintext_bind(args.grpc_host, settings)
+        except InsecureBindError as exc:
+            raise ApiConfigError(str(exc)) from exc
     try:
         tokens = TokenTable.load(args.tokens)
         tls = (
@@ -74,7 +102,19 @@ def api_config(args: argparse.Namespace) -> ApiConfig | None:
         raise ApiConfigError(str(exc)) from exc
     except OSError as exc:
         raise ApiConfigError(f"{exc.filename}: {exc.strerror}") from exc
-    return ApiConfig(args.grpc_host, args.grpc_port, tokens, tls)
+    return ApiConfig(args.grpc_host, args.grpc_port, tokens, tls, settings)
+
+
+def api_settings(args: argparse.Namespace) -> ApiSettings:
+    """IDLEFLEET_* variables, overridden by the flags given."""
+    flags: dict[str, Any] = {
+        "grpc_reflection": args.grpc_reflection,
+        "grpc_insecure_off_loopback": args.insecure_grpc_off_loopback,
+    }
+    try:
+        return ApiSettings(**{name: value for name, value in flags.items() if value is not None})
+    except ValidationError as exc:
+        raise ApiConfigError(f"API settings: {exc}") from exc
 
 
 @contextmanager
@@ -96,22 +136,26 @@ def serving_api(
     from idlefleet.api.health import broker_probe, solver_answers
     from idlefleet.api.server import create_server
     from idlefleet.queries.service_backend import ServiceBackend, wall_clock
-    from idlefleet.queries.what_if import WhatIfRunner
+    from idlefleet.queries.solver import ApiSolver
 
     backend = ServiceBackend(service, publisher, clock or wall_clock).start()
-    settings = service.settings
-    server, port = create_server(
-        backend,
-        config.port,
-        config.tokens,
-        config.tls,
-        host=config.host,
-        probes={"broker": broker_probe(kafka.bootstrap_servers), "solver": solver_answers},
-        what_if=WhatIfRunner(settings.solver_time_limit_s, settings.solver_mip_gap_frac),
-    )
-    server.start()
+    solver = ApiSolver(config.settings.solves_max_waiting).start()
     try:
-        yield port
+        server, port = create_server(
+            backend,
+            config.port,
+            config.tokens,
+            config.tls,
+            host=config.host,
+            probes={"broker": broker_probe(kafka.bootstrap_servers), "solver": solver_answers},
+            settings=config.settings,
+            solver=solver,
+        )
+        server.start()
+        try:
+            yield port
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        solver.close()
         backend.close()

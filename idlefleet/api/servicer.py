@@ -16,14 +16,15 @@ from contextlib import contextmanager
 import grpc
 
 from idlefleet.api import serde
+from idlefleet.api.auth import Role, TokenTable
 from idlefleet.api.status import status_of
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
-from idlefleet.queries.errors import PreconditionError
+from idlefleet.queries.demand_response import DemandResponseDesk
+from idlefleet.queries.errors import NotAllowedError, PreconditionError
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.queries.views import PlanViews
 from idlefleet.queries.what_if import WhatIfRunner, overridden_scenario, scenario_from_json
-from idlefleet.service.dr import Decision, decide_caps
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,17 @@ def reported(context: grpc.ServicerContext) -> Iterator[None]:
 
 
 class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
-    def __init__(self, backend: FleetBackend, what_if: WhatIfRunner) -> None:
+    def __init__(
+        self,
+        backend: FleetBackend,
+        tokens: TokenTable,
+        what_if: WhatIfRunner,
+        demand_response: DemandResponseDesk,
+    ) -> None:
         self._backend = backend
+        self._tokens = tokens
         self._what_if = what_if
+        self._demand_response = demand_response
 
     def _views(self) -> PlanViews:
         views = self._backend.board.views
@@ -114,8 +123,10 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
             time_limit_s = serde.time_limit_of(request)
             if request.WhichOneof("scenario") == "scenario_json":
                 scenario = scenario_from_json(request.scenario_json)
+                self._what_if.check_scenario(scenario)
             else:
                 overrides = serde.overrides_of(request)
+                self._what_if.check_overrides(overrides)
                 scenario = overridden_scenario(self._backend.current_scenario(), overrides)
             plan = self._what_if.plan(scenario, strategy, time_limit_s, context.time_remaining())
             return serde.what_if_response(plan, scenario)
@@ -125,16 +136,15 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
     ) -> pb.DemandResponseDecision:
         with reported(context):
             event = serde.dr_event_of(request)
-            if event.cancelled:
-                self._backend.apply_dr_event(event)
-                return serde.dr_decision(event.event_id, Decision(True, "withdrawn", 0.0))
-            decision = decide_caps(
-                self._backend.current_scenario(),
-                [event],
-                self._backend.settings.dr_accept_beyond_horizon,
+            caller = self._tokens.caller(context.invocation_metadata())
+            if caller is None:  # BearerAuth let the call through: a token table changed?
+                raise NotAllowedError("the caller's token is not known")
+            decision = self._demand_response.submit(
+                event,
+                caller.name,
+                context.time_remaining(),
+                override=caller.role >= Role.ADMIN,
             )
-            if decision.honour:
-                self._backend.apply_dr_event(event)
             return serde.dr_decision(event.event_id, decision)
 
     def GetFleetStatus(

@@ -39,3 +39,7 @@ class OutOfTimeError(ApiError):
 
 class UnavailableError(ApiError):
     """A dependency did not answer (the broker), or the server is shutting down."""
+
+
+class NotAllowedError(ApiError):
+    """The caller may not change this object (another principal's DR cap)."""

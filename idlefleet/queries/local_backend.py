@@ -11,6 +11,7 @@ from datetime import datetime
 
 from executor.ledger import JobLedger
 from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.fleet_status import current_scenario, fleet_status
 from idlefleet.queries.job_records import (
     check_cancellable,
@@ -47,6 +48,7 @@ class LocalBackend:
         self.ledger = JobLedger()
         self.cancelled: set[str] = set()
         self.lock = threading.RLock()
+        self.dr_owners = DrOwners(lambda event_id: event_id in self.state.dr_events)
 
     def now(self) -> datetime:
         return self.clock()

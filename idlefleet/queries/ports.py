@@ -18,6 +18,7 @@ from streams.messages import DemandResponseEvent, Job
 
 if TYPE_CHECKING:
     from idlefleet.queries.board import PlanBoard
+    from idlefleet.queries.dr_owners import DrOwners
     from idlefleet.settings import PlannerSettings
     from idlefleet.sites import SiteConfig
 
@@ -68,6 +69,7 @@ class FleetBackend(Protocol):
     """The fleet as the API sees it. Methods raise `idlefleet.queries.errors` errors."""
 
     board: PlanBoard
+    dr_owners: DrOwners
 
     @property
     def settings(self) -> PlannerSettings:

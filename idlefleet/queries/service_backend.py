@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 
 from executor.ledger import LedgerSnapshot
 from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.errors import PreconditionError, UnavailableError
 from idlefleet.queries.fleet_status import current_scenario, fleet_status, state_copy
 from idlefleet.queries.job_records import (
@@ -95,6 +96,8 @@ class ServiceBackend:
     ) -> None:
         self.board = board or PlanBoard()
         self._service = service
+        # A dict lookup is GIL-atomic: safe while the service's reader changes the dict.
+        self.dr_owners = DrOwners(lambda event_id: event_id in service.state.dr_events)
         self._publisher = publisher
         self._clock = clock
         self._poll_s = poll_s

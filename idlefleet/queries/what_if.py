@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from idlefleet.queries.errors import (
-    BusyError,
-    InvalidFieldError,
-    OutOfTimeError,
-)
+from idlefleet.queries.errors import InvalidFieldError, OutOfTimeError
+from idlefleet.queries.solver import ApiSolver
+from idlefleet.settings import ApiSettings
 from optimizer import (
     DrEvent,
     Plan,
@@ -32,6 +29,9 @@ from optimizer import Job as ScenarioJob
 
 #: Share of the call's remaining time the solver may use; the rest builds the model and replies.
 DEADLINE_SHARE = 0.5
+#: Time the child may take beyond the solver's limit [s]: building the model and reading
+#: the plan back (the call's deadline may cut it shorter).
+BUILD_ALLOWANCE_S = 60.0
 #: Below this solver budget [s] a what-if is not started.
 MIN_SOLVE_S = 0.05
 
@@ -134,35 +134,64 @@ def _override_path(
 
 
 class WhatIfRunner:
-    """Plans what-ifs one at a time (another at the same time is BusyError) within deadlines."""
+    """Plans what-ifs in the API's solver child, queued one at a time, within deadlines and
+    the size and time caps of `limits`."""
 
-    def __init__(self, time_limit_s: float = 20.0, mip_gap_frac: float = 0.005) -> None:
-        self.time_limit_s = time_limit_s
+    def __init__(
+        self,
+        solver: ApiSolver,
+        limits: ApiSettings,
+        time_limit_s: float = 20.0,
+        mip_gap_frac: float = 0.005,
+    ) -> None:
+        self.limits = limits
+        self.time_limit_s = min(time_limit_s, limits.what_if_max_time_limit_s)
         self.mip_gap_frac = mip_gap_frac
-        self._solving = threading.Lock()
+        self._solver = solver
+
+    def check_scenario(self, scenario: Scenario) -> None:
+        """InvalidFieldError naming the part of a `scenario_json` above its cap."""
+        limits = self.limits
+        for path, count, cap in (
+            ("scenario_json.vehicles", len(scenario.vehicles), limits.what_if_max_vehicles),
+            ("scenario_json.horizon.slots", scenario.horizon.slots, limits.what_if_max_slots),
+            ("scenario_json.jobs", len(scenario.jobs), limits.what_if_max_jobs),
+        ):
+            if count > cap:
+                raise InvalidFieldError(path, f"{count} is over the cap of {cap}")
+
+    def check_overrides(self, overrides: Overrides) -> None:
+        """InvalidFieldError when the overrides add more jobs than the cap."""
+        cap = self.limits.what_if_max_jobs
+        if len(overrides.jobs) > cap:
+            raise InvalidFieldError(
+                "overrides.jobs", f"{len(overrides.jobs)} is over the cap of {cap}"
+            )
 
     def plan(
         self, scenario: Scenario, strategy: str, time_limit_s: float, time_left_s: float | None
     ) -> Plan:
-        """Plan `scenario`; `time_limit_s` 0 is the runner's, `time_left_s` the call's [s]."""
-        limit = time_limit_s or self.time_limit_s
-        bound_by_deadline = time_left_s is not None and time_left_s * DEADLINE_SHARE < limit
-        if time_left_s is not None:
-            limit = min(limit, time_left_s * DEADLINE_SHARE)
-        if limit < MIN_SOLVE_S:
+        """Plan `scenario`; `time_limit_s` 0 is the runner's, `time_left_s` the call's [s].
+
+        InvalidFieldError for a limit over the cap; BusyError when the solver's queue is
+        full; OutOfTimeError when the deadline leaves too little time, waiting included."""
+        cap = self.limits.what_if_max_time_limit_s
+        if time_limit_s > cap:
+            raise InvalidFieldError("time_limit_s", f"{time_limit_s:g} s is over the {cap:g} s cap")
+        requested = time_limit_s or self.time_limit_s
+        if time_left_s is not None and time_left_s * DEADLINE_SHARE < MIN_SOLVE_S:
             raise OutOfTimeError(f"{time_left_s:.3f} s left: too little to plan")
-        if not self._solving.acquire(blocking=False):
-            raise BusyError("another what-if is being planned; try again")
-        try:
-            plan = plan_scenario(
-                scenario, strategy, time_limit_s=limit, mip_gap_frac=self.mip_gap_frac
-            )
-        except SolveError as exc:
-            if bound_by_deadline:
-                raise OutOfTimeError(
-                    f"no plan found in the {limit:.2f} s the deadline left"
-                ) from exc
-            raise
-        finally:
-            self._solving.release()
-        return plan
+        with self._solver.turn(time_left_s) as turn:
+            left_s = turn.time_left_s()
+            limit = requested if left_s is None else min(requested, left_s * DEADLINE_SHARE)
+            if limit < MIN_SOLVE_S:
+                raise OutOfTimeError(f"{left_s:.3f} s left: too little to plan")
+            args = (scenario, strategy, limit, self.mip_gap_frac)
+            try:
+                return turn.call(plan_scenario, args, limit + BUILD_ALLOWANCE_S)
+            except SolveError as exc:
+                if limit < requested:
+                    raise OutOfTimeError(
+                        f"no plan found in the {limit:.2f} s the deadline left"
+                    ) from exc
+                raise

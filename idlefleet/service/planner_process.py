@@ -4,7 +4,8 @@ Loading a scenario, building the Pyomo model and reading the plan back are pure 
 take seconds for thousands of cars; in the service's process they would hold its GIL
 against the stream readers and the gRPC threads while every plan is made. The child does
 that work: the service sends it a scenario-v1 document and gets back the loaded scenario
-and the checked plan.
+and the checked plan. The API's what-ifs and DR decisions run in a child of their own the
+same way (`call` runs any module-level function there).
 
 One child, started on the first plan and kept for the next ones (starting one costs the
 imports of Pyomo and pvlib, a few seconds). A child that dies, or takes longer than
@@ -23,15 +24,18 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from multiprocessing.util import Finalize
-from typing import Any
+from typing import Any, TypeVar
 
 from optimizer import Plan, Scenario, load_scenario, plan_scenario
 from optimizer.errors import SolveError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How often the child looks whether its parent is still there [s].
 PARENT_CHECK_S = 1.0
@@ -58,18 +62,24 @@ def _serve(conn: Connection, parent_pid: int) -> None:
             return
         if request is None:
             return
-        document, strategy, options = request
+        function, args = request
         try:
-            scenario = load_scenario(document)
-            conn.send(("plan", scenario, plan_scenario(scenario, strategy, **options)))
+            conn.send(("result", function(*args)))
         except SolveError as exc:
-            conn.send(("solve-error", str(exc), None))
+            conn.send(("solve-error", str(exc)))
         except Exception:  # anything else is a defect: the parent raises it with the trace
-            conn.send(("error", traceback.format_exc(), None))
+            conn.send(("error", traceback.format_exc()))
+
+
+def _plan_document(
+    document: dict[str, Any], strategy: str, options: dict[str, Any]
+) -> tuple[Scenario, Plan]:
+    scenario = load_scenario(document)
+    return scenario, plan_scenario(scenario, strategy, **options)
 
 
 class PlannerProcess:
-    """Plans scenario-v1 documents in one long-lived child process, one at a time."""
+    """Plans (and runs other solves) in one long-lived child process, one at a time."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,7 +90,11 @@ class PlannerProcess:
     def plan(
         self, document: dict[str, Any], strategy: str, deadline_s: float, **options: Any
     ) -> tuple[Scenario, Plan]:
-        """The loaded scenario and `plan_scenario(scenario, strategy, **options)`.
+        """The loaded scenario and `plan_scenario(scenario, strategy, **options)`, as `call`."""
+        return self.call(_plan_document, (document, strategy, options), deadline_s)
+
+    def call(self, function: Callable[..., T], args: tuple[Any, ...], deadline_s: float) -> T:
+        """`function(*args)` in the child; `function` a module-level one (sent by name).
 
         Raises `SolveError` when the solver fails, or when the child dies or has not
         answered within `deadline_s` [s] (it is then replaced); `RuntimeError` with the
@@ -90,20 +104,26 @@ class PlannerProcess:
         with self._lock:
             conn = self._connection()
             try:
-                conn.send((document, strategy, options))
+                conn.send((function, args))
                 if not conn.poll(deadline_s):
                     raise SolveError(f"the planner process did not answer in {deadline_s:.0f} s")
-                kind, first, second = conn.recv()
+                kind, answer = conn.recv()
             except (EOFError, OSError, SolveError) as exc:
                 self._stop(grace_s=0.0)
                 if isinstance(exc, SolveError):
                     raise
                 raise SolveError(f"the planner process died: {exc!r}") from exc
         if kind == "solve-error":
-            raise SolveError(first)
+            raise SolveError(answer)
         if kind == "error":
-            raise RuntimeError(f"the planner process failed:\n{first}")
-        return first, second
+            raise RuntimeError(f"the planner process failed:\n{answer}")
+        return answer
+
+    def start(self) -> PlannerProcess:
+        """Start the child now rather than at the first call."""
+        with self._lock:
+            self._connection()
+        return self
 
     def close(self) -> None:
         """Ask the child to exit; kill it if it has not within STOP_GRACE_S."""

@@ -21,6 +21,7 @@ from idlefleet.api.server import ApiServer, TlsConfig, create_server
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.solver import ApiSolver
 from idlefleet.service.inputs import JobDemand, open_demands
 from idlefleet.settings import PlannerSettings
 from idlefleet.sim.clock import SteppedClock
@@ -147,8 +148,16 @@ def tokens() -> Tokens:
 ServerFactory = Callable[..., tuple[ApiServer, int]]
 
 
+@pytest.fixture(scope="session")
+def api_solver() -> Iterator[ApiSolver]:
+    """One solver child for every test server (starting one imports Pyomo: seconds)."""
+    solver = ApiSolver()
+    yield solver
+    solver.close()
+
+
 @pytest.fixture
-def serve(tokens: Tokens) -> Iterator[ServerFactory]:
+def serve(tokens: Tokens, api_solver: ApiSolver) -> Iterator[ServerFactory]:
     """Start servers on 127.0.0.1:0; every one is stopped after the test."""
     started: list[ApiServer] = []
 
@@ -156,6 +165,7 @@ def serve(tokens: Tokens) -> Iterator[ServerFactory]:
         backend: FleetBackend, tls: TlsConfig | None = None, **options: Any
     ) -> tuple[ApiServer, int]:
         options.setdefault("probes", {"solver": solver_answers})
+        options.setdefault("solver", api_solver)
         server, port = create_server(backend, 0, tokens.table, tls, host="127.0.0.1", **options)
         started.append(server.start())
         return server, port

@@ -138,7 +138,10 @@ class FleetPlannerServicer:
 
     def WhatIf(self, request, context):
         """Plan a scenario, or the current one with overrides, without committing anything: the
-        plan's KPIs. An infeasible scenario is FAILED_PRECONDITION. Role: operator.
+        plan's KPIs. An infeasible scenario is FAILED_PRECONDITION. The time limit and the
+        scenario's vehicles, slots and jobs are capped (INVALID_ARGUMENT naming the field);
+        what-ifs and DR decisions queue for one solver (RESOURCE_EXHAUSTED when the queue is
+        full). Role: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,6 +168,8 @@ class FleetPlannerServicer:
         """Ask the fleet to honour a demand-response cap (a utility feed that is not OpenADR). The
         optimizer plans with it: honoured only if every owner's reserve and departure target still
         hold, and then binding (the service re-plans with it). `cancel` withdraws an earlier cap.
+        Only the principal who made a cap, or an admin, may change or withdraw it
+        (PERMISSION_DENIED naming the event otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

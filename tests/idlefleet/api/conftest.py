@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -31,6 +32,27 @@ def channel(serve: ServerFactory, backend: LocalBackend) -> Iterator[grpc.Channe
 @pytest.fixture
 def stub(channel: grpc.Channel) -> pb_grpc.FleetPlannerStub:
     return pb_grpc.FleetPlannerStub(channel)
+
+
+class _WithMetadata(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds fixed metadata (a bearer token) to every call, for clients that take none."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _details(self, details: Any) -> Any:
+        return details._replace(metadata=(*(details.metadata or ()), *self._metadata))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return continuation(self._details(details), requests)
+
+
+def with_metadata(channel: grpc.Channel, metadata: tuple[tuple[str, str], ...]) -> grpc.Channel:
+    """`channel`, every call on it carrying `metadata`."""
+    return grpc.intercept_channel(channel, _WithMetadata(metadata))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from idlefleet.api.auth import REQUIRED_ROLES, Role, TokenFileError, TokenTable
+from idlefleet.api.auth import (
+    REFLECTION_METHOD,
+    REQUIRED_ROLES,
+    Principal,
+    Role,
+    TokenFileError,
+    TokenTable,
+)
 from idlefleet.api.server import SERVICE_NAME
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
@@ -17,18 +24,22 @@ from tests.idlefleet.conftest import Tokens, rpc_error
 SECRET = "s3cret-token-0123456789"
 
 
-def test_a_token_file_maps_tokens_to_roles() -> None:
-    table = TokenTable.parse(f"# comment\n\n{SECRET} operator\n{'x' * 20} VIEWER\n")
-    assert table.role_of(SECRET) is Role.OPERATOR
-    assert table.role_of("x" * 20) is Role.VIEWER
-    assert table.role_of(SECRET + "x") is None
+def test_a_token_file_maps_tokens_to_principals_and_roles() -> None:
+    text = f"# comment\n\n{SECRET} operator utility-eon\n{'x' * 20} VIEWER\n"
+    table = TokenTable.parse(text)
+    assert table.principal_of(SECRET) == Principal("utility-eon", Role.OPERATOR)
+    viewer = table.principal_of("x" * 20)
+    assert viewer is not None and viewer.role is Role.VIEWER
+    assert viewer.name.startswith("viewer-") and "x" * 8 not in viewer.name
+    assert table.principal_of(SECRET + "x") is None
     assert Role.VIEWER < Role.OPERATOR < Role.ADMIN
 
 
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        (f"{SECRET}\n", "line 1: expected TOKEN ROLE"),
+        (f"{SECRET}\n", "line 1: expected TOKEN ROLE [NAME]"),
+        (f"{SECRET} admin root extra\n", "line 1: expected TOKEN ROLE [NAME]"),
         (f"# c\n{SECRET} root\n", "line 2: role must be one of viewer, operator, admin"),
         ("tiny-tok admin\n", "line 1: token shorter than 16 characters"),
         (f"{SECRET} admin\n{SECRET} viewer\n", "line 2: same token as line 1"),
@@ -42,9 +53,10 @@ def test_a_bad_token_file_names_the_line_and_never_the_token(text: str, problem:
     assert SECRET not in str(error.value) and "tiny-tok" not in str(error.value)
 
 
-def test_every_rpc_needs_a_role_and_reads_need_only_viewer() -> None:
+def test_every_rpc_and_reflection_need_a_role_and_reads_need_only_viewer() -> None:
     methods = pb.DESCRIPTOR.services_by_name["FleetPlanner"].methods
-    assert {f"/{SERVICE_NAME}/{m.name}" for m in methods} == set(REQUIRED_ROLES)
+    rpcs = {f"/{SERVICE_NAME}/{m.name}" for m in methods}
+    assert rpcs | {REFLECTION_METHOD} == set(REQUIRED_ROLES)
     writes = {"SubmitJob", "CancelJob", "WhatIf", "SubmitDemandResponse"}
     for method, role in REQUIRED_ROLES.items():
         name = method.rpartition("/")[2]

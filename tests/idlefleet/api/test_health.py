@@ -1,4 +1,4 @@
-"""Health follows the broker and the solver; reflection lets any client find and call the API."""
+"""Health follows the broker and the solver, and reports a graceful shutdown first."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ import threading
 import time
 
 import grpc
-from google.protobuf import descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
-    ProtoReflectionDescriptorDatabase,
-)
 
-from idlefleet.api.auth import Role
 from idlefleet.api.health import broker_probe, solver_answers
 from idlefleet.api.server import SERVICE_NAME
 from idlefleet.queries.local_backend import LocalBackend
 from streams.broker import EmbeddedBroker
-from tests.idlefleet.conftest import ServerFactory, Tokens
+from tests.idlefleet.conftest import ServerFactory
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -60,25 +55,3 @@ def test_graceful_shutdown_reports_not_serving_first(
         assert next(watch).status == NOT_SERVING
         assert time.monotonic() - started < 1.0, "NOT_SERVING only when the grace ran out"
         stopping.join()
-
-
-def test_reflection_lists_the_service_and_lets_a_client_call_it(
-    channel: grpc.Channel, tokens: Tokens
-) -> None:
-    database = ProtoReflectionDescriptorDatabase(channel)
-    services = set(database.get_services())
-    assert {SERVICE_NAME, "grpc.health.v1.Health"} <= services
-    # A client that knows nothing but the reflection answers: a pool of its own, dynamic types.
-    pool = descriptor_pool.DescriptorPool(database)
-    method = pool.FindServiceByName(SERVICE_NAME).FindMethodByName("GetFlexibility")
-    request_type = message_factory.GetMessageClass(method.input_type)
-    response_type = message_factory.GetMessageClass(method.output_type)
-    call = channel.unary_unary(
-        f"/{SERVICE_NAME}/{method.name}",
-        request_serializer=request_type.SerializeToString,
-        response_deserializer=response_type.FromString,
-    )
-    response = call(request_type(region="GB"), metadata=tokens.metadata(Role.VIEWER))
-    fields = {f.name for f in response.slots[0].DESCRIPTOR.fields}
-    assert {"add_power_kw", "shed_power_kw", "compute_capacity_shards"} <= fields
-    assert len(response.slots) == 16

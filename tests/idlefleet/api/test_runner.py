@@ -64,6 +64,25 @@ def test_bad_api_options_are_refused_before_anything_starts(
     assert problem in str(error.value)
 
 
+def test_plaintext_off_loopback_is_refused_before_anything_starts(token_file: Path) -> None:
+    argv = ["--grpc-port", "0", "--tokens", str(token_file), "--grpc-host", "0.0.0.0"]
+    with pytest.raises(ApiConfigError) as error:
+        api_config(parse(*argv))
+    assert "plaintext on 0.0.0.0" in str(error.value)
+    assert "--insecure-grpc-off-loopback" in str(error.value)
+    waived = api_config(parse(*argv, "--insecure-grpc-off-loopback"))
+    assert waived is not None and waived.settings.grpc_insecure_off_loopback
+
+
+def test_the_api_binds_loopback_without_reflection_by_default(token_file: Path) -> None:
+    config = api_config(parse("--grpc-port", "0", "--tokens", str(token_file)))
+    assert config is not None and config.host == "127.0.0.1"
+    assert not config.settings.grpc_reflection
+    argv = ["--grpc-port", "0", "--tokens", str(token_file), "--grpc-reflection"]
+    with_reflection = api_config(parse(*argv))
+    assert with_reflection is not None and with_reflection.settings.grpc_reflection
+
+
 def test_serving_the_api_beside_the_service(
     planner: ReadingPlanner,
     kafka_settings: KafkaSettings,

@@ -11,8 +11,9 @@ from idlefleet.api.auth import Role
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 from idlefleet.queries.local_backend import LocalBackend
+from idlefleet.settings import ApiSettings
 from optimizer import load_scenario
-from tests.idlefleet.conftest import Tokens, rpc_error, stamp
+from tests.idlefleet.conftest import ServerFactory, Tokens, rpc_error, stamp
 from tests.optimizer.factories import car, tiny
 
 
@@ -163,3 +164,49 @@ def test_what_if_respects_the_deadline(stub: pb_grpc.FleetPlannerStub, tokens: T
         lambda: stub.WhatIf(request, metadata=tokens.metadata(Role.OPERATOR), timeout=0.05)
     )
     assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+SMALL_CAPS = ApiSettings(
+    what_if_max_time_limit_s=5.0, what_if_max_vehicles=1, what_if_max_slots=3, what_if_max_jobs=1
+)
+TWO_JOBS = [pb.WhatIfJob(job_id=f"extra-{i}", shards=1, value_per_shard=1.0) for i in range(2)]
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.WhatIfRequest(time_limit_s=5.5), "time_limit_s: 5.5 s is over the 5 s cap"),
+        (
+            pb.WhatIfRequest(scenario_json=json.dumps(tiny([1.0], vehicles=[car(), car("b")]))),
+            "scenario_json.vehicles: 2 is over the cap of 1",
+        ),
+        (
+            pb.WhatIfRequest(scenario_json=json.dumps(tiny([1.0] * 4))),
+            "scenario_json.horizon.slots: 4 is over the cap of 3",
+        ),
+        (
+            pb.WhatIfRequest(overrides=pb.ScenarioOverrides(jobs=TWO_JOBS)),
+            "overrides.jobs: 2 is over the cap of 1",
+        ),
+    ],
+)
+def test_a_what_if_over_a_cap_names_the_field(
+    serve: ServerFactory,
+    backend: LocalBackend,
+    tokens: Tokens,
+    request_: pb.WhatIfRequest,
+    field: str,
+) -> None:
+    _, port = serve(backend, settings=SMALL_CAPS)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.FleetPlannerStub(channel)
+        error = rpc_error(lambda: stub.WhatIf(request_, metadata=tokens.metadata(Role.OPERATOR)))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert error.details() == field
+
+
+def test_the_default_time_limit_cap_is_30_s(stub: pb_grpc.FleetPlannerStub, tokens: Tokens) -> None:
+    request = pb.WhatIfRequest(time_limit_s=3600)
+    error = rpc_error(lambda: stub.WhatIf(request, metadata=tokens.metadata(Role.OPERATOR)))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "time_limit_s: 3600 s is over the 30 s cap"
