@@ -17,6 +17,16 @@ from streams.identity import key_id_of
 from streams.messages import Enrollment
 
 
+def check_key_id(enrollment: Enrollment) -> None:
+    """MessageError unless the enrollment's key id is the id of its public keys."""
+    derived = key_id_of(
+        bytes.fromhex(enrollment.signing_public_key),
+        bytes.fromhex(enrollment.agreement_public_key),
+    )
+    if enrollment.key_id != derived:
+        raise MessageError(f"key_id {enrollment.key_id!r} is not the id of its keys")
+
+
 def authority_key_id(public_key: bytes) -> str:
     """The key id the authority signs enrollments under: `a-` and 24 hex digits."""
     return "a-" + hashlib.sha256(public_key).hexdigest()[:24]
@@ -35,12 +45,7 @@ class Registry:
 
     def apply(self, enrollment: Enrollment) -> None:
         """Record an authority-signed enrollment; MessageError if its key id is not its keys'."""
-        derived = key_id_of(
-            bytes.fromhex(enrollment.signing_public_key),
-            bytes.fromhex(enrollment.agreement_public_key),
-        )
-        if enrollment.key_id != derived:
-            raise MessageError(f"key_id {enrollment.key_id!r} is not the id of its keys")
+        check_key_id(enrollment)
         with self._lock:
             known = self._entries.get(enrollment.key_id)
             if known is not None and known.revoked_at is not None:

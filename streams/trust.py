@@ -17,7 +17,8 @@ from streams.consumer import StreamReader
 from streams.identity import Authority, Identity
 from streams.messages import Enrollment, Message
 from streams.producer import Publisher
-from streams.registry import Registry
+from streams.registry import Registry, check_key_id
+from streams.serde import decode_as
 from streams.signing import Authenticator, AuthoritySigner, RecordSigner
 from streams.topics import Stream
 from streams.validation import RecordRules
@@ -101,3 +102,19 @@ def publish_enrollments(
         publisher.flush()
     finally:
         publisher.close()
+
+
+def enrollment_from_request(request: bytes, now: datetime) -> Enrollment:
+    """The enrollment an `idlefleet keys new` request asks for, dated `now`; MessageError
+    when it does not parse or its key id is not the id of its keys."""
+    enrollment = decode_as(Enrollment, request)
+    check_key_id(enrollment)
+    return enrollment.model_copy(update={"enrolled_at": now, "revoked_at": None})
+
+
+def revocation_of(registry: Registry, key_id: str, now: datetime) -> Enrollment:
+    """The record that revokes `key_id` as of `now`; KeyError when it is not enrolled."""
+    entry = registry.get(key_id)
+    if entry is None:
+        raise KeyError(key_id)
+    return entry.model_copy(update={"revoked_at": entry.revoked_at or now})

@@ -65,6 +65,9 @@ REQUIRED_ROLES: Mapping[str, Role] = {
             "GetFleetStatus": Role.VIEWER,
             "WatchPlan": Role.VIEWER,
             "SubmitDemandResponse": Role.OPERATOR,
+            "EnrollKey": Role.ADMIN,
+            "RevokeKey": Role.ADMIN,
+            "ListKeys": Role.VIEWER,
         }.items()
     },
 }

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from idlefleet.api.server import TlsConfig
     from idlefleet.queries.service_backend import PlannerPort
     from streams.clients import KafkaSettings
+    from streams.identity import Authority
     from streams.producer import Publisher
 
 
@@ -125,16 +126,19 @@ def serving_api(
     clock: Callable[[], datetime] | None = None,
     *,
     publisher: Publisher,
+    authority: Authority | None = None,
 ) -> Iterator[int | None]:
     """Serve the API over `service` while the block runs; the bound port (None: no API).
 
     Submitted jobs and DR caps go out through `publisher` (the service's, signing with its
-    key). `clock` is the service's time (default: the wall clock, UTC)."""
+    key). Admins enroll and revoke keys when the service holds the fleet `authority`'s key.
+    `clock` is the service's time (default: the wall clock, UTC)."""
     if config is None:
         yield None
         return
     from idlefleet.api.health import broker_probe, solver_answers
     from idlefleet.api.server import create_server
+    from idlefleet.queries.registry_desk import RegistryDesk
     from idlefleet.queries.service_backend import ServiceBackend, wall_clock
     from idlefleet.queries.solver import ApiSolver
 
@@ -150,6 +154,7 @@ def serving_api(
             probes={"broker": broker_probe(kafka.bootstrap_servers), "solver": solver_answers},
             settings=config.settings,
             solver=solver,
+            registry=RegistryDesk(service.trust, authority),
         )
         server.start()
         try:

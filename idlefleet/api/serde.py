@@ -25,7 +25,7 @@ from idlefleet.queries.what_if import Overrides
 from idlefleet.service.dr import Decision
 from optimizer import DrEvent, Plan, Scenario, Strategy, scenario_to_dict
 from optimizer import Job as ScenarioJob
-from streams.messages import DemandResponseEvent, Job
+from streams.messages import DemandResponseEvent, Enrollment, Job
 from streams.serde import MAX_MESSAGE_BYTES, encode
 
 DEFAULT_PAGE_SIZE = 100
@@ -425,3 +425,16 @@ def dr_decision(event_id: str, decision: Decision) -> pb.DemandResponseDecision:
         reason=decision.reason,
         plan_s=decision.plan_s,
     )
+
+
+def key_entry(entry: Enrollment) -> pb.KeyEntry:
+    """A registry entry as the API shows it (its public keys stay on the topic)."""
+    message = pb.KeyEntry(
+        key_id=entry.key_id,
+        principal=entry.principal,
+        role=entry.role,
+        enrolled_at=_timestamp(entry.enrolled_at),
+    )
+    if entry.revoked_at is not None:
+        message.revoked_at.CopyFrom(_timestamp(entry.revoked_at))
+    return message

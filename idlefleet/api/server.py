@@ -29,6 +29,7 @@ from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 from idlefleet.queries.demand_response import DemandResponseDesk
 from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.registry_desk import RegistryDesk
 from idlefleet.queries.solver import ApiSolver
 from idlefleet.queries.what_if import WhatIfRunner
 from idlefleet.settings import ApiSettings
@@ -147,13 +148,15 @@ def create_server(
     probes: Mapping[str, Probe] | None = None,
     settings: ApiSettings | None = None,
     solver: ApiSolver | None = None,
+    registry: RegistryDesk | None = None,
     health_interval_s: float = DEFAULT_INTERVAL_S,
 ) -> tuple[ApiServer, int]:
     """A server for `backend` bound to `host:port` (0: any free port), not yet started.
 
     `probes` decide health (default: the solver only; the service adds its broker).
     What-ifs and DR decisions run in `solver` (default: one of the server's own, stopped
-    with it). InsecureBindError for plaintext off loopback unless `settings` waive it.
+    with it). `registry` serves the fleet registry (default: none kept). InsecureBindError
+    for plaintext off loopback unless `settings` waive it.
     """
     settings = settings or ApiSettings()
     if tls is None:
@@ -176,7 +179,10 @@ def create_server(
     )
     demand_response = DemandResponseDesk(backend, solver, settings.dr_decision_deadline_s)
     pb_grpc.add_FleetPlannerServicer_to_server(
-        FleetPlannerServicer(backend, tokens, what_if, demand_response), server
+        FleetPlannerServicer(
+            backend, tokens, what_if, demand_response, registry or RegistryDesk(None, None)
+        ),
+        server,
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

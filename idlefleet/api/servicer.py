@@ -23,6 +23,7 @@ from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
 from idlefleet.queries.demand_response import DemandResponseDesk
 from idlefleet.queries.errors import NotAllowedError, PreconditionError
 from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.registry_desk import RegistryDesk
 from idlefleet.queries.views import PlanViews
 from idlefleet.queries.what_if import WhatIfRunner, overridden_scenario, scenario_from_json
 
@@ -51,11 +52,13 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
         tokens: TokenTable,
         what_if: WhatIfRunner,
         demand_response: DemandResponseDesk,
+        registry: RegistryDesk,
     ) -> None:
         self._backend = backend
         self._tokens = tokens
         self._what_if = what_if
         self._demand_response = demand_response
+        self._registry = registry
 
     def _views(self) -> PlanViews:
         views = self._backend.board.views
@@ -146,6 +149,20 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
                 override=caller.role >= Role.ADMIN,
             )
             return serde.dr_decision(event.event_id, decision)
+
+    def EnrollKey(self, request: pb.EnrollKeyRequest, context: grpc.ServicerContext) -> pb.KeyEntry:
+        with reported(context):
+            return serde.key_entry(self._registry.enroll(request.enrollment_json))
+
+    def RevokeKey(self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext) -> pb.KeyEntry:
+        with reported(context):
+            return serde.key_entry(self._registry.revoke(request.key_id))
+
+    def ListKeys(
+        self, request: pb.ListKeysRequest, context: grpc.ServicerContext
+    ) -> pb.ListKeysResponse:
+        with reported(context):
+            return pb.ListKeysResponse(keys=[serde.key_entry(e) for e in self._registry.entries()])
 
     def GetFleetStatus(
         self, request: pb.GetFleetStatusRequest, context: grpc.ServicerContext

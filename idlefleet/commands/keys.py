@@ -103,10 +103,7 @@ def make_identity(args: argparse.Namespace) -> int:
 
 def enroll_requests(args: argparse.Namespace) -> int:
     from streams.errors import MessageError
-    from streams.messages import Enrollment
-    from streams.registry import Registry
-    from streams.serde import decode_as
-    from streams.trust import publish_enrollments
+    from streams.trust import enrollment_from_request, publish_enrollments
 
     authority = _authority(args)
     if authority is None:
@@ -117,12 +114,10 @@ def enroll_requests(args: argparse.Namespace) -> int:
         text = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
         for line in filter(None, (line.strip() for line in text.splitlines())):
             try:
-                request = decode_as(Enrollment, line)
-                Registry(authority.public_key).apply(request)  # its key id fits its keys
+                enrollments.append(enrollment_from_request(line, now))
             except MessageError as exc:
                 print(f"idlefleet keys: {source}: {exc.reason}", file=sys.stderr)
                 return EXIT_BAD_INPUT
-            enrollments.append(request.model_copy(update={"enrolled_at": now, "revoked_at": None}))
     publish_enrollments(_kafka(args), authority, enrollments)
     for enrollment in enrollments:
         print(f"enrolled {enrollment.role} {enrollment.principal} {enrollment.key_id}")
@@ -130,27 +125,21 @@ def enroll_requests(args: argparse.Namespace) -> int:
 
 
 def revoke_keys(args: argparse.Namespace) -> int:
-    from streams.trust import Trust, publish_enrollments
+    from streams.trust import Trust, publish_enrollments, revocation_of
 
     authority = _authority(args)
     if authority is None:
         return EXIT_BAD_INPUT
     kafka = _kafka(args)
     trust = Trust(kafka, authority.public_key).start()
+    now = datetime.now(UTC)
     try:
-        known = {key_id: trust.registry.get(key_id) for key_id in args.key_ids}
+        revoked = [revocation_of(trust.registry, key_id, now) for key_id in args.key_ids]
+    except KeyError as exc:
+        print(f"idlefleet keys: not enrolled: {exc.args[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     finally:
         trust.stop()
-    unknown = [key_id for key_id, entry in known.items() if entry is None]
-    if unknown:
-        print(f"idlefleet keys: not enrolled: {', '.join(unknown)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    now = datetime.now(UTC)
-    revoked = [
-        entry.model_copy(update={"revoked_at": now})
-        for entry in known.values()
-        if entry is not None
-    ]
     publish_enrollments(kafka, authority, revoked)
     for entry in revoked:
         print(f"revoked {entry.role} {entry.principal} {entry.key_id}")

@@ -81,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
         publisher = trust.publisher()
         try:
             with (
-                serving_api(api, service, kafka, publisher=publisher) as grpc_port,
+                serving_api(
+                    api, service, kafka, publisher=publisher, authority=credentials.authority
+                ) as grpc_port,
                 running_ven(vtn, args, service, kafka, publisher) as ven,
             ):
                 if grpc_port is not None:

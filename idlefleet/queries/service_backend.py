@@ -41,6 +41,7 @@ from streams.messages import DemandResponseEvent, Job
 from streams.producer import Publisher
 from streams.state import FleetState
 from streams.topics import Stream
+from streams.trust import Trust
 
 DEFAULT_POLL_S = 0.25
 DEFAULT_ACK_TIMEOUT_S = 10.0
@@ -55,6 +56,7 @@ class PlannerPort(Protocol):
     state: FleetState
     settings: PlannerSettings
     sites: list[SiteConfig]
+    trust: Trust | None
 
     @property
     def current_plan(self) -> PlanSnapshot | None:

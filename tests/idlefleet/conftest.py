@@ -34,6 +34,7 @@ from streams.messages import Job, Message
 from streams.producer import Publisher
 from streams.state import FleetState
 from streams.topics import Stream
+from streams.trust import Trust
 from tests.streams.factories import grid_signal, job, solar_forecast, telemetry
 
 SETTINGS = PlannerSettings(slot_minutes=15, horizon_hours=4, solver_time_limit_s=10)
@@ -186,6 +187,7 @@ class ReadingPlanner:
         self.sites = list(SITES)
         self.current_plan: PlanSnapshot | None = None
         self.cancelled_jobs: frozenset[str] = frozenset()
+        self.trust: Trust | None = None  # this stand-in checks no records
         self._publisher = Publisher(kafka)
         self._reader = StreamReader(
             kafka, "api-test", [Stream.JOBS], self._on_record, self._publisher

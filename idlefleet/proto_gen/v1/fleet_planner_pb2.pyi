@@ -465,3 +465,39 @@ class DemandResponseDecision(_message.Message):
     reason: str
     plan_s: float
     def __init__(self, event_id: _Optional[str] = ..., honoured: _Optional[bool] = ..., reason: _Optional[str] = ..., plan_s: _Optional[float] = ...) -> None: ...
+
+class EnrollKeyRequest(_message.Message):
+    __slots__ = ("enrollment_json",)
+    ENROLLMENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    enrollment_json: str
+    def __init__(self, enrollment_json: _Optional[str] = ...) -> None: ...
+
+class RevokeKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class KeyEntry(_message.Message):
+    __slots__ = ("key_id", "principal", "role", "enrolled_at", "revoked_at")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    ENROLLED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    principal: str
+    role: str
+    enrolled_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    def __init__(self, key_id: _Optional[str] = ..., principal: _Optional[str] = ..., role: _Optional[str] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[KeyEntry]
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyEntry, _Mapping]]] = ...) -> None: ...

@@ -84,6 +84,21 @@ class FleetPlannerStub:
                 request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SubmitDemandResponseRequest.SerializeToString,
                 response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.DemandResponseDecision.FromString,
                 _registered_method=True)
+        self.EnrollKey = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/EnrollKey',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.EnrollKeyRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.KeyEntry.FromString,
+                _registered_method=True)
+        self.RevokeKey = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/RevokeKey',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.RevokeKeyRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.KeyEntry.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/ListKeys',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
 
 
 class FleetPlannerServicer:
@@ -175,6 +190,30 @@ class FleetPlannerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrollKey(self, request, context):
+        """Enroll a public key in the fleet registry: the one-line request `idlefleet keys new`
+        printed where the key was made. The service signs it with the fleet authority's key;
+        a service that does not hold that key answers FAILED_PRECONDITION. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeKey(self, request, context):
+        """Revoke a key id: every record it proves is refused from then on. Unknown: NOT_FOUND.
+        Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """The fleet registry: who holds which key id. Role: viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetPlannerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -227,6 +266,21 @@ def add_FleetPlannerServicer_to_server(servicer, server):
                     servicer.SubmitDemandResponse,
                     request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SubmitDemandResponseRequest.FromString,
                     response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.DemandResponseDecision.SerializeToString,
+            ),
+            'EnrollKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrollKey,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.EnrollKeyRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.KeyEntry.SerializeToString,
+            ),
+            'RevokeKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeKey,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.RevokeKeyRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.KeyEntry.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -499,6 +553,87 @@ class FleetPlanner:
             '/idlefleet.v1.FleetPlanner/SubmitDemandResponse',
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SubmitDemandResponseRequest.SerializeToString,
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.DemandResponseDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrollKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/EnrollKey',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.EnrollKeyRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.KeyEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/RevokeKey',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.RevokeKeyRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.KeyEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/ListKeys',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,
