@@ -32,11 +32,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from executor.errors import one_line
+from executor.roots import StorageRoots
 from executor.runtime import Interrupt, OnnxRunner
 from executor.sandbox import StopReason, WorkReply, WorkRequest, sandboxes_for
 from streams.messages import Assignment, Result, Telemetry, WorkItem
@@ -84,7 +85,8 @@ class AgentLimits:
     bounds how long a stop waits; how many handled work ids it remembers [count]. A run goes
     on at most `lease_grace_s` [s, on the agent's clock] past its slot's end (its lease) and
     a stopped run at most `kill_after_s` [s, wall time] before its process is killed; the
-    process holds at most `memory_bytes` [bytes] of data (None: no bound).
+    process holds at most `memory_bytes` [bytes] of data and a run uses at most `cpu_s` [s]
+    of CPU time (None: no bound). Items read and write files only inside `roots`.
     """
 
     max_model_bytes: int = 512 * 1024 * 1024
@@ -94,6 +96,8 @@ class AgentLimits:
     lease_grace_s: float = 10.0
     kill_after_s: float = 3.0
     memory_bytes: int | None = 4 * 1024**3
+    cpu_s: float | None = 4 * 3600.0
+    roots: StorageRoots = field(default_factory=StorageRoots.default)
 
     def __post_init__(self) -> None:
         for name in ("lease_grace_s", "kill_after_s"):
@@ -102,6 +106,8 @@ class AgentLimits:
                 raise ValueError(f"{name} must be finite and non-negative, got {value}")
         if self.memory_bytes is not None and self.memory_bytes <= 0:
             raise ValueError(f"memory_bytes must be positive or None, got {self.memory_bytes}")
+        if self.cpu_s is not None and not (math.isfinite(self.cpu_s) and self.cpu_s > 0):
+            raise ValueError(f"cpu_s must be finite and positive or None, got {self.cpu_s}")
 
 
 @dataclass(frozen=True)
@@ -430,6 +436,8 @@ class VehicleAgent:
             self.limits.max_model_bytes,
             self.limits.max_input_bytes,
             self.limits.chunk_rows,
+            self.limits.roots,
+            self.limits.cpu_s,
         )
         try:
             reply = self.sandboxes.run(

@@ -1,5 +1,8 @@
 """Run ONNX models with onnxruntime: provider choice, a session cache, input contracts.
 
+A model whose tensors keep their data in other files is refused before any session is made
+(`executor.external_data`): onnxruntime would read whatever files they name.
+
 Providers are checked before a session is created (only those this onnxruntime build offers
 are requested, best first, CPU last) and confirmed afterwards: the provider a session reports
 first is the one that attached, and that is what a `Result` names. The input contract (dtype,
@@ -29,6 +32,7 @@ import numpy as np
 import onnxruntime as ort
 
 from executor.errors import InferenceError, InputError, ModelError, StoppedError
+from executor.external_data import refuse_external_data
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +341,7 @@ class OnnxRunner:
         return loaded
 
     def _create(self, model_bytes: bytes, sha256: str) -> _Loaded:
+        refuse_external_data(model_bytes)  # before onnxruntime could open the files it names
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; failures surface as exceptions
         options.intra_op_num_threads = self.intra_op_threads

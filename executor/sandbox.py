@@ -17,7 +17,11 @@ Bounds:
   child terminates the run (`RunOptions.terminate`: between row chunks, graph nodes and a
   `Loop`'s iterations). A run that has not returned `kill_after_s` later (one node that
   computes for minutes does not look at the flag) is killed with its process; the next run
-  starts a fresh one.
+  starts a fresh one. Each run may also use at most `cpu_s` of CPU time (`RLIMIT_CPU`, all
+  its threads together), a bound that holds even if the agent cannot watch it.
+- Files: the child works in an empty directory of its own that it cannot write to (removed
+  when it ends), so nothing a model names relative to it exists; it writes no core dumps;
+  it reads and writes only inside the request's `roots` (`executor.roots`).
 
 `SandboxPool` lends idle sandboxes (one per run going on at once) and starts one when none is
 idle. `sandboxes_for` gives every agent of a process with the same runner configuration and
@@ -29,13 +33,16 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import multiprocessing
 import os
 import pickle
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +51,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from executor.errors import ExecutionError, StoppedError, one_line
+from executor.roots import StorageRoots
 from executor.runtime import Interrupt, OnnxRunner
 from executor.storage import VerifiedModels, load_input_array, write_output_array
 from streams.messages import WorkItem
@@ -61,13 +69,16 @@ StopReason = Callable[[], str | None]
 @dataclass(frozen=True)
 class WorkRequest:
     """One work item for a sandbox: files of at most `max_model_bytes` and `max_input_bytes`
-    [bytes], rows fed `chunk_rows` at a time [count] (0: all)."""
+    [bytes] inside `roots`, rows fed `chunk_rows` at a time [count] (0: all), at most `cpu_s`
+    [s] of CPU time (None: no bound)."""
 
     item: WorkItem
     vehicle_id: str
     max_model_bytes: int
     max_input_bytes: int
     chunk_rows: int
+    roots: StorageRoots
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,9 @@ def execute(
     item = request.item
     provider = None
     try:
-        model = models.read(item.model, request.max_model_bytes)
-        array = load_input_array(item.input_uri, request.max_input_bytes)
+        roots = request.roots
+        model = models.read(item.model, request.max_model_bytes, roots.model_roots)
+        array = load_input_array(item.input_uri, request.max_input_bytes, roots.input_roots)
         outcome = runner.run(
             model,
             item.model.sha256,
@@ -106,7 +118,12 @@ def execute(
         )
         provider = outcome.provider
         output_uri, output_sha256 = write_output_array(
-            item.output_uri, item.job_id, item.shard_index, request.vehicle_id, outcome.outputs
+            item.output_uri,
+            item.job_id,
+            item.shard_index,
+            request.vehicle_id,
+            outcome.outputs,
+            roots.output_roots,
         )
     except StoppedError as exc:
         return WorkReply("failed", exc.reason, provider, progress_frac=exc.progress_frac)
@@ -136,11 +153,9 @@ def serve(requests_fd: int, control_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when its work ends
     requests, control = Connection(requests_fd), Connection(control_fd)
     runner, memory_bytes = requests.recv()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no model data left in core files
     if memory_bytes is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-        if hard != resource.RLIM_INFINITY:
-            memory_bytes = min(memory_bytes, hard)
-        resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, hard))
+        memory_bytes = _set_soft_limit(resource.RLIMIT_DATA, memory_bytes)
     lock = threading.Lock()
     running: dict[int, Interrupt] = {}  # the run going on now, by sequence number
     stops: dict[int, str] = {}  # a stop that came before its run began
@@ -177,12 +192,26 @@ def serve(requests_fd: int, control_fd: int) -> None:
             early = stops.pop(seq, None)
         if early is not None:
             interrupt.fire(early)
+        if request.cpu_s is not None:  # the limit counts the process's life: add the run's
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            _set_soft_limit(
+                resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime + request.cpu_s)
+            )
         reply = execute(runner, models, request, interrupt, report)
         if reply.status == "failed" and memory_bytes is not None:
             reply = _name_the_memory_bound(reply, memory_bytes)
         with lock:
             running.clear()
         requests.send(("reply", seq, reply))
+
+
+def _set_soft_limit(limit: int, value: int) -> int:
+    """Set the soft `limit` to `value` (at most its hard limit) and return what was set."""
+    _, hard = resource.getrlimit(limit)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(limit, (value, hard))
+    return value
 
 
 def _name_the_memory_bound(reply: WorkReply, memory_bytes: int) -> WorkReply:
@@ -198,10 +227,13 @@ class Sandbox:
 
     The child is a fresh interpreter (`sys.executable -c ...` with this process's
     `sys.path`), not a fork: it shares no lock or thread with the agent and does not import
-    the agent's main module.
+    the agent's main module. Its working directory is a new empty one it cannot write to,
+    removed when it is closed.
     """
 
     def __init__(self, runner: OnnxRunner, memory_bytes: int | None) -> None:
+        self.workdir = tempfile.mkdtemp(prefix="idlefleet-sandbox-")
+        os.chmod(self.workdir, 0o500)  # read and enter only: nothing is ever created in it
         self._requests, child_requests = multiprocessing.Pipe()
         self._control, child_control = multiprocessing.Pipe()
         fds = (child_requests.fileno(), child_control.fileno())
@@ -211,7 +243,11 @@ class Sandbox:
                 pass_fds=fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,  # a parent's stdout may be a protocol
+                cwd=self.workdir,
             )
+        except BaseException:
+            os.rmdir(self.workdir)
+            raise
         finally:
             child_requests.close()
             child_control.close()
@@ -276,6 +312,7 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _reply(self, seq: int, message: tuple[Any, ...]) -> WorkReply:
         _, got, reply = message
@@ -306,9 +343,14 @@ class Sandbox:
         self.close(kill=True)
         done, total = self._rows
         logger.warning("sandbox process %d died: %s", self.pid, how)
+        cause = (
+            "the run exceeded its CPU-time bound"
+            if code == -signal.SIGXCPU
+            else "the model may have exhausted memory or crashed onnxruntime"
+        )
         text = (
             f"the work process died ({how}; {type(exc).__name__}) after {done} of {total} "
-            "rows: the model may have exhausted memory or crashed onnxruntime"
+            f"rows: {cause}"
         )
         return WorkReply("failed", one_line(text), progress_frac=self._progress_frac())
 

@@ -1,28 +1,34 @@
 """Where models, inputs and outputs live: local paths and `file://` URIs only.
 
-Models are read whole and checked against the sha256 their `ModelRef` promises. Inputs are
-`.npy` files parsed without pickle (object arrays are refused before any byte of them is
+On the car every location must resolve inside its configured roots (`executor.roots`), and
+only regular files are read, opened non-blocking, their size checked before reading. Models
+are read whole and checked against the sha256 their `ModelRef` promises. Inputs are `.npy`
+files parsed without pickle (object arrays are refused before any byte of them is
 interpreted). Outputs are `.npy` files whose names are built only from validated ids, written
-atomically inside the output directory and returned as a `file://` URI with their sha256.
+atomically inside the output directory and returned as a `file://` URI with their sha256;
+`read_output` reads one back for whoever checks it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
 import os
 import re
-import tempfile
+import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
 
 import numpy as np
 
-from executor.errors import InputError, ModelError, OutputError, UriError
+from executor.errors import ExecutionError, InputError, ModelError, OutputError, UriError
+from executor.roots import OutsideRootsError, open_anywhere, open_directory, open_regular
 from streams.messages import ModelRef
 
 # Same alphabet as `streams.messages.Identifier`.
@@ -64,29 +70,48 @@ def _contained(path: Path, uri: str) -> Path:
     return path
 
 
-def _read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
-    """The bytes of `path`, refusing files larger than `max_bytes` [bytes]; OSError passes."""
-    size_bytes = path.stat().st_size
-    if size_bytes > max_bytes:
-        raise ValueError(f"{what} {path} is {size_bytes} bytes, more than the {max_bytes} allowed")
-    with path.open("rb") as handle:
-        data = handle.read(max_bytes + 1)
+def _open(
+    uri: str, roots: Sequence[Path] | None, what: str, error: type[ExecutionError]
+) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file at `uri` inside `roots` (None: anywhere, not through
+    a final symlink) and its stat; `error` with a one-line reason otherwise."""
+    try:
+        path = resolve_uri(uri)
+        if roots is None:
+            return open_anywhere(path, what)
+        return open_regular(path, roots, what)
+    except UriError as exc:
+        raise error(f"{what} {exc.reason}") from exc
+    except ExecutionError as exc:  # outside the roots, or not a regular file
+        raise error(exc.reason) from exc
+    except FileNotFoundError as exc:
+        raise error(f"{what} file not found: {uri}") from exc
+    except OSError as exc:
+        raise error(f"cannot read {what} {uri}: {exc.strerror}") from exc
+
+
+def _read(
+    fd: int,
+    info: os.stat_result,
+    max_bytes: int,
+    what: str,
+    uri: str,
+    error: type[ExecutionError],
+) -> bytes:
+    """The bytes of the open regular file `fd` (closed here), at most `max_bytes` [bytes]."""
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > max_bytes:
+            raise error(f"{what} {uri} is {info.st_size} bytes, more than the {max_bytes} allowed")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise error(f"cannot read {what} {uri}: {exc.strerror}") from exc
     if len(data) > max_bytes:  # grew between stat and read
-        raise ValueError(f"{what} {path} is more than the {max_bytes} bytes allowed")
+        raise error(f"{what} {uri} is more than the {max_bytes} bytes allowed")
     return data
 
 
-def read_verified_model(ref: ModelRef, max_bytes: int) -> bytes:
-    """The model's bytes after checking size [bytes] and sha256; ModelError otherwise."""
-    try:
-        path = resolve_uri(ref.uri)
-        data = _read_bounded(path, max_bytes, "model")
-    except UriError as exc:
-        raise ModelError(f"model {exc.reason}") from exc
-    except FileNotFoundError as exc:
-        raise ModelError(f"model file not found: {ref.uri}") from exc
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read model {ref.uri}: {exc}") from exc
+def _verified(ref: ModelRef, data: bytes) -> bytes:
     actual = hashlib.sha256(data).hexdigest()
     if actual != ref.sha256:
         raise ModelError(
@@ -95,37 +120,41 @@ def read_verified_model(ref: ModelRef, max_bytes: int) -> bytes:
     return data
 
 
+def read_verified_model(ref: ModelRef, max_bytes: int, roots: Sequence[Path]) -> bytes:
+    """The model's bytes after checking its place (inside `roots`), size [bytes] and sha256;
+    ModelError otherwise."""
+    fd, info = _open(ref.uri, roots, "model", ModelError)
+    return _verified(ref, _read(fd, info, max_bytes, "model", ref.uri, ModelError))
+
+
 class VerifiedModels:
     """Model bytes verified once per job model and reused while the file is unchanged.
 
     A model is read and hashed the first time a `(uri, sha256)` is asked for; later asks
-    only `stat` the file and re-verify when its size, mtime or inode moved. Holds at most
-    `max_models` models, least recently used dropped first.
+    only open and `fstat` the file and re-verify when its size, mtime or inode moved. Holds
+    at most `max_models` models, least recently used dropped first.
     """
 
     def __init__(self, max_models: int = 8) -> None:
         self.max_models = max_models
-        self._models: OrderedDict[tuple[str, str], tuple[tuple[int, int, int], bytes]] = (
+        self._models: OrderedDict[tuple[str, str], tuple[tuple[int, int, int, int], bytes]] = (
             OrderedDict()
         )
         self._lock = threading.Lock()
 
-    def read(self, ref: ModelRef, max_bytes: int) -> bytes:
-        """The verified bytes of `ref` (at most `max_bytes`); ModelError when they are not."""
+    def read(self, ref: ModelRef, max_bytes: int, roots: Sequence[Path]) -> bytes:
+        """The verified bytes of `ref` (at most `max_bytes`, inside `roots`); ModelError when
+        they are not."""
         key = (ref.uri, ref.sha256)
-        try:
-            info = resolve_uri(ref.uri).stat()
-        except UriError as exc:
-            raise ModelError(f"model {exc.reason}") from exc
-        except OSError as exc:
-            raise ModelError(f"model file not found: {ref.uri}") from exc
-        stamp = (info.st_size, info.st_mtime_ns, info.st_ino)
+        fd, info = _open(ref.uri, roots, "model", ModelError)
+        stamp = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
         with self._lock:
             cached = self._models.get(key)
             if cached is not None and cached[0] == stamp:
                 self._models.move_to_end(key)
+                os.close(fd)
                 return cached[1]
-        data = read_verified_model(ref, max_bytes)
+        data = _verified(ref, _read(fd, info, max_bytes, "model", ref.uri, ModelError))
         with self._lock:
             self._models[key] = (stamp, data)
             self._models.move_to_end(key)
@@ -134,10 +163,13 @@ class VerifiedModels:
         return data
 
 
-def parse_npy(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Parse `.npy` bytes without pickle into a native-endian C-ordered array; InputError."""
+def parse_npy(
+    data: bytes, source: str = ".npy data", error: type[ExecutionError] = InputError
+) -> np.ndarray:
+    """Parse `.npy` bytes without pickle into a native-endian C-ordered array; `error` (its
+    reason starting with `source`) when they are not a plain `.npy` array."""
     if not data.startswith(_NPY_MAGIC):
-        raise InputError(f"input {source} is not a .npy file (bad magic bytes)")
+        raise error(f"{source} is not a .npy file (bad magic bytes)")
     stream = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(stream)
@@ -146,17 +178,17 @@ def parse_npy(data: bytes, source: str = "<bytes>") -> np.ndarray:
         elif version == (2, 0):
             shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
         else:
-            raise InputError(f"input {source} uses .npy format {version}; 1.0 or 2.0 expected")
+            raise error(f"{source} uses .npy format {version}; 1.0 or 2.0 expected")
     except (ValueError, TypeError, SyntaxError) as exc:
-        raise InputError(f"input {source} has a corrupt .npy header: {exc}") from exc
+        raise error(f"{source} has a corrupt .npy header: {exc}") from exc
     if dtype.hasobject:
-        raise InputError(f"input {source} holds Python objects (pickled data); refused")
+        raise error(f"{source} holds Python objects (pickled data); refused")
     offset = stream.tell()
     count = math.prod(shape)
     expected_bytes = count * dtype.itemsize
     if len(data) - offset != expected_bytes:
-        raise InputError(
-            f"input {source} is corrupt: header promises {expected_bytes} bytes of "
+        raise error(
+            f"{source} is corrupt: header promises {expected_bytes} bytes of "
             f"{dtype} {tuple(shape)}, file holds {len(data) - offset}"
         )
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
@@ -166,18 +198,22 @@ def parse_npy(data: bytes, source: str = "<bytes>") -> np.ndarray:
     return np.array(array, order="C", copy=True)
 
 
-def load_input_array(uri: str, max_bytes: int) -> np.ndarray:
-    """The `.npy` array at `uri`, at most `max_bytes` [bytes] on disk; InputError otherwise."""
-    try:
-        path = resolve_uri(uri)
-        data = _read_bounded(path, max_bytes, "input")
-    except UriError as exc:
-        raise InputError(f"input {exc.reason}") from exc
-    except FileNotFoundError as exc:
-        raise InputError(f"input file not found: {uri}") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read input {uri}: {exc}") from exc
-    return parse_npy(data, uri)
+def load_input_array(uri: str, max_bytes: int, roots: Sequence[Path] | None = None) -> np.ndarray:
+    """The `.npy` array in the regular file at `uri`, at most `max_bytes` [bytes] on disk and
+    inside `roots` (None: anywhere, for callers that chose the location); InputError."""
+    fd, info = _open(uri, roots, "input", InputError)
+    return parse_npy(_read(fd, info, max_bytes, "input", uri, InputError), f"input {uri}")
+
+
+def read_output(uri: str, expected_sha256: str, max_bytes: int) -> np.ndarray:
+    """The output array a result names, for whoever checks it: the regular file at `uri`
+    (opened non-blocking, not through a final symlink), at most `max_bytes` [bytes], whose
+    bytes hash to `expected_sha256`, parsed without pickle. OutputError otherwise."""
+    fd, info = _open(uri, None, "output", OutputError)
+    data = _read(fd, info, max_bytes, "output", uri, OutputError)
+    if hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise OutputError(f"output {uri} does not match its sha256 {expected_sha256}")
+    return parse_npy(data, f"output {uri}", OutputError)
 
 
 def _file_component(value: str, field: str) -> str:
@@ -202,12 +238,19 @@ def output_file_name(job_id: str, shard_index: int, vehicle_id: str) -> str:
 
 
 def write_output_array(
-    output_uri: str, job_id: str, shard_index: int, vehicle_id: str, array: np.ndarray
+    output_uri: str,
+    job_id: str,
+    shard_index: int,
+    vehicle_id: str,
+    array: np.ndarray,
+    roots: Sequence[Path],
 ) -> tuple[str, str]:
     """Write `array` as `.npy` into the directory `output_uri`; return (file URI, sha256).
 
-    The directory is created if missing. The write is atomic (temporary file, then rename),
-    so a reader never sees half an output, and re-running a shard replaces its file.
+    The directory must resolve inside `roots`; missing directories below its root are
+    created. The write is atomic (a new temporary file, then a rename over the name), so a
+    reader never sees half an output, re-running a shard replaces its file, and whatever
+    stood at the name (a symlink, a FIFO) is replaced, never opened.
     """
     name = output_file_name(job_id, shard_index, vehicle_id)
     try:
@@ -221,19 +264,30 @@ def write_output_array(
         raise OutputError(f"output of {job_id} shard {shard_index} cannot be saved: {exc}") from exc
     data = buffer.getvalue()
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        root = directory.resolve(strict=True)
-        target = root / name
-        if target.parent != root or Path(os.path.normpath(target)) != target:
-            raise OutputError(f"output file {name!r} would leave the directory {root}")
-        fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"cannot write output into {output_uri}: {exc}") from exc
-    return target.as_uri(), hashlib.sha256(data).hexdigest()
+        fd, real = open_directory(directory, roots, "output")
+    except OutsideRootsError as exc:
+        raise OutputError(exc.reason) from exc
+    except OSError as exc:
+        raise OutputError(f"cannot write output into {output_uri}: {exc.strerror}") from exc
+    try:
+        _write_atomically(fd, name, data)
+    except OSError as exc:
+        raise OutputError(f"cannot write output into {output_uri}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    return (real / name).as_uri(), hashlib.sha256(data).hexdigest()
+
+
+def _write_atomically(directory_fd: int, name: str, data: bytes) -> None:
+    """`data` as the file `name` of the open directory: a new temporary file, renamed."""
+    temporary = f".tmp-{secrets.token_hex(8)}.npy"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o600, dir_fd=directory_fd)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, name, src_dir_fd=directory_fd, dst_dir_fd=directory_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=directory_fd)
+        raise

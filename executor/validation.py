@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from executor.errors import ExecutionError
 from streams.messages import Result
 
 logger = logging.getLogger(__name__)
@@ -55,11 +56,20 @@ class QuorumVerdict:
         return len(self.agreeing) >= self.quorum
 
 
+#: dtype kinds compared within a tolerance (integers, floats, complex); others exactly.
+_NUMERIC_KINDS = "iufc"
+
+
 def outputs_agree(a: np.ndarray, b: np.ndarray, tolerance: Tolerance) -> bool:
-    """Same shape and dtype kind, values within tolerance, NaN only where NaN."""
+    """Same shape and dtype kind; numbers within tolerance, NaN only where NaN; anything else
+    (bools, strings, datetimes, bytes, records) equal element for element, NaT where NaT."""
     if a.shape != b.shape or a.dtype.kind != b.dtype.kind:
         return False
-    return bool(np.allclose(a, b, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True))
+    if a.dtype.kind in _NUMERIC_KINDS:
+        return bool(np.allclose(a, b, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True))
+    if a.dtype != b.dtype and a.dtype.kind == "V":  # records of other fields never match
+        return False
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "mM"))
 
 
 def judge_replicas(
@@ -151,10 +161,12 @@ class _Shard:
 class ReplicaValidator:
     """Checks each done result against its shard's other replicas and keeps the score.
 
-    `read_output(uri)` loads an output array when outputs are compared (the output location
-    must be readable where the validator runs); one that cannot be read counts as wrong.
-    Feed every accepted done result exactly once (`check`); the caller adds a replica or
-    gives the shard up when told to.
+    A result's output is compared only when `wants_output` says so. The caller may read it
+    beforehand, outside its own locks (`executor.storage.read_output`), and hand it to
+    `check`; otherwise `check` reads it with `read_output(uri)` (the output location must be
+    readable where the validator runs). One that cannot be read counts as wrong. Feed every
+    accepted done result exactly once (`check`); the caller adds a replica or gives the
+    shard up when told to.
     """
 
     def __init__(
@@ -173,8 +185,22 @@ class ReplicaValidator:
         shard = self._shards.get((job_id, shard_index))
         return None if shard is None else shard.canonical
 
-    def check(self, result: Result, replicas: int) -> Check:
-        """Take in a done result of a job with `replicas` replicas per shard."""
+    def wants_output(self, result: Result, replicas: int) -> bool:
+        """Whether `check` would compare this result's output now (False: it stands unread,
+        or its shard's accepted output is gone)."""
+        shard = self._shards.get((result.job_id, result.shard_index))
+        needed = replicas if shard is None else shard.needed
+        if needed == 1 and not self.reliability.suspect(result.vehicle_id):
+            return False
+        if shard is None or shard.canonical is None:
+            return True
+        return shard.outputs.get(shard.canonical) is not None
+
+    def check(
+        self, result: Result, replicas: int, output: np.ndarray | ExecutionError | None = None
+    ) -> Check:
+        """Take in a done result of a job with `replicas` replicas per shard, with its
+        `output` already read (or the error reading it raised; None: read it here if needed)."""
         if result.status != "done" or result.output_uri is None:
             raise ValueError(f"only done results are checked, got {result.status}")
         shard = self._shards.setdefault((result.job_id, result.shard_index), _Shard(replicas))
@@ -185,11 +211,11 @@ class ReplicaValidator:
         if shard.canonical is not None:  # a late replica: score it against the accepted one
             accepted = shard.outputs.get(shard.canonical)
             if accepted is not None:
-                mine = self._read(result.output_uri)
+                mine = self._output(result.output_uri, output)
                 agrees = mine is not None and outputs_agree(mine, accepted, self.tolerance)
                 self.reliability.record(vehicle, valid=agrees)
             return Check.VALID
-        shard.outputs[vehicle] = self._read(result.output_uri)
+        shard.outputs[vehicle] = self._output(result.output_uri, output)
         if shard.needed == 1:
             shard.needed = 2
             return Check.ADD_REPLICA
@@ -212,7 +238,12 @@ class ReplicaValidator:
         shard.needed += 1
         return True
 
-    def _read(self, uri: str) -> np.ndarray | None:
+    def _output(self, uri: str, given: np.ndarray | ExecutionError | None) -> np.ndarray | None:
+        if isinstance(given, np.ndarray):
+            return given
+        if isinstance(given, ExecutionError):
+            logger.warning("output %s cannot be read: %s", uri, given.reason)
+            return None
         try:
             return self.read_output(uri)
         except Exception as exc:  # any unreadable output is a wrong one, never a crash

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from idlefleet.commands import EXIT_BAD_INPUT
@@ -35,12 +36,24 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--heartbeat-interval", type=float, default=5.0, help="[s] (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="shards run at once (default 2)")
+    for kind in ("input", "model", "output"):
+        parser.add_argument(
+            f"--{kind}-root",
+            action="append",
+            type=Path,
+            dest=f"{kind}_roots",
+            metavar="DIR",
+            help=f"a directory {kind}s may lie in (repeat; default: the working directory "
+            "unless it is /, and the temporary directory"
+            + (", and installed packages)" if kind == "model" else ")"),
+        )
     add_identity_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from executor.agent import AgentPool, LoggedCharger, VehicleAgent
+    from executor.agent import AgentLimits, AgentPool, LoggedCharger, VehicleAgent
+    from executor.roots import StorageRoots
     from executor.runtime import OnnxRunner
     from executor.service import AgentService, wall_clock
     from idlefleet.lifecycle import stop_on_signals
@@ -63,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     runner = OnnxRunner()
     try:
+        default = StorageRoots.default()
+        roots = StorageRoots(
+            tuple(args.input_roots or default.input_roots),
+            tuple(args.model_roots or default.model_roots),
+            tuple(args.output_roots or default.output_roots),
+        )
         agents = AgentPool(
             VehicleAgent(
                 vehicle_id,
@@ -70,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 LoggedCharger(vehicle_id),
                 args.compute_kw,
                 wall_clock,
+                limits=AgentLimits(roots=roots),
             )
             for vehicle_id in args.vehicle_ids
         )

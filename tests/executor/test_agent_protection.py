@@ -287,11 +287,12 @@ def test_the_work_process_ends_when_the_agent_process_is_killed(
     script.write_text(
         "import sys, threading, time\n"
         "from executor.runtime import OnnxRunner\n"
+        "from executor.roots import StorageRoots\n"
         "from executor.sandbox import Sandbox, WorkRequest\n"
         "from streams.messages import WorkItem\n"
         "item = WorkItem.model_validate_json(sys.argv[1])\n"
         "sandbox = Sandbox(OnnxRunner(intra_op_threads=1), None)\n"
-        "request = WorkRequest(item, 'car-1', 2**20, 2**20, 0)\n"
+        "request = WorkRequest(item, 'car-1', 2**20, 2**20, 0, StorageRoots.default())\n"
         "threading.Thread(target=sandbox.run, args=(request, lambda: None, 1.0)).start()\n"
         "time.sleep(1.0)\n"
         "print(sandbox.pid, flush=True)\n"
@@ -300,6 +301,7 @@ def test_the_work_process_ends_when_the_agent_process_is_killed(
     with subprocess.Popen(
         [sys.executable, str(script), item.model_dump_json()],
         cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},  # this checkout, not the installed one
         stdout=subprocess.PIPE,
         text=True,
     ) as agent:

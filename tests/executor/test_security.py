@@ -119,7 +119,7 @@ def test_remote_and_odd_locations_are_refused(uri: str) -> None:
 @pytest.mark.parametrize("job_id", ["%2e%2e", "..%2f..%2fetc", "%2E%2E/x"])
 def test_percent_encoded_ids_are_refused(tmp_path: Path, job_id: str) -> None:
     with pytest.raises(OutputError, match="not a valid identifier"):
-        write_output_array(str(tmp_path / "out"), job_id, 0, "car", np.zeros(1))
+        write_output_array(str(tmp_path / "out"), job_id, 0, "car", np.zeros(1), [tmp_path])
 
 
 def test_an_output_file_that_is_a_symlink_out_of_the_directory_is_replaced_not_followed(
@@ -132,7 +132,7 @@ def test_an_output_file_that_is_a_symlink_out_of_the_directory_is_replaced_not_f
     victim.write_text("precious")
     planted = out / "job_shard-000000_car.npy"
     planted.symlink_to(victim)
-    uri, _ = write_output_array(str(out), "job", 0, "car", np.ones(3))
+    uri, _ = write_output_array(str(out), "job", 0, "car", np.ones(3), [tmp_path])
     assert resolve_uri(uri) == planted.resolve() == out.resolve() / planted.name
     assert not planted.is_symlink()
     assert victim.read_text() == "precious"
@@ -167,10 +167,12 @@ def test_an_input_above_its_directory_is_not_read(tmp_path: Path) -> None:
 def test_an_output_location_that_climbs_out_is_not_written(tmp_path: Path) -> None:
     (tmp_path / "jobs" / "out").mkdir(parents=True)
     with pytest.raises(OutputError, match="climbs out"):
-        write_output_array(f"{tmp_path}/jobs/out/../../escaped", "job", 0, "car", np.zeros(1))
+        write_output_array(
+            f"{tmp_path}/jobs/out/../../escaped", "job", 0, "car", np.zeros(1), [tmp_path]
+        )
     assert not (tmp_path / "escaped").exists()
 
 
 def test_a_percent_encoded_nul_in_the_output_location_is_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
-        write_output_array(f"{tmp_path.as_uri()}/out%00x", "job", 0, "car", np.zeros(1))
+        write_output_array(f"{tmp_path.as_uri()}/out%00x", "job", 0, "car", np.zeros(1), [tmp_path])

@@ -49,24 +49,28 @@ def test_odd_file_uris_are_refused(uri: str) -> None:
 
 
 # -- models ------------------------------------------------------------------------------
-def test_verified_model_is_returned_whole(demo_ref: ModelRef, demo_model_path: Path) -> None:
-    assert read_verified_model(demo_ref, MIB) == demo_model_path.read_bytes()
+def test_verified_model_is_returned_whole(
+    demo_ref: ModelRef, demo_model_path: Path, tmp_path: Path
+) -> None:
+    assert read_verified_model(demo_ref, MIB, [tmp_path]) == demo_model_path.read_bytes()
 
 
-def test_sha256_mismatch_names_both_hashes(demo_ref: ModelRef) -> None:
+def test_sha256_mismatch_names_both_hashes(demo_ref: ModelRef, tmp_path: Path) -> None:
     wrong = ModelRef(uri=demo_ref.uri, sha256="f" * 64)
     with pytest.raises(ModelError) as caught:
-        read_verified_model(wrong, MIB)
+        read_verified_model(wrong, MIB, [tmp_path])
     assert f"expected {'f' * 64}, got {demo_ref.sha256}" in caught.value.reason
 
 
 def test_missing_oversize_and_remote_models_are_refused(demo_ref: ModelRef, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not found"):
-        read_verified_model(ModelRef(uri=str(tmp_path / "nope.onnx"), sha256="0" * 64), MIB)
+        read_verified_model(
+            ModelRef(uri=str(tmp_path / "nope.onnx"), sha256="0" * 64), MIB, [tmp_path]
+        )
     with pytest.raises(ModelError, match=r"bytes, more than the 100 allowed"):
-        read_verified_model(demo_ref, 100)
+        read_verified_model(demo_ref, 100, [tmp_path])
     with pytest.raises(ModelError, match="unsupported URI scheme 's3'"):
-        read_verified_model(ModelRef(uri="s3://b/m.onnx", sha256="0" * 64), MIB)
+        read_verified_model(ModelRef(uri="s3://b/m.onnx", sha256="0" * 64), MIB, [tmp_path])
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ def test_oversize_missing_and_remote_inputs_are_refused(tmp_path: Path) -> None:
 # -- outputs -----------------------------------------------------------------------------
 def test_output_is_written_atomically_with_its_sha256(tmp_path: Path) -> None:
     array = np.arange(8, dtype=np.float32).reshape(2, 4)
-    uri, digest = write_output_array(str(tmp_path / "out"), "job-1", 3, "car-7", array)
+    uri, digest = write_output_array(str(tmp_path / "out"), "job-1", 3, "car-7", array, [tmp_path])
     path = resolve_uri(uri)
     assert uri.startswith("file:///")
     assert path == (tmp_path / "out" / "job-1_shard-000003_car-7.npy").resolve()
@@ -159,8 +163,8 @@ def test_output_is_written_atomically_with_its_sha256(tmp_path: Path) -> None:
 
 def test_rewriting_a_shard_replaces_its_file(tmp_path: Path) -> None:
     out = (tmp_path / "out").as_uri()
-    first = write_output_array(out, "job-1", 0, "car-1", np.zeros(2, np.float32))
-    second = write_output_array(out, "job-1", 0, "car-1", np.ones(2, np.float32))
+    first = write_output_array(out, "job-1", 0, "car-1", np.zeros(2, np.float32), [tmp_path])
+    second = write_output_array(out, "job-1", 0, "car-1", np.ones(2, np.float32), [tmp_path])
     assert first[0] == second[0] and first[1] != second[1]
 
 
@@ -172,7 +176,7 @@ def test_ids_with_separators_stay_inside_the_output_directory(
     tmp_path: Path, job_id: str, vehicle_id: str
 ) -> None:
     out = tmp_path / "out"
-    uri, _ = write_output_array(str(out), job_id, 1, vehicle_id, np.zeros(1))
+    uri, _ = write_output_array(str(out), job_id, 1, vehicle_id, np.zeros(1), [tmp_path])
     path = resolve_uri(uri)
     assert path.parent == out.resolve()
     assert "/" not in path.name
@@ -204,13 +208,15 @@ def test_long_ids_give_distinct_names_within_file_system_limits() -> None:
 
 def test_remote_output_and_object_arrays_are_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="unsupported URI scheme 's3'"):
-        write_output_array("s3://bucket/out", "job", 0, "car", np.zeros(1))
+        write_output_array("s3://bucket/out", "job", 0, "car", np.zeros(1), [tmp_path])
     with pytest.raises(OutputError, match="cannot be saved"):
-        write_output_array(str(tmp_path), "job", 0, "car", np.array([None], dtype=object))
+        write_output_array(
+            str(tmp_path), "job", 0, "car", np.array([None], dtype=object), [tmp_path]
+        )
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(OutputError, match="cannot write output"):
-        write_output_array(str(blocker), "job", 0, "car", np.zeros(1))
+        write_output_array(str(blocker), "job", 0, "car", np.zeros(1), [tmp_path])
 
 
 def test_a_verified_model_is_reused_until_its_file_changes(tmp_path: Path) -> None:
@@ -218,12 +224,12 @@ def test_a_verified_model_is_reused_until_its_file_changes(tmp_path: Path) -> No
     path.write_bytes(b"first model")
     ref = ModelRef(uri=path.as_uri(), sha256=hashlib.sha256(b"first model").hexdigest())
     models = VerifiedModels()
-    assert models.read(ref, 1000) == b"first model"
-    assert models.read(ref, 1000) == b"first model"
+    assert models.read(ref, 1000, [tmp_path]) == b"first model"
+    assert models.read(ref, 1000, [tmp_path]) == b"first model"
     path.write_bytes(b"tampered!!!")  # same size, new content and mtime
     os.utime(path, ns=(1, 1))
     with pytest.raises(ModelError, match="sha256 mismatch"):
-        models.read(ref, 1000)
+        models.read(ref, 1000, [tmp_path])
     path.unlink()
     with pytest.raises(ModelError, match="not found"):
-        models.read(ref, 1000)
+        models.read(ref, 1000, [tmp_path])

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from executor.errors import OutputError
 from executor.validation import (
     MAX_EXTRA_REPLICAS,
     QUARANTINE_ERROR_RATE,
@@ -158,3 +159,52 @@ def test_an_unreadable_output_counts_as_wrong_and_a_late_replica_is_scored() -> 
     assert v.check(done("a", shard=1), replicas=1) is Check.VALID
     with pytest.raises(ValueError, match="only done"):
         v.check(done("a").model_copy(update={"status": "failed"}), replicas=1)
+
+
+@pytest.mark.parametrize(
+    ("same", "other"),
+    [
+        (np.array(["cat", "dog"]), np.array(["cat", "cow"])),
+        (np.array([b"\x00a", b"b"]), np.array([b"\x00a", b"c"])),
+        (np.array([True, False]), np.array([True, True])),
+        (
+            np.array(["2025-06-01T12:00", "NaT"], dtype="datetime64[m]"),
+            np.array(["2025-06-01T12:01", "NaT"], dtype="datetime64[m]"),
+        ),
+        (
+            np.array([5, "NaT"], dtype="timedelta64[s]"),
+            np.array([6, "NaT"], dtype="timedelta64[s]"),
+        ),
+        (
+            np.array([(1, "a")], dtype=[("n", "i4"), ("s", "U2")]),
+            np.array([(1, "b")], dtype=[("n", "i4"), ("s", "U2")]),
+        ),
+    ],
+    ids=["strings", "bytes", "bools", "datetimes", "timedeltas", "records"],
+)
+def test_non_numeric_outputs_agree_only_when_equal(same: np.ndarray, other: np.ndarray) -> None:
+    loose = Tolerance(rtol=10.0, atol=10.0)  # would let every number agree
+    assert outputs_agree(same, same.copy(), loose)
+    assert not outputs_agree(same, other, loose)
+
+
+def test_a_replicated_string_output_is_validated_not_raised_on() -> None:
+    v = validator({"a": np.array(["cat"]), "b": np.array(["cat"]), "c": np.array(["dog"])})
+    assert v.check(done("a"), replicas=3) is Check.WAIT
+    assert v.check(done("c"), replicas=3) is Check.WAIT
+    assert v.check(done("b"), replicas=3) is Check.VALID
+    assert v.canonical("job-1", 0) == "a" and v.reliability.hosts["c"].wrong == 1
+
+
+def test_outputs_read_beforehand_are_used_and_only_wanted_ones_are_read() -> None:
+    v = validator({})  # its own reader finds nothing: every output comes with its result
+    lone = done("lone", shard=1)
+    assert not v.wants_output(lone, replicas=1)
+    assert v.check(lone, replicas=1) is Check.VALID
+    assert v.wants_output(done("a"), replicas=2)
+    assert v.check(done("a"), 2, GOOD) is Check.WAIT
+    assert v.check(done("bad"), 2, OutputError("output gone")) is Check.ADD_REPLICA
+    assert v.check(done("b"), 2, GOOD) is Check.VALID
+    assert v.wants_output(done("late"), replicas=2)  # scored against the accepted output
+    assert v.check(done("late"), 2, GOOD * 2) is Check.VALID
+    assert v.reliability.hosts["late"].wrong == v.reliability.hosts["bad"].wrong == 1
