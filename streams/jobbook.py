@@ -37,7 +37,8 @@ class JobBook:
         self._jobs: dict[str, Job] = {}
         self._results: dict[Execution, Result] = {}
         self._results_by_job: dict[str, list[Execution]] = {}
-        self._assigned: dict[Execution, tuple[str, int, str]] = {}  # -> job, shard, vehicle
+        #: (work id, assignment id) -> (job, shard, vehicle) of every work item assigned
+        self._assigned: dict[tuple[str, str], tuple[str, int, str]] = {}
 
     def add_job(self, job: Job) -> bool:
         """Keep a job; False (and no change) when its id is already known."""
@@ -62,15 +63,15 @@ class JobBook:
         """Note the executions an assignment carries; return those not known before."""
         fresh = []
         for item in assignment.work:
-            execution = (item.work_id, assignment.assignment_id, assignment.vehicle_id)
-            if execution not in self._assigned:
-                self._assigned[execution] = (item.job_id, item.shard_index, assignment.vehicle_id)
-                fresh.append(execution)
+            carried = (item.work_id, assignment.assignment_id)
+            if carried not in self._assigned:
+                self._assigned[carried] = (item.job_id, item.shard_index, assignment.vehicle_id)
+                fresh.append((*carried, assignment.vehicle_id))
         return fresh
 
     def matches_assignment(self, result: Result) -> bool | None:
         """Whether a result reports on work as it was assigned; None: no such assignment read."""
-        assigned = self._assigned.get(execution_of(result))
+        assigned = self._assigned.get((result.work_id, result.assignment_id))
         if assigned is None:
             return None
         return assigned == (result.job_id, result.shard_index, result.vehicle_id)

@@ -23,13 +23,14 @@ import numpy as np
 from executor.agent import AgentPool, VehicleAgent
 from executor.pretrained import find_magika_model, magika_labels
 from executor.runtime import OnnxRunner
-from executor.storage import load_input_array
+from executor.storage import read_output
 from forecasting.timegrid import SlotGrid
 from idlefleet.credentials import enroll
 from idlefleet.demo.summary import DemoSummary, summarise
 from idlefleet.forecast_messages import forecast_messages
 from idlefleet.lifecycle import bootstrap_or_embedded
 from idlefleet.service.planner import PlannerService
+from idlefleet.service.results import MAX_OUTPUT_BYTES
 from idlefleet.settings import PlannerSettings
 from idlefleet.sim.catalog import DEMO_MODELS, demo_jobs, demo_sites
 from idlefleet.sim.clock import SteppedClock
@@ -67,10 +68,12 @@ def content_types(results: list[Result]) -> dict[str, int]:
     counts: dict[str, int] = {}
     seen: set[tuple[str, int]] = set()
     for result in results:
-        if result.output_uri is None or (result.job_id, result.shard_index) in seen:
+        if result.output_uri is None or result.output_sha256 is None:
+            continue
+        if (result.job_id, result.shard_index) in seen:
             continue
         seen.add((result.job_id, result.shard_index))
-        scores = load_input_array(result.output_uri, 64 * 1024 * 1024)
+        scores = read_output(result.output_uri, result.output_sha256, MAX_OUTPUT_BYTES)
         for label in magika_labels(scores, model):
             counts[label] = counts.get(label, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))

@@ -42,12 +42,11 @@ from datetime import UTC, datetime, timedelta
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
-from executor.storage import load_input_array
 from executor.validation import ReplicaValidator
 from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches
 from idlefleet.service.inputs import JobDemand, open_demands, rolling_scenario
 from idlefleet.service.planner_process import PlannerProcess
-from idlefleet.service.results import ResultIntake
+from idlefleet.service.results import ResultIntake, output_of, unread
 from idlefleet.service.sharing import region_cap_shares, resident_job
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
@@ -119,8 +118,6 @@ WORK_TAKEN_BACK = {
 #: 1 kWh (telemetry rounding, a slot's compute), else 2 % of its battery.
 DRIFT_MIN_KWH = 1.0
 DRIFT_BATTERY_FRAC = 0.02
-#: Largest output array the validator reads back [bytes].
-MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -205,7 +202,7 @@ class PlannerService:
         self._owned_partitions: frozenset[int] = frozenset()
         self._owned_sites: frozenset[str] = frozenset()
         self._heard: dict[str, datetime] = {}  # newest heartbeat per vehicle
-        self.validator = ReplicaValidator(lambda uri: load_input_array(uri, MAX_OUTPUT_BYTES))
+        self.validator = ReplicaValidator(unread)
         self.results = ResultIntake(
             self._ledger, self.book, self.validator, self._replan_reasons.add
         )
@@ -326,6 +323,22 @@ class PlannerService:
                     self._replan_reasons.add("work-taken-back")
 
     def _on_fleet_record(self, stream: Stream, message: Message) -> None:
+        if isinstance(message, Result):
+            with self._lock:
+                fresh = self.book.add_result(message) and self._owns_job_id(message.job_id)
+            if fresh:
+                self._apply_results([message])
+            return
+        if isinstance(message, Assignment):
+            with self._lock:  # results that waited for the assignment carrying their work
+                waiting = [
+                    result
+                    for execution in self.book.add_assignment(message)
+                    if (result := self.book.result(execution)) is not None
+                    and self._owns_job_id(result.job_id)
+                ]
+            self._apply_results(waiting)
+            return
         with self._lock:
             if isinstance(message, SolarForecast):
                 if self.state.apply_solar(message):
@@ -336,14 +349,6 @@ class PlannerService:
             elif isinstance(message, Job):
                 if self.book.add_job(message) and self._owns(message):
                     self._take_job(message)
-            elif isinstance(message, Result):
-                if self.book.add_result(message) and self._owns_job_id(message.job_id):
-                    self.results.apply(message)
-            elif isinstance(message, Assignment):
-                for execution in self.book.add_assignment(message):
-                    result = self.book.result(execution)
-                    if result is not None and self._owns_job_id(result.job_id):
-                        self.results.apply(result)
             elif isinstance(message, JobCancellation):
                 self._apply_cancellation(message)
             elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
@@ -352,6 +357,14 @@ class PlannerService:
                 heard = self._heard.get(message.vehicle_id)
                 if heard is None or message.sent_at > heard:
                     self._heard[message.vehicle_id] = message.sent_at
+
+    def _apply_results(self, results: list[Result]) -> None:
+        """Read each done result's output (outside the lock: a slow or hostile location holds
+        no one up), then bring the results to the ledger."""
+        outputs = [output_of(result) for result in results]
+        with self._lock:
+            for result, output in zip(results, outputs, strict=True):
+                self.results.apply(result, output)
 
     def _on_assignment(self, assignment: PartitionAssignment) -> None:
         with self._lock:

@@ -11,7 +11,8 @@ counts if the shard is open.
 
 Every accepted done result passes the `ReplicaValidator`: replicas that disagree call for one
 more replica, cars found wrong become suspect or quarantined; all of it is rebuilt from the
-results topic on replay. Callers hold the service's state lock.
+results topic on replay. Callers read done results' outputs first (`output_of`, no lock
+held), then hold the service's state lock.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
+from executor.errors import ExecutionError, one_line
 from executor.ledger import JobLedger
+from executor.storage import read_output
 from executor.validation import Check, ReplicaValidator
 from streams.jobbook import Execution, JobBook, execution_of
 from streams.messages import Assignment, Result
 
 log = logging.getLogger(__name__)
+
+#: Largest output array the service reads back [bytes].
+MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 
 
 class ResultIntake:
@@ -57,11 +65,18 @@ class ResultIntake:
         """Remember the work this process leased in `assignments`."""
         self._issued.update(item.work_id for a in assignments for item in a.work)
 
-    def apply(self, result: Result) -> None:
-        """Bring a result of an owned job to the ledger, once."""
+    def apply(self, result: Result, output: np.ndarray | ExecutionError | None = None) -> None:
+        """Bring a result of an owned job to the ledger, once.
+
+        `output` is a done result's output as the caller read it, outside any lock, against
+        its `output_sha256` (None: the validator reads it if it needs it). A done result
+        whose output could not be read so (missing, not a regular file, too large, other
+        bytes than it claims) counts as work that failed, with the reason."""
         execution = execution_of(result)
         if execution in self._applied:
             return
+        if isinstance(output, ExecutionError):
+            result, output = failed_for_its_output(result, output), None
         if result.work_id in self._issued:
             accepted = self.ledger.accept(result)
             if not accepted and result.status == "done":
@@ -89,15 +104,15 @@ class ResultIntake:
             )
         elif result.status == "done":
             self.accepted.append(result)
-            self._validate(result)
+            self._validate(result, output)
         else:
             self._on_replan("failed-work")
 
-    def _validate(self, result: Result) -> None:
+    def _validate(self, result: Result, output: np.ndarray | None) -> None:
         """Check an accepted done result against its replicas; add one or give up if told."""
         job = self.ledger.job(result.job_id)
         assert job is not None  # a result is applied only for a registered job
-        check = self.validator.check(result, job.replicas)
+        check = self.validator.check(result, job.replicas, output)
         if check is Check.ADD_REPLICA and self.ledger.add_execution(
             result.job_id, result.shard_index
         ):
@@ -123,3 +138,33 @@ class ResultIntake:
         except ValueError:
             return False
         return self.ledger.accept(result.model_copy(update={"work_id": lease.work_id}))
+
+
+def failed_for_its_output(result: Result, error: ExecutionError) -> Result:
+    """A done result whose output is not what it claims, as the failed work it is."""
+    return Result.model_validate(
+        {
+            **result.model_dump(),
+            "status": "failed",
+            "reason": one_line(f"output not as reported: {error.reason}"),
+            "fault": "work",
+            "output_uri": None,
+            "output_sha256": None,
+            "progress_frac": None,
+        }
+    )
+
+
+def output_of(result: Result) -> np.ndarray | ExecutionError | None:
+    """A done result's output, read and checked against its sha256 (or why it could not be)."""
+    if result.status != "done" or result.output_uri is None or result.output_sha256 is None:
+        return None
+    try:
+        return read_output(result.output_uri, result.output_sha256, MAX_OUTPUT_BYTES)
+    except ExecutionError as exc:
+        return exc
+
+
+def unread(uri: str) -> np.ndarray:
+    """The validator's reader in the service: never called, outputs come read."""
+    raise AssertionError(f"outputs are read before the service's lock is taken, not {uri}")

@@ -3,11 +3,16 @@ changes, and `publish`, which sends messages to their topics."""
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from streams.catalog import EXAMPLES, SHA256_EXAMPLE, T0
+import numpy as np
+
+from streams.catalog import EXAMPLES, T0
 from streams.clients import KafkaSettings
 from streams.identity import Authority, Identity, Role
 from streams.messages import (
@@ -92,14 +97,24 @@ def dr_event(event_id: str = "evt-1", **changes: Any) -> DemandResponseEvent:
     return DemandResponseEvent.model_validate(fields)
 
 
+#: Where done results' outputs are written: real files the service reads back and checks.
+OUTPUTS = Path(tempfile.mkdtemp(prefix="idlefleet-test-outputs-"))
+
+
+def output_file(work_id: str, vehicle_id: str, value: float) -> tuple[str, str]:
+    """A one-element .npy output holding `value`: its file:// URI and sha256."""
+    path = OUTPUTS / f"{work_id}-{vehicle_id}.npy".replace(":", "_")
+    np.save(path, np.array([value], np.float32), allow_pickle=False)
+    return path.as_uri(), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def result(assignment: Assignment, item: WorkItem, status: str = "done", **changes: Any) -> Result:
-    """`item`'s result from `assignment`'s car at the slot's end: done, with an output file in
-    the item's output directory, or failed, with a reason."""
-    outcome: dict[str, Any] = (
-        {"output_uri": f"{item.output_uri}/{item.shard_index}.npy", "output_sha256": SHA256_EXAMPLE}
-        if status == "done"
-        else {"reason": "failed on purpose"}
-    )
+    """`item`'s result from `assignment`'s car at the slot's end: done, with a real output file
+    (the shard index, the same from every car), or failed, with a reason."""
+    outcome: dict[str, Any] = {"reason": "failed on purpose"}
+    if status == "done":
+        uri, sha256 = output_file(item.work_id, assignment.vehicle_id, item.shard_index)
+        outcome = {"output_uri": uri, "output_sha256": sha256}
     fields: dict[str, Any] = {
         "work_id": item.work_id,
         "assignment_id": assignment.assignment_id,

@@ -21,8 +21,8 @@ RULES = RecordRules({"berlin-depot"})
 
 def test_records_keyed_as_their_topic_says_at_known_sites_pass() -> None:
     for stream, message in EXAMPLES.items():
-        RULES.checker(stream)(message, key_of(stream, message))
-    RULES.checker(Stream.TELEMETRY)(telemetry(site_id=None, plugged_in=False), b"car-001")
+        RULES.checker(stream)(message, key_of(stream, message), None)
+    RULES.checker(Stream.TELEMETRY)(telemetry(site_id=None, plugged_in=False), b"car-001", None)
 
 
 @pytest.mark.parametrize(
@@ -55,11 +55,11 @@ def test_a_broken_rule_is_named(
     stream: Stream, message: Message, key: bytes | None, reason: str
 ) -> None:
     with pytest.raises(MessageError, match=re.escape(reason)):
-        RULES.checker(stream)(message, key)
+        RULES.checker(stream)(message, key, None)
 
 
 def test_without_sites_only_keys_are_checked() -> None:
-    RecordRules().checker(Stream.TELEMETRY)(telemetry(site_id="anywhere"), b"car-001")
+    RecordRules().checker(Stream.TELEMETRY)(telemetry(site_id="anywhere"), b"car-001", None)
 
 
 # --- dates: nothing dated in the future can pin state ------------------------------------------
@@ -74,14 +74,14 @@ def test_a_record_dated_beyond_the_clock_plus_the_skew_is_refused(stream: Stream
     now: datetime = getattr(example, field)
     rules = RecordRules({"berlin-depot"}, clock=lambda: now, max_skew=timedelta(minutes=5))
     check = rules.checker(stream)
-    check(example, key_of(stream, example))  # dated now
+    check(example, key_of(stream, example), None)  # dated now
     within = example.model_copy(update={field: now + timedelta(minutes=5)})
-    check(within, key_of(stream, within))
+    check(within, key_of(stream, within), None)
     forged = example.model_copy(update={field: datetime(2099, 1, 1, tzinfo=UTC)})
     with pytest.raises(MessageError, match=f"{field}: 2099-01-01T00:00:00\\+00:00 lies more"):
-        check(forged, key_of(stream, forged))
+        check(forged, key_of(stream, forged), None)
 
 
 def test_without_a_clock_dates_are_not_judged() -> None:
     forged = telemetry(event_time=datetime(2099, 1, 1, tzinfo=UTC))
-    RecordRules().checker(Stream.TELEMETRY)(forged, b"car-001")
+    RecordRules().checker(Stream.TELEMETRY)(forged, b"car-001", None)
