@@ -15,11 +15,13 @@ the agents' reader hands each one to the agent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sysconfig
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,9 +35,10 @@ from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
 from streams.messages import Assignment, Message, ModelRef, WorkItem
-from streams.producer import Publisher
+from streams.producer import Publisher, Signer
 from streams.serde import decode, encode
 from streams.topics import Stream
+from streams.validation import RecordRules
 
 T0 = datetime(2020, 6, 1, 12, tzinfo=UTC)
 
@@ -114,8 +117,15 @@ def measure_overhead(shards: list[np.ndarray], workdir: Path) -> tuple[float, fl
     return statistics.median(bare_times), statistics.median(agent_times)
 
 
-def measure_dispatch_latency(count: int, interval_s: float) -> list[float]:
-    """Send-to-handler latency [s] of `count` assignments through the embedded broker."""
+def measure_dispatch_latency(
+    count: int,
+    interval_s: float,
+    signer: Signer | None = None,
+    rules: RecordRules | None = None,
+    settings: KafkaSettings | None = None,
+) -> list[float]:
+    """Send-to-handler latency [s] of `count` assignments through the embedded broker (or
+    `settings`' broker), signed by `signer` and checked by the agents' `rules` when given."""
     received: dict[str, float] = {}
     done = threading.Event()
 
@@ -125,16 +135,19 @@ def measure_dispatch_latency(count: int, interval_s: float) -> list[float]:
         if len(received) == count:
             done.set()
 
-    with EmbeddedBroker() as broker:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-        ensure_topics(settings)
-        publisher = Publisher(settings)
+    with contextlib.ExitStack() as stack:
+        if settings is None:
+            broker = stack.enter_context(EmbeddedBroker())
+            settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+            ensure_topics(settings)
+        publisher = Publisher(settings, signer)
         reader = StreamReader(
             settings,
-            "bench-agents",
+            f"bench-agents-{uuid.uuid4().hex[:8]}",
             [Stream.ASSIGNMENTS],
             on_assignment,
             publisher,
+            rules=rules,
             poll_timeout_ms=50,
         ).start()
         warm = assignment_for(-1, None)

@@ -28,7 +28,7 @@ from streams.catalog import EXAMPLES
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
 from streams.messages import Message, Telemetry
-from streams.producer import Publisher
+from streams.producer import Publisher, Signer
 from streams.state import FleetState
 from streams.topics import Stream
 from streams.validation import RecordRules
@@ -36,17 +36,20 @@ from streams.validation import RecordRules
 SITES = tuple(f"depot-{index}" for index in range(6))
 
 
-def publish_telemetry(settings: KafkaSettings, messages: int, vehicles: int) -> None:
-    """`messages` reports of `vehicles` cars, each car's newer than its last."""
+def publish_telemetry(
+    settings: KafkaSettings, messages: int, vehicles: int, signer: Signer | None = None
+) -> None:
+    """`messages` reports of `vehicles` cars, each car's newer than its last (signed by the
+    cars when `signer` holds their keys)."""
     example = EXAMPLES[Stream.TELEMETRY]
     assert isinstance(example, Telemetry)
-    publisher = Publisher(settings)
+    publisher = Publisher(settings, signer)
     try:
         for index in range(messages):
             car = index % vehicles
             report = example.model_copy(
                 update={
-                    "vehicle_id": f"car-{car:06d}",
+                    "vehicle_id": car_id(car),
                     "site_id": SITES[car % len(SITES)],
                     "event_time": example.event_time + timedelta(seconds=index // vehicles),
                     "energy_kwh": 20.0 + (index % 40),
@@ -56,6 +59,10 @@ def publish_telemetry(settings: KafkaSettings, messages: int, vehicles: int) -> 
         publisher.flush()
     finally:
         publisher.close()
+
+
+def car_id(index: int) -> str:
+    return f"car-{index:06d}"
 
 
 def raw_rate(settings: KafkaSettings, messages: int) -> float:
@@ -76,8 +83,9 @@ def raw_rate(settings: KafkaSettings, messages: int) -> float:
         consumer.close()
 
 
-def ingest_rate(settings: KafkaSettings, messages: int) -> float:
-    """Records per second the service's reader decodes, validates and folds into state [1/s]."""
+def ingest_rate(settings: KafkaSettings, messages: int, rules: RecordRules | None = None) -> float:
+    """Records per second the service's reader decodes, checks with `rules` and folds into
+    state [1/s]."""
     state = FleetState()
     done = threading.Event()
     seen = 0
@@ -101,7 +109,7 @@ def ingest_rate(settings: KafkaSettings, messages: int) -> float:
         [Stream.TELEMETRY],
         fold,
         publisher,
-        rules=RecordRules(SITES),
+        rules=rules or RecordRules(SITES),
         replay=[Stream.TELEMETRY],
     ).start()
     try:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from idlefleet.commands import EXIT_BAD_INPUT
+from idlefleet.credentials import add_arguments as add_identity_arguments
+from idlefleet.credentials import credentials_from_args
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ def register(commands: Any) -> None:
     publish.add_argument("--every-minutes", type=int, default=60, help="period [min] (60)")
     publish.add_argument("--once", action="store_true", help="publish once and exit")
     publish.add_argument("--shared-data", help="directory with ger_ci.csv, gb_ci.csv, fr_ci.csv")
+    add_identity_arguments(publish)
     publish.set_defaults(handler=run_publish)
 
 
@@ -168,7 +171,6 @@ def run_publish(args: argparse.Namespace) -> int:
     from idlefleet.forecast_messages import forecast_messages
     from idlefleet.sites import SitesFileError, load_sites
     from streams.clients import KafkaSettings, ensure_topics
-    from streams.producer import Publisher
 
     data_dir = Path(args.shared_data) if args.shared_data else None
     slot = timedelta(minutes=args.slot_minutes)
@@ -189,13 +191,17 @@ def run_publish(args: argparse.Namespace) -> int:
         if every <= timedelta(0) or every % slot:
             raise ValueError("--every-minutes must be a positive multiple of --slot-minutes")
         messages = forecasts(issue)  # the first batch is made before connecting
-    except (SitesFileError, ValueError, TypeError, OSError) as exc:
+        credentials = credentials_from_args(
+            args, ["forecast"], "adapter", lab=not args.bootstrap_servers
+        )
+    except (SitesFileError, ValueError, TypeError, OSError) as exc:  # CredentialsError too
         return _refuse("publish", exc)
 
     with stop_on_signals() as stop, bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
         kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=args.topic_prefix)
         ensure_topics(kafka)
-        publisher = Publisher(kafka)
+        trust = credentials.trust(kafka)
+        publisher = trust.publisher()
         try:
             while True:
                 for stream, message in messages:
@@ -216,3 +222,4 @@ def run_publish(args: argparse.Namespace) -> int:
                     return _refuse("publish", exc)
         finally:
             publisher.close()
+            trust.stop()

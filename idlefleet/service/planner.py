@@ -228,8 +228,8 @@ class PlannerService:
             on_assignment=self._on_assignment,
         )
         self._fleet_reader = StreamReader(
-            kafka, None, FLEET_STREAMS, self._on_fleet_record, None, rules=rules
-        )
+            kafka, None, FLEET_STREAMS, self._on_fleet_record, self._publisher, rules=rules
+        )  # (its publisher parks the valid records its handler fails on)
         self._readers = (self._site_reader, self._fleet_reader)
         self._planner = PlannerProcess()
 
@@ -268,7 +268,7 @@ class PlannerService:
 
     @property
     def dead_letters(self) -> int:
-        return self._site_reader.records_dead_lettered
+        return sum(reader.records_dead_lettered for reader in self._readers)
 
     def catch_up(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything published so far has been read into state."""

@@ -132,9 +132,13 @@ def test_a_gap_in_the_weather_exits_2(capsys: pytest.CaptureFixture[str], tmp_pa
     assert "2020-06-10T12:00Z" in err
 
 
-def test_publish_once_delivers_decodable_forecasts(
-    capsys: pytest.CaptureFixture[str], kafka_settings: KafkaSettings
+def test_publish_once_delivers_decodable_forecasts_signed_by_the_publisher(
+    capsys: pytest.CaptureFixture[str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("IDLEFLEET_STATE_DIR", str(tmp_path))
     code, _, err = run(
         capsys,
         "publish",
@@ -145,8 +149,11 @@ def test_publish_once_delivers_decodable_forecasts(
         "--start",
         "2020-06-10T00:00Z",
         "--once",
+        "--authority-key",
+        str(tmp_path / "authority.key"),  # a lab: the publisher enrolls its own key
     )
     assert code == 0, err
+    assert (tmp_path / "forecast.key").exists()
     sites = default_sites()
     regions = {site.region for site in sites}
     solar = read_all(kafka_settings, Stream.SOLAR_FORECASTS, len(sites))
@@ -170,6 +177,7 @@ def read_all(settings: KafkaSettings, stream: Stream, count: int) -> list[object
     )
     messages = []
     for record in consumer:
+        assert {name for name, _ in record.headers} >= {"idf-key", "idf-sig"}
         messages.append(decode(stream, record.value))
         if len(messages) == count:
             break

@@ -101,3 +101,32 @@ def test_a_restarted_reader_resumes_after_its_committed_offsets(
     second.stop()
     publisher.close()
     assert seen == ["car-a", "car-b"]
+
+
+def test_a_replica_dead_letters_a_valid_record_its_handler_fails_on(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """No group member parks what a replica's own handler cannot take: the replica does.
+    Records that break the rules are still only skipped (their owner parks them)."""
+
+    def handler(stream: Stream, message: Message) -> None:
+        if isinstance(message, Telemetry) and message.vehicle_id == "car-poison":
+            raise ValueError("cannot fold this report")
+
+    publisher = Publisher(kafka_settings)
+    reader = StreamReader(kafka_settings, None, [Stream.TELEMETRY], handler, publisher).start()
+    try:
+        publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-1"))
+        publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-poison"))
+        raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+        raw.send(kafka_settings.topics.name(Stream.TELEMETRY), key=b"car-x", value=b"{oops")
+        raw.flush()
+        raw.close()
+        publisher.flush()
+        assert reader.wait_caught_up(timeout_s=30)
+        assert (reader.records_dead_lettered, reader.records_invalid) == (1, 1)
+        [letter] = read_dead_letters(kafka_settings, 1)
+        assert letter["reason"] == b"replica handler error: ValueError: cannot fold this report"
+    finally:
+        reader.stop()
+        publisher.close()
