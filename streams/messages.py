@@ -273,6 +273,13 @@ class DemandResponseEvent(Message):
     end: UtcDatetime = Field(description="cap ends")
     max_import_kw: NonNegativeFloat = Field(description="most grid import allowed [kW]")
     cancelled: bool = Field(False, description="true withdraws the event")
+    created_by: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description=(
+            "the API principal who made the cap (only they or an admin may change it); "
+            "null: a utility feed's"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> DemandResponseEvent:

@@ -34,6 +34,8 @@ class DemandResponseDesk:
         BusyError or OutOfTimeError from the solver's queue."""
         owners = self._backend.dr_owners
         fresh = owners.claim(event.event_id, principal, override=override)
+        # the record names its creator (an admin's change keeps the creator's)
+        event = event.model_copy(update={"created_by": owners.creator(event.event_id) or principal})
         try:
             if event.cancelled:
                 self._backend.apply_dr_event(event)

@@ -1,8 +1,9 @@
 """Who created each DR cap submitted through the API: only they, or an admin, may change or
 cancel it.
 
-A cap in force that no API caller created (an OpenADR event, one from before a restart) is
-nobody's here: only an admin may change it. The map lives in memory.
+A cap an API caller created carries its creator in the record (`created_by`), so the rule
+survives a restart; a cap in force that no API caller created (an OpenADR event) is nobody's:
+only an admin may change it. Claims not yet recorded (a decision under way) live in memory.
 """
 
 from __future__ import annotations
@@ -11,15 +12,28 @@ import threading
 from collections.abc import Callable
 
 from idlefleet.queries.errors import NotAllowedError
+from streams.messages import DemandResponseEvent
 
 
 class DrOwners:
-    """The principal behind each DR event id; `in_force(event_id)` says whether a cap is."""
+    """The principal behind each DR event id; `in_force(event_id)` gives the cap in force."""
 
-    def __init__(self, in_force: Callable[[str], bool]) -> None:
+    def __init__(self, in_force: Callable[[str], DemandResponseEvent | None]) -> None:
         self._in_force = in_force
         self._owners: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def creator(self, event_id: str) -> str | None:
+        """Who made the event: a claim under way, else the record in force."""
+        with self._lock:
+            return self._creator(event_id)
+
+    def _creator(self, event_id: str) -> str | None:
+        claimed = self._owners.get(event_id)
+        if claimed is not None:
+            return claimed
+        recorded = self._in_force(event_id)
+        return None if recorded is None else recorded.created_by
 
     def claim(self, event_id: str, principal: str, *, override: bool = False) -> bool:
         """Let `principal` change the event; True if it was nobody's and is now theirs.
@@ -27,8 +41,8 @@ class DrOwners:
         NotAllowedError, naming the event, when another principal created it (or no API
         caller did and it is in force) and not `override` (an admin's)."""
         with self._lock:
-            owner = self._owners.get(event_id)
-            if owner is None and not self._in_force(event_id):
+            owner = self._creator(event_id)
+            if owner is None and self._in_force(event_id) is None:
                 self._owners[event_id] = principal
                 return True
             if owner == principal or override:

@@ -48,7 +48,7 @@ class LocalBackend:
         self.ledger = JobLedger()
         self.cancelled: set[str] = set()
         self.lock = threading.RLock()
-        self.dr_owners = DrOwners(lambda event_id: event_id in self.state.dr_events)
+        self.dr_owners = DrOwners(self.state.dr_events.get)
 
     def now(self) -> datetime:
         return self.clock()

@@ -99,7 +99,7 @@ class ServiceBackend:
         self.board = board or PlanBoard()
         self._service = service
         # A dict lookup is GIL-atomic: safe while the service's reader changes the dict.
-        self.dr_owners = DrOwners(lambda event_id: event_id in service.state.dr_events)
+        self.dr_owners = DrOwners(service.state.dr_events.get)
         self._publisher = publisher
         self._clock = clock
         self._poll_s = poll_s
