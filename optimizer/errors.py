@@ -27,6 +27,10 @@ class SolveError(OptimizerError, RuntimeError):
     """The solver failed without a usable answer (no incumbent, solver error)."""
 
 
+class InfeasibleError(SolveError):
+    """The solver proved the model has no schedule at all."""
+
+
 class PlanError(OptimizerError, ValueError):
     """A plan document is malformed."""
 

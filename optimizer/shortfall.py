@@ -191,9 +191,11 @@ def _least_in_group(scenario: Scenario) -> dict[str, float]:
     return {vid: float(x) for vid, x in zip(lp.owing, shorts, strict=True) if x > MIN_SHORTFALL_KWH}
 
 
-def relaxed_targets(scenario: Scenario, shortfall: Shortfall) -> Scenario:
+def relaxed_targets(
+    scenario: Scenario, shortfall: Shortfall, margin_kwh: float = TOLERANCE_KWH
+) -> Scenario:
     """``scenario`` with each short vehicle's target lowered by its share of the shortfall
-    (and a hair more, so that solver tolerances cannot make the relaxed targets infeasible)."""
+    and `margin_kwh` more (so that solver tolerances cannot make them infeasible)."""
     if not shortfall.any:
         return scenario
     vehicles = []
@@ -201,7 +203,7 @@ def relaxed_targets(scenario: Scenario, shortfall: Shortfall) -> Scenario:
         short = shortfall.by_vehicle.get(v.id, 0.0)
         required = scenario.required_departure_kwh(v)
         if short > 0 and required is not None:
-            target = max(v.soc_kwh, required - short - TOLERANCE_KWH)
+            target = max(v.soc_kwh, required - short - margin_kwh)
             v = replace(v, target_kwh=target)
         vehicles.append(v)
     return replace(scenario, vehicles=tuple(vehicles))

@@ -17,7 +17,7 @@ from optimizer.assemble import assemble_plan, rescore_plan
 from optimizer.checks import check_plan
 from optimizer.decompose import plan_decomposed
 from optimizer.diagnose import explain_shortfall
-from optimizer.errors import PlanViolationError, SolveError
+from optimizer.errors import InfeasibleError, PlanViolationError, SolveError
 from optimizer.formulation import SparseIndex, build_model
 from optimizer.milp_run import (
     DEFAULT_MIP_GAP_ABS,
@@ -27,7 +27,7 @@ from optimizer.milp_run import (
 )
 from optimizer.plan import Assignment, Plan, SolveStatus
 from optimizer.problem import Scenario
-from optimizer.shortfall import Shortfall, least_shortfall, relaxed_targets
+from optimizer.shortfall import MIN_SHORTFALL_KWH, Shortfall, least_shortfall, relaxed_targets
 from optimizer.strategy import Strategy
 
 __all__ = ["SolveStatus", "decomposes", "plan_scenario"]
@@ -119,7 +119,15 @@ def _plan(
         return run_baseline(scenario, strategy)
     if not least.any:
         return _milp(scenario, time_limit_s, mip_gap_frac, mip_gap_abs)
-    planned = _milp(relaxed_targets(scenario, least), time_limit_s, mip_gap_frac, mip_gap_abs)
+    try:
+        planned = _milp(relaxed_targets(scenario, least), time_limit_s, mip_gap_frac, mip_gap_abs)
+    except InfeasibleError:
+        # The least-shortfall LP is exact only to its tolerances: a relaxed target may lie a
+        # hair above what the limits allow. Give the short cars, together, half the shortfall
+        # tolerance more (the plan check allows all of it beyond the least shortfall).
+        margin_kwh = MIN_SHORTFALL_KWH / (2 * len(least.by_vehicle))
+        relaxed = relaxed_targets(scenario, least, margin_kwh=margin_kwh)
+        planned = _milp(relaxed, time_limit_s, mip_gap_frac, mip_gap_abs)
     # The same schedule measured against what the owners were really owed.
     return replace(
         rescore_plan(scenario, planned),
@@ -143,9 +151,8 @@ def _milp(scenario: Scenario, time_limit_s: float, mip_gap_frac: float, mip_gap_
         m, time_limit_s=time_limit_s, mip_gap_frac=mip_gap_frac, mip_gap_abs=mip_gap_abs
     )
     if not result.status.has_schedule:
-        raise SolveError(
-            f"HiGHS ended without a schedule ({result.status.value}): {result.message}"
-        )
+        error = InfeasibleError if result.status is SolveStatus.infeasible else SolveError
+        raise error(f"HiGHS ended without a schedule ({result.status.value}): {result.message}")
     charge, running, assignments = _extract(scenario, m, idx)
     return assemble_plan(
         scenario,

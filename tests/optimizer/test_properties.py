@@ -329,3 +329,37 @@ def test_the_decomposition_plans_the_relaxed_scenario_with_a_valid_bound(
     assert plan.best_bound <= exact.objective + 1e-6
     assert plan.objective >= exact.objective - solver_slack(exact.objective)
     assert_sound(scenario, plan)
+
+
+def test_a_least_shortfall_a_hair_below_what_physics_allows_still_plans() -> None:
+    """Found by the scaling property: the stage-one LP put v1's shortfall 7e-6 kWh below what
+    the 5 kW site allows, and the MILP with that relaxed target was infeasible."""
+    vehicle = {
+        "site": "S0",
+        "arrival": "2020-06-01T00:00:00Z",
+        "departure": "2020-06-01T01:00:00Z",
+        "battery_kwh": 20.0,
+        "soc_kwh": 0.0,
+        "reserve_kwh": 0.0,
+        "charger_kw": 3.7,
+        "compute_kw": 0.0,
+        "shards_per_slot": 0,
+        "participating": False,
+    }
+    doc = {
+        "scenario_version": 1,
+        "horizon": {"start": "2020-06-01T00:00:00Z", "slot_minutes": 60, "slots": 3},
+        "objective": {"carbon_price_per_tonne": 0.0},
+        "regions": [{"id": "R0", "intensity_g_per_kwh": [0, 0, 0]}],
+        "sites": [{"id": "S0", "region": "R0", "grid_limit_kw": 5.0}],
+        "vehicles": [
+            {**vehicle, "id": "v1", "charge_efficiency_frac": 0.8, "target_kwh": 3.0},
+            {**vehicle, "id": "v2", "charge_efficiency_frac": 0.92, "target_kwh": 2.0},
+        ],
+        "jobs": [],
+        "dr_events": [],
+    }
+    plan = plan_scenario(load_scenario(doc))
+    assert plan.status is SolveStatus.optimal
+    assert plan.kpis is not None
+    assert plan.kpis.shortfall_kwh == pytest.approx(0.69913, abs=2e-4)

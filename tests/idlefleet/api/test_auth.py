@@ -58,9 +58,15 @@ def test_every_rpc_and_reflection_need_a_role_and_reads_need_only_viewer() -> No
     rpcs = {f"/{SERVICE_NAME}/{m.name}" for m in methods}
     assert rpcs | {REFLECTION_METHOD} == set(REQUIRED_ROLES)
     writes = {"SubmitJob", "CancelJob", "WhatIf", "SubmitDemandResponse"}
+    registry_changes = {"EnrollKey", "RevokeKey"}
     for method, role in REQUIRED_ROLES.items():
         name = method.rpartition("/")[2]
-        assert role is (Role.OPERATOR if name in writes else Role.VIEWER), name
+        expected = Role.VIEWER
+        if name in writes:
+            expected = Role.OPERATOR
+        elif name in registry_changes:
+            expected = Role.ADMIN
+        assert role is expected, name
 
 
 def test_no_or_an_unknown_token_is_unauthenticated(
