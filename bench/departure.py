@@ -107,7 +107,13 @@ def measure(rounds: int, long_shard: np.ndarray, workdir: Path) -> tuple[list[fl
         publisher = Publisher(settings)
         reader = StreamReader(settings, None, [Stream.RESULTS], results.on_message, None).start()
         publisher.publish(Stream.TELEMETRY, telemetry(0, parked=True)).get(timeout=10)
-        service = AgentService(settings, AgentPool([agent]), clock=lambda: T0, trust=None).start()
+        service = AgentService(
+            settings,
+            AgentPool([agent]),
+            spool_dir=workdir / "spool",
+            clock=lambda: T0,
+            trust=None,
+        ).start()
         try:
             for index in range(2 * rounds + 1):  # round 0 warms the model and both paths
                 shard = "one" if index % 2 == 0 else "long"

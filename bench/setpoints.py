@@ -116,7 +116,13 @@ def measure(
             parked = telemetry(0, parked=True).model_copy(update={"vehicle_id": vehicle_id})
             publisher.publish(Stream.TELEMETRY, parked)
         publisher.flush()
-        service = AgentService(settings, AgentPool(agents), clock=lambda: T0, trust=None).start()
+        service = AgentService(
+            settings,
+            AgentPool(agents),
+            spool_dir=workdir / "spool",
+            clock=lambda: T0,
+            trust=None,
+        ).start()
         try:
             idle, _ = send_setpoints(publisher, charger, 1, count, interval_s)
             publisher.publish(Stream.ASSIGNMENTS, assignment_for(0, item))

@@ -17,6 +17,12 @@ assignment's failed results do not queue behind its car's work.
 When a car departs, is unplugged or its owner withdraws consent, its agent stops the
 running shard at once (`VehicleAgent.stop`) and reports it failed with the share done;
 `stop()` does the same for every car and returns within `stop_timeout_s`.
+
+No result is lost while the broker is away: each is written to the car's result spool
+(executor.spool, `spool_dir`) before it is published and deleted once the broker
+acknowledged it. Every `resend_interval_s`, and at start for results an earlier run left,
+the spooled results no send is waiting on are published again. The service takes a result
+once per work id, so a result sent twice is harmless.
 """
 
 from __future__ import annotations
@@ -28,10 +34,16 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
+
+from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from executor.agent import Admission, AgentPool, VehicleAgent
+from executor.spool import ResultSpool, Spooled
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
+from streams.errors import PublishError
 from streams.messages import Assignment, Heartbeat, Message, Result, Telemetry
 from streams.producer import Publisher
 from streams.topics import Stream
@@ -52,6 +64,8 @@ class AgentService:
         kafka: KafkaSettings,
         agents: AgentPool,
         *,
+        spool_dir: Path,
+        resend_interval_s: float = 10.0,
         heartbeat_interval_s: float = 5.0,
         workers: int = 2,
         clock: Callable[[], datetime] = wall_clock,
@@ -62,9 +76,14 @@ class AgentService:
         """`trust` holds the cars' identities: it signs their telemetry-side records
         (heartbeats, results) and takes only assignments a service signed; None trusts the
         topic (tests of the agent alone)."""
-        if heartbeat_interval_s <= 0 or workers < 1 or stop_timeout_s <= 0:
-            raise ValueError("heartbeat_interval_s, workers and stop_timeout_s must be positive")
+        if min(heartbeat_interval_s, resend_interval_s, workers, stop_timeout_s) <= 0:
+            raise ValueError(
+                "heartbeat_interval_s, resend_interval_s, workers and stop_timeout_s must be "
+                "positive"
+            )
         self.agents = agents
+        self.spool = ResultSpool(spool_dir)
+        self.resend_interval_s = resend_interval_s
         self.workers = workers
         self.heartbeat_interval_s = heartbeat_interval_s
         self.stop_timeout_s = stop_timeout_s
@@ -84,6 +103,9 @@ class AgentService:
         self._heartbeat_thread = threading.Thread(
             target=self._beat, name="agent-heartbeats", daemon=True
         )
+        self._resend_thread = threading.Thread(
+            target=self._resend_spooled, name="agent-resend", daemon=True
+        )
         self._telemetry = StreamReader(
             kafka, None, [Stream.TELEMETRY], self._on_telemetry, None, rules=rules
         )
@@ -91,13 +113,15 @@ class AgentService:
             kafka, None, [Stream.ASSIGNMENTS], self._on_assignment, None, rules=rules
         )
         self.assignments_skipped = 0
-        self.results_published = 0
+        self.results_published = 0  # acknowledged by the broker
 
     def start(self, catch_up_timeout_s: float = 30.0) -> AgentService:
-        """Learn where the cars are, then take assignments and send heartbeats."""
+        """Resend spooled results, learn where the cars are, then take assignments and send
+        heartbeats."""
         self._started_at = self._clock()
         if self.trust is not None:
             self.trust.start(catch_up_timeout_s)
+        self._resend_thread.start()
         pools = {id(agent.sandboxes): agent.sandboxes for agent in self.agents}
         for pool in pools.values():  # they start while the telemetry is read
             pool.prestart(self.workers)
@@ -122,8 +146,12 @@ class AgentService:
             self.trust.stop()
         self._setpoints.shutdown(wait=True, cancel_futures=True)
         self._workers.shutdown(wait=True, cancel_futures=True)
+        if self._resend_thread.is_alive():
+            self._resend_thread.join(self.stop_timeout_s)
         try:
             self._publisher.flush(self.stop_timeout_s)
+        except (PublishError, KafkaError) as exc:  # spooled results go at the next start
+            logger.warning("not everything was delivered before the agent stopped: %s", exc)
         finally:
             self._publisher.close()
 
@@ -134,7 +162,8 @@ class AgentService:
         )
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """Every assignment published so far has been handled and its results published."""
+        """Every assignment published so far has been handled and its results sent once
+        (delivered, or spooled to be sent again)."""
         deadline = time.monotonic() + timeout_s
         if not self.wait_caught_up(timeout_s):
             return False
@@ -199,10 +228,7 @@ class AgentService:
     def _run(self, agent: VehicleAgent, assignment: Assignment, admission: Admission) -> None:
         try:
             results = agent.run_work(assignment, admission)
-            for result in results:
-                self._publisher.publish(Stream.RESULTS, result)
-            self._publisher.flush()
-            self.results_published += len(results)
+            self._send([self.spool.add(result) for result in results])
             if self._on_handled is not None:
                 self._on_handled(assignment, results)
         except Exception:  # a worker must never die silently: log and go on
@@ -223,6 +249,40 @@ class AgentService:
         except RuntimeError:  # shut down: the service is stopping and drops what is left
             if not self._stopping.is_set():
                 raise
+
+    # -- results ------------------------------------------------------------------------
+    def _send(self, spooled: list[Spooled]) -> None:
+        """Publish results and wait; delete those the broker acknowledged from the spool."""
+        futures: list[FutureRecordMetadata | None] = [None] * len(spooled)
+        try:
+            for index, item in enumerate(spooled):
+                try:
+                    futures[index] = self._publisher.publish(Stream.RESULTS, item.result)
+                except PublishError as exc:
+                    logger.warning("result of work %s not sent: %s", item.result.work_id, exc)
+            try:
+                self._publisher.flush()
+            except PublishError as exc:
+                logger.warning("results not delivered now; spooled ones are sent again: %s", exc)
+        finally:  # whatever happened, each result is delivered or waits for the next round
+            for item, future in zip(spooled, futures, strict=True):
+                delivered = future is not None and future.is_done and future.succeeded()
+                self.spool.settle(item, delivered)
+                self.results_published += delivered
+
+    def _resend_spooled(self) -> None:
+        """The resend thread: publish the spooled results no send waits on, now and then
+        every `resend_interval_s`."""
+        while True:
+            try:
+                unsent = self.spool.unsent()
+                if unsent:
+                    logger.info("resending %d spooled result(s)", len(unsent))
+                    self._send(unsent)
+            except Exception:  # the thread must go on: the next round tries again
+                logger.exception("spooled results could not be resent")
+            if self._stopping.wait(self.resend_interval_s):
+                return
 
     # -- heartbeats ---------------------------------------------------------------------
     def _beat(self) -> None:

@@ -3,7 +3,9 @@
 The producer is idempotent with `acks=all` (streams.clients); it retries retriable errors
 by itself until the delivery timeout. Whatever still fails reaches the caller: a send that
 fails at once raises `PublishError`, and `flush()` raises `PublishError` for any send
-since the last flush that failed later.
+since the last flush that failed later. A producer kafka-python declares unusable (a fatal
+error, such as a producer-id bump the broker refuses after an outage longer than the
+delivery timeout) is closed, and the next send starts a new one.
 """
 
 from __future__ import annotations
@@ -51,14 +53,20 @@ class Publisher:
         self._signer = signer
         self._topics = settings.topics
         self._producer: Any = None
+        self._producer_lock = threading.Lock()  # one producer at a time
         self._router: TelemetryRouter | None = None
         self._failures: list[BaseException] = []
         self._failures_lock = threading.Lock()
 
     def _client(self) -> Any:
-        if self._producer is None:
-            self._producer = make_producer(self._settings)
-        return self._producer
+        with self._producer_lock:
+            if _has_fatal_error(self._producer):
+                log.warning("the Kafka producer hit a fatal error; starting a new one")
+                self._producer.close()  # at once: a fatal error fails all its sends
+                self._producer = None
+            if self._producer is None:
+                self._producer = make_producer(self._settings)
+            return self._producer
 
     def publish(self, stream: Stream, message: Message) -> FutureRecordMetadata:
         """Send `message` on `stream`; it must be the stream's message type.
@@ -162,3 +170,9 @@ class Publisher:
         if self._producer is not None:
             self._producer.close()
             self._producer = None
+
+
+def _has_fatal_error(producer: Any) -> bool:
+    """kafka-python fails every later send of a producer in this state."""
+    manager = getattr(producer, "_transaction_manager", None)
+    return manager is not None and bool(manager.has_fatal_error())

@@ -23,7 +23,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +124,7 @@ class ReportingCharger:
         reply({"charge": self.vehicle_id, "slot": slot_start.isoformat(), "kw": power_kw})
 
 
-def agents_main(config: dict[str, Any]) -> None:
+def agents_main(config: dict[str, Any], spool_dir: Path) -> None:
     kafka = KafkaSettings(**config["kafka"])
     clock = SteppedClock(datetime.fromisoformat(config["now"]))
     runner = OnnxRunner(intra_op_threads=1)
@@ -138,6 +140,7 @@ def agents_main(config: dict[str, Any]) -> None:
     agents = AgentService(
         kafka,
         pool,
+        spool_dir=spool_dir,
         heartbeat_interval_s=0.5,
         clock=clock,
         on_handled=computed,
@@ -159,7 +162,13 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     faulthandler.register(signal.SIGUSR1)  # the harness asks a silent worker for its stacks
     config = json.loads(Path(config_path).read_text())
-    {"service": service_main, "agents": agents_main}[role](config)
+    # A restarted agents process resends the results the killed one spooled.
+    spool_dir = Path(config_path).parent / "agents-spool"
+    mains: dict[str, Callable[[dict[str, Any]], None]] = {
+        "service": service_main,
+        "agents": partial(agents_main, spool_dir=spool_dir),
+    }
+    mains[role](config)
 
 
 if __name__ == "__main__":

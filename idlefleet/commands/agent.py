@@ -47,6 +47,12 @@ def register(commands: Any) -> None:
             "unless it is /, and the temporary directory"
             + (", and installed packages)" if kind == "model" else ")"),
         )
+    parser.add_argument(
+        "--spool-dir",
+        type=Path,
+        help="where results wait until the broker has them (default: "
+        "$XDG_STATE_HOME, else ~/.local/state, /idlefleet/spool/<first --vehicle-id>)",
+    )
     add_identity_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -68,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if len(set(args.vehicle_ids)) != len(args.vehicle_ids):
         print("idlefleet agent: --vehicle-id given twice for the same car", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    spool_dir = args.spool_dir or default_spool_dir(args.vehicle_ids[0])
+    if spool_dir is None:
+        print(
+            f"idlefleet agent: {args.vehicle_ids[0]!r} cannot name a directory; give --spool-dir",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         credentials = credentials_from_args(args, args.vehicle_ids, "car", lab=False)
@@ -99,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         service = AgentService(
             kafka,
             agents,
+            spool_dir=spool_dir,
             heartbeat_interval_s=args.heartbeat_interval,
             workers=args.workers,
             trust=credentials.trust(kafka),
@@ -110,10 +124,19 @@ def run(args: argparse.Namespace) -> int:
         service.start()
         print(
             f"agent for {len(agents)} car(s) on {args.bootstrap_servers}, "
-            f"running on {runner.providers[0]}",
+            f"running on {runner.providers[0]}, results spooled in {spool_dir}",
             file=sys.stderr,
             flush=True,
         )
         stop.wait()
         service.stop()
     return 0
+
+
+def default_spool_dir(vehicle_id: str) -> Path | None:
+    """The car's result spool under the user's state directory (XDG), or None when
+    `vehicle_id` is not a plain file name."""
+    if vehicle_id in ("", ".", "..") or Path(vehicle_id).name != vehicle_id:
+        return None
+    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(state) / "idlefleet" / "spool" / vehicle_id

@@ -326,7 +326,11 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_runaway_loop_is_stopped_at_lease_end_and_next_set_points_are_applied_on_time(
-    kafka_settings: KafkaSettings, runner: OnnxRunner, hostile: MakeHostile, features: np.ndarray
+    kafka_settings: KafkaSettings,
+    runner: OnnxRunner,
+    hostile: MakeHostile,
+    features: np.ndarray,
+    tmp_path: Path,
 ) -> None:
     """The incident: a `Loop` of 10^15 iterations on car-a held its agent while the next
     slot's 7 kW (car-a) and 11 kW (car-b, same pool) set-points waited."""
@@ -343,7 +347,12 @@ def test_a_runaway_loop_is_stopped_at_lease_end_and_next_set_points_are_applied_
     factories.publish(kafka_settings, [car("car-a", T0), car("car-b", T0)])
     with Collected(kafka_settings) as results:
         service = AgentService(
-            kafka_settings, pool, heartbeat_interval_s=0.5, clock=clock, trust=None
+            kafka_settings,
+            pool,
+            spool_dir=tmp_path / "spool",
+            heartbeat_interval_s=0.5,
+            clock=clock,
+            trust=None,
         )
         service.start()
         try:

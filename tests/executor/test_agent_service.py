@@ -199,12 +199,16 @@ def running(kafka_settings: KafkaSettings) -> Iterator[list[object]]:
 
 
 def agent_service(
-    world: factories.World, vehicles: list[str], clock: SteppedClock, runner: OnnxRunner
+    world: factories.World,
+    vehicles: list[str],
+    clock: SteppedClock,
+    runner: OnnxRunner,
+    spool_dir: Path,
 ) -> AgentService:
     pool = AgentPool(VehicleAgent(v, runner, LoggedCharger(v), 0.3, clock) for v in vehicles)
     trust = world.trust(*vehicles)
     return AgentService(
-        world.kafka, pool, heartbeat_interval_s=0.5, clock=clock, trust=trust
+        world.kafka, pool, spool_dir=spool_dir, heartbeat_interval_s=0.5, clock=clock, trust=trust
     ).start()
 
 
@@ -231,7 +235,7 @@ def test_a_departing_car_stops_its_shard_and_another_car_finishes_it(
     with Collector(kafka_settings, [Stream.ASSIGNMENTS, Stream.RESULTS]) as seen:
         service = planner(world)
         running.append(service)
-        agents = agent_service(world, ["car-a", "car-b"], clock, OnnxRunner())
+        agents = agent_service(world, ["car-a", "car-b"], clock, OnnxRunner(), tmp_path / "spool")
         running.append(agents)
         assert service.catch_up()
         assert service.tick(t0).work_items == 1
@@ -273,7 +277,7 @@ def test_work_delivered_twice_runs_once_and_counts_once(
     with Collector(kafka_settings, [Stream.ASSIGNMENTS, Stream.RESULTS]) as seen:
         service = planner(world)
         running.append(service)
-        agents = agent_service(world, ["car-a"], clock, OnnxRunner())
+        agents = agent_service(world, ["car-a"], clock, OnnxRunner(), tmp_path / "spool")
         running.append(agents)
         assert service.catch_up()
         assert service.tick(t0).work_items == 1
@@ -314,8 +318,8 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
     )
     service = planner(world)
     running.append(service)
-    honest = agent_service(world, cars[:2], clock, OnnxRunner())
-    liar = agent_service(world, ["liar"], clock, LyingRunner())
+    honest = agent_service(world, cars[:2], clock, OnnxRunner(), tmp_path / "spool-honest")
+    liar = agent_service(world, ["liar"], clock, LyingRunner(), tmp_path / "spool-liar")
     running += [honest, liar]
     assert service.catch_up()
     for k in range(3):
@@ -355,7 +359,7 @@ def test_agents_take_only_assignments_a_service_signed(
     clock = SteppedClock(t0 + timedelta(minutes=1))
     job = write_job(tmp_path, "small", [8], t0)
     with Collector(kafka_settings, [Stream.RESULTS]) as seen:
-        agents = agent_service(world, ["car-a"], clock, OnnxRunner())
+        agents = agent_service(world, ["car-a"], clock, OnnxRunner(), tmp_path / "spool")
         running.append(agents)
         from executor.dispatch import Dispatcher, SlotDispatch
         from executor.ledger import JobLedger
@@ -429,6 +433,8 @@ def test_an_agent_process_killed_mid_shard_loses_its_work_and_the_shard_complete
                         str(identity_dir),
                         "--authority-public-key",
                         world.authority.public_key.hex(),
+                        "--spool-dir",
+                        str(tmp_path / f"spool-{car}"),
                     ],
                     cwd=REPO,
                     stderr=logs[car],
