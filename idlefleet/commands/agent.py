@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from idlefleet.commands import EXIT_BAD_INPUT
-from idlefleet.credentials import CredentialsError, credentials_from_args
+from idlefleet.credentials import CredentialsError, credentials_from_args, state_dir
 from idlefleet.credentials import add_arguments as add_identity_arguments
 
 
@@ -51,7 +51,8 @@ def register(commands: Any) -> None:
         "--spool-dir",
         type=Path,
         help="where results wait until the broker has them (default: "
-        "$XDG_STATE_HOME, else ~/.local/state, /idlefleet/spool/<first --vehicle-id>)",
+        "<state dir>/spool/<first --vehicle-id>, the state dir being $IDLEFLEET_STATE_DIR, "
+        "else ~/.local/state/idlefleet)",
     )
     add_identity_arguments(parser)
     parser.set_defaults(handler=run)
@@ -134,9 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def default_spool_dir(vehicle_id: str) -> Path | None:
-    """The car's result spool under the user's state directory (XDG), or None when
+    """The car's result spool in the state directory (beside its identity), or None when
     `vehicle_id` is not a plain file name."""
     if vehicle_id in ("", ".", "..") or Path(vehicle_id).name != vehicle_id:
         return None
-    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(state) / "idlefleet" / "spool" / vehicle_id
+    return state_dir() / "spool" / vehicle_id

@@ -431,6 +431,8 @@ def test_an_agent_process_killed_mid_shard_loses_its_work_and_the_shard_complete
                         "0.5",
                         "--identity-dir",
                         str(identity_dir),
+                        "--spool-dir",
+                        str(tmp_path / f"{car}-spool"),
                         "--authority-public-key",
                         world.authority.public_key.hex(),
                         "--spool-dir",
