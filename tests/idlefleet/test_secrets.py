@@ -145,6 +145,7 @@ def _records_are_signed_and_checked(tmp_path: Path) -> None:
     )
     [ran] = agent.handle(assignment)
     assert ran.status == "done", ran.reason
+    assert agent.handle(assignment.model_copy(update={"vehicle_id": "car-2"})) == []  # logged
     result_key, result_value = key_of(Stream.RESULTS, ran), encode(ran)
     proof = RecordSigner([CAR], registry).headers(Stream.RESULTS, ran, result_key, result_value)
     Authenticator(registry, [SERVICE]).verify(Stream.RESULTS, result_key, result_value, proof)
