@@ -18,6 +18,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -60,15 +61,15 @@ class Identity:
     def generate(cls, principal: str, role: Role) -> Identity:
         return cls(principal, role, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
 
-    @property
+    @cached_property
     def signing_public_key(self) -> bytes:
         return self.signing_key.public_key().public_bytes(*_RAW)
 
-    @property
+    @cached_property
     def agreement_public_key(self) -> bytes:
         return self.agreement_key.public_key().public_bytes(*_RAW)
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.signing_public_key, self.agreement_public_key)
 

@@ -53,8 +53,8 @@ class Registry:
             self._entries[enrollment.key_id] = enrollment
 
     def get(self, key_id: str) -> Enrollment | None:
-        with self._lock:
-            return self._entries.get(key_id)
+        # no lock: a dict read is atomic, and `apply` replaces whole entries
+        return self._entries.get(key_id)
 
     def service_key(self) -> Enrollment | None:
         """The newest enrolled, unrevoked service key: the one cars address their records to."""

@@ -27,7 +27,7 @@ from streams.messages import (
     WorkItem,
 )
 from streams.producer import Publisher, Signer
-from streams.signing import KEY_HEADER, SIG_HEADER, signed_bytes
+from streams.signing import proof_header, signed_bytes
 from streams.topics import STREAM_SPECS, Stream
 from streams.trust import Trust, publish_enrollments
 
@@ -194,4 +194,4 @@ class HandSigner:
         self, stream: Stream, message: Message, key: bytes | None, value: bytes
     ) -> list[tuple[str, bytes]]:
         proof = self._identity.sign(signed_bytes(stream, key, value))
-        return [(KEY_HEADER, self._identity.key_id.encode()), (SIG_HEADER, proof)]
+        return [proof_header(self._identity.key_id, proof)]

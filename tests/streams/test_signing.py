@@ -13,11 +13,11 @@ from streams.messages import Assignment, Heartbeat, Message, Telemetry
 from streams.registry import Registry
 from streams.serde import encode, key_of
 from streams.signing import (
-    KEY_HEADER,
-    SIG_HEADER,
+    PROOF_HEADER,
     Authenticator,
     AuthoritySigner,
     RecordSigner,
+    proof_header,
 )
 from streams.topics import Stream
 
@@ -100,7 +100,7 @@ def test_roles_limit_what_a_key_may_write(world: dict) -> None:
         record(Stream.ASSIGNMENTS, example, car)
     # a car's signature on an assignment (made by hand) names a role that may not write it
     key, value = key_of(Stream.ASSIGNMENTS, example), encode(example)
-    headers = [(KEY_HEADER, world["car-1"].key_id.encode()), (SIG_HEADER, b"x" * 64)]
+    headers = [proof_header(world["car-1"].key_id, b"x" * 64)]
     with pytest.raises(MessageError, match="car 'car-1' may not write assignments"):
         check(world, Stream.ASSIGNMENTS, example, key, value, headers)
 
@@ -145,7 +145,7 @@ def test_cars_address_the_newest_service_key(world: dict) -> None:
     car = RecordSigner([world["car-1"]], registry)
     beat = Heartbeat(vehicle_id="car-1", sent_at=NOW)
     key, value, headers = record(Stream.HEARTBEATS, beat, car)
-    assert dict(headers)["idf-to"] == successor.key_id.encode()
+    assert dict(headers)[PROOF_HEADER].split(b" ")[1] == successor.key_id.encode()
     # the service holds both keys while it rotates
     Authenticator(registry, [world["planner"], successor]).verify(
         Stream.HEARTBEATS, key, value, headers
