@@ -329,6 +329,12 @@ class PlannerService:
             if fresh:
                 self._apply_results([message])
             return
+        if isinstance(message, Job):
+            with self._lock:  # its results read before it are applied once it is registered
+                fresh = self.book.add_job(message) and self._owns(message)
+                waiting = self._take_job(message) if fresh else []
+            self._apply_results(waiting)
+            return
         if isinstance(message, Assignment):
             with self._lock:  # results that waited for the assignment carrying their work
                 waiting = [
@@ -346,9 +352,6 @@ class PlannerService:
             elif isinstance(message, GridSignal):
                 if self.state.apply_grid(message):
                     self._replan_reasons.add("grid-signal")
-            elif isinstance(message, Job):
-                if self.book.add_job(message) and self._owns(message):
-                    self._take_job(message)
             elif isinstance(message, JobCancellation):
                 self._apply_cancellation(message)
             elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
@@ -373,10 +376,14 @@ class PlannerService:
             )
             self._owned_partitions = assignment.owned_partitions(self._telemetry_topic)
             self._owned_sites = self._shards.owned_sites(self._owned_partitions)
-            for job in self.book.jobs():
-                if self._owns(job):
-                    self._take_job(job)
+            waiting = [
+                result
+                for job in self.book.jobs()
+                if self._owns(job)
+                for result in self._take_job(job)
+            ]
             self._replan_reasons.add("rebalance")
+        self._apply_results(waiting)
         log.info(
             "telemetry partitions %s: sites %s",
             sorted(self._owned_partitions),
@@ -429,12 +436,12 @@ class PlannerService:
             self._replan_reasons.add("job-cancelled")
             log.info("job %s cancelled by %s", cancellation.job_id, cancellation.cancelled_by)
 
-    def _take_job(self, job: Job) -> None:
-        """Register a job this worker owns and bring its progress up to date from the book."""
+    def _take_job(self, job: Job) -> list[Result]:
+        """Register a job this worker owns; the results the book holds for it, to bring its
+        progress up to date (`_apply_results`, once the lock is released)."""
         if self._ledger.register(job):
             self._replan_reasons.add("new-job")
-        for result in self.book.results(job.job_id):
-            self.results.apply(result)
+        return self.book.results(job.job_id)
 
     # -- planning and dispatch (caller's thread) ----------------------------------------
     def tick(self, now: datetime, catch_up_timeout_s: float = 30.0) -> TickReport:

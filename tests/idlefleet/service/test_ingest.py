@@ -8,12 +8,15 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from idlefleet.service.planner import PlannerService
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import load_sites
 from streams.clients import KafkaSettings
 from streams.messages import DemandResponseEvent, SolarForecast
 from tests.idlefleet.service.factories import (
+    SLOT,
     T0,
     done,
     forecast,
@@ -106,3 +109,36 @@ def test_every_stream_is_folded_idempotently_and_a_restart_changes_nothing(
     assert after == replace(before, dead_letters=0)
     assert again.state.dr_events == service.state.dr_events
     assert again.state.solar == service.state.solar
+
+
+def test_results_read_before_their_job_are_validated_from_outputs_read_outside_the_lock(
+    kafka_settings: KafkaSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Work a previous worker leased: its assignments and results come before the job (topics
+    are read in no set order); once the job is read, the replicas' outputs are compared."""
+    from executor.dispatch import Dispatcher, SlotDispatch
+    from executor.ledger import JobLedger
+
+    job = short_job("checked", 1).model_copy(update={"replicas": 2})
+    earlier = Dispatcher(JobLedger(), [job])
+    assignments = earlier.assignments_for_slot(
+        [SlotDispatch(car, 7.0, {"checked": 1}) for car in ("car-0", "car-1")],
+        T0,
+        T0 + SLOT,
+        "plan-earlier",
+    )
+    results = [done(a, item) for a in assignments for item in a.work]
+    assert len(results) == 2
+    factories.publish(kafka_settings, [forecast(), *assignments, *results])
+    sites = load_sites(write_sites(tmp_path, ["depot-a"]))
+    settings = PlannerSettings(group_id="planner", horizon_hours=2, solver_time_limit_s=10)
+    service = PlannerService(kafka_settings, settings, sites, trust=None).start()
+    try:
+        assert service.catch_up()
+        factories.publish(kafka_settings, [job])
+        assert service.catch_up()
+        assert service.ledger_snapshot().progress["checked"].accepted == 2
+        assert service.validator.canonical("checked", 0) is not None
+        assert "cannot be read" not in caplog.text
+    finally:
+        service.stop()
