@@ -14,15 +14,18 @@ from executor.roots import StorageRoots
 from executor.runtime import OnnxRunner
 from executor.sandbox import Sandbox, WorkRequest
 from streams.messages import ModelRef, WorkItem
-from tests.executor.hostile_models import long_node_model
+from tests.executor.hostile_models import FOREVER, runaway_loop_model
 
 MIB = 1024 * 1024
 
 
-def _request(tmp_path: Path, model: bytes, cpu_s: float | None = None) -> WorkRequest:
+def _request(
+    tmp_path: Path, model: bytes, cpu_s: float | None = None, rows: np.ndarray | None = None
+) -> WorkRequest:
     model_path, input_path = tmp_path / "m.onnx", tmp_path / "in.npy"
     model_path.write_bytes(model)
-    np.save(input_path, np.ones((2, 4), np.float32), allow_pickle=False)
+    rows = np.ones((2, 4), np.float32) if rows is None else rows
+    np.save(input_path, rows, allow_pickle=False)
     item = WorkItem(
         work_id="w-1",
         job_id="job-1",
@@ -52,9 +55,10 @@ def test_the_work_process_runs_in_an_empty_directory_it_cannot_write_removed_aft
 
 def test_a_run_past_its_cpu_time_bound_dies_and_says_so(tmp_path: Path) -> None:
     sandbox = Sandbox(OnnxRunner(intra_op_threads=1), None)
+    rows = np.full((2, 4), FOREVER, np.float32)  # a Loop of 10^15 iterations, never asked to stop
     try:
-        # one MatMul node of several CPU-seconds: RunOptions.terminate cannot end it
-        reply = sandbox.run(_request(tmp_path, long_node_model(4096), cpu_s=1.0), lambda: None, 5.0)
+        request = _request(tmp_path, runaway_loop_model(), cpu_s=1.0, rows=rows)
+        reply = sandbox.run(request, lambda: None, 5.0)
     finally:
         sandbox.close()
     assert reply.status == "failed" and reply.reason is not None
