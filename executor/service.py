@@ -106,11 +106,18 @@ class AgentService:
         self._resend_thread = threading.Thread(
             target=self._resend_spooled, name="agent-resend", daemon=True
         )
+        cars = [agent.vehicle_id.encode() for agent in agents]  # both topics are keyed by car
         self._telemetry = StreamReader(
-            kafka, None, [Stream.TELEMETRY], self._on_telemetry, None, rules=rules
+            kafka, None, [Stream.TELEMETRY], self._on_telemetry, None, rules=rules, only_keys=cars
         )
         self._assignments = StreamReader(
-            kafka, None, [Stream.ASSIGNMENTS], self._on_assignment, None, rules=rules
+            kafka,
+            None,
+            [Stream.ASSIGNMENTS],
+            self._on_assignment,
+            None,
+            rules=rules,
+            only_keys=cars,
         )
         self.assignments_skipped = 0
         self.results_published = 0  # acknowledged by the broker

@@ -136,9 +136,12 @@ class StreamReader:
         replay: Collection[Stream] = (),
         on_assignment: AssignmentHandler | None = None,
         poll_timeout_ms: int = 100,
+        only_keys: Collection[bytes] | None = None,
     ) -> None:
         if group_id is not None and publisher is None:
             raise ValueError("a group member needs a publisher for its dead letters")
+        if group_id is not None and only_keys is not None:
+            raise ValueError("a group member parks what it owns: it cannot skip keys")
         if group_id is None and (replay or on_assignment is not None):
             raise ValueError("a replica reads everything from the start and owns nothing")
         self._settings = settings
@@ -151,6 +154,8 @@ class StreamReader:
         self._replay_names = {self._topics.name(stream) for stream in replay}
         self._on_assignment = on_assignment
         self._poll_timeout_ms = poll_timeout_ms
+        # a replica that reads only some keys (a car agent: its cars) skips the rest unread
+        self._only_keys = None if only_keys is None else frozenset(only_keys)
         self._stop = threading.Event()
         self._barriers: list[_Barrier] = []
         self._lock = threading.Lock()
@@ -262,7 +267,10 @@ class StreamReader:
         assert message_type is not None, f"{stream} carries no typed messages"
         check, handler = self._rules.checker(stream), self._handler
         replay_until = self._replay_until.get(tp, 0) if self._group_id is not None else None
+        only_keys = self._only_keys
         for record in records:
+            if only_keys is not None and record.key not in only_keys:
+                continue
             handled = False
             try:
                 writer = self._rules.authenticate(stream, record.key, record.value, record.headers)

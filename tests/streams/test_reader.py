@@ -130,3 +130,32 @@ def test_a_replica_dead_letters_a_valid_record_its_handler_fails_on(
     finally:
         reader.stop()
         publisher.close()
+
+
+def test_a_replica_that_reads_some_keys_skips_the_rest_unread(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A car agent reads only its cars' records: the others are not even decoded or checked."""
+    seen: list[str] = []
+
+    def handler(stream: Stream, message: Message) -> None:
+        assert isinstance(message, Telemetry)
+        seen.append(message.vehicle_id)
+
+    publisher = Publisher(kafka_settings)
+    reader = StreamReader(
+        kafka_settings, None, [Stream.TELEMETRY], handler, None, only_keys=[b"car-1"]
+    ).start()
+    try:
+        for car in ("car-1", "car-2", "car-1"):
+            publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id=car))
+        raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+        raw.send(kafka_settings.topics.name(Stream.TELEMETRY), key=b"car-2", value=b"{oops")
+        raw.flush()
+        raw.close()
+        publisher.flush()
+        assert reader.wait_caught_up(timeout_s=30)
+        assert seen == ["car-1", "car-1"] and reader.records_invalid == 0
+    finally:
+        reader.stop()
+        publisher.close()
