@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from bench.executor import measure_dispatch_latency
 from bench.ingest import SITES, car_id, ingest_rate, publish_telemetry
+from bench.setpoints import percentile
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 from streams.identity import Authority, Identity
@@ -50,11 +51,6 @@ def fresh_topics(bootstrap: str) -> KafkaSettings:
     settings = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}")
     ensure_topics(settings)
     return settings
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,27 +95,13 @@ class Identity:
     # -- files ----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write the identity to `path` (mode 0600), creating it; FileExistsError if it exists."""
-        pem = b"".join(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            for key in (self.signing_key, self.agreement_key)
-        )
         header = f"# idlefleet identity: {self.role} {self.principal}\n".encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(header + pem)
+        _write_private(path, header + _pem(self.signing_key) + _pem(self.agreement_key))
 
     @classmethod
     def load(cls, path: Path) -> Identity:
         """Read an identity file; ValueError when it is malformed or readable by others."""
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"{path}: group or others may access it; chmod 600 {path}")
-        text = path.read_bytes()
+        text = _read_private(path)
         first, _, rest = text.partition(b"\n")
         parts = first.decode(errors="replace").split()
         if len(parts) != 5 or parts[:3] != ["#", "idlefleet", "identity:"]:
@@ -167,21 +153,11 @@ class Authority:
 
     def save(self, path: Path) -> None:
         """Write the key (mode 0600, PKCS #8 PEM); FileExistsError if `path` exists."""
-        pem = self.signing_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(pem)
+        _write_private(path, _pem(self.signing_key))
 
     @classmethod
     def load(cls, path: Path) -> Authority:
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ValueError(f"{path}: group or others may access it; chmod 600 {path}")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(_read_private(path), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path}: not an Ed25519 private key")
         return cls(key)
@@ -191,3 +167,24 @@ class Authority:
         if not path.exists():
             cls.generate().save(path)
         return cls.load(path)
+
+
+def _pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 and write `data`; FileExistsError if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+
+
+def _read_private(path: Path) -> bytes:
+    """The bytes of a private key file; ValueError when group or others may access it."""
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"{path}: group or others may access it; chmod 600 {path}")
+    return path.read_bytes()

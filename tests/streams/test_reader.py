@@ -16,6 +16,14 @@ from streams.topics import Stream
 from tests.streams.factories import telemetry
 
 
+def send_undecodable(settings: KafkaSettings, key: bytes) -> None:
+    """A telemetry record that is not JSON, sent past the typed publisher."""
+    raw = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    raw.send(settings.topics.name(Stream.TELEMETRY), key=key, value=b"{oops")
+    raw.flush()
+    raw.close()
+
+
 def read_dead_letters(settings: KafkaSettings, count: int) -> list[dict[str, bytes | None]]:
     consumer = KafkaConsumer(
         settings.topics.name(Stream.DEAD_LETTER),
@@ -54,10 +62,7 @@ def test_valid_records_are_handled_and_bad_ones_dead_lettered(
         for message in good:
             publisher.publish(Stream.TELEMETRY, message)
         publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-poison"))
-        raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-        raw.send(kafka_settings.topics.name(Stream.TELEMETRY), key=b"car-x", value=b"{oops")
-        raw.flush()
-        raw.close()
+        send_undecodable(kafka_settings, b"car-x")
         publisher.flush()
         assert reader.wait_caught_up(timeout_s=30)
         assert sorted(m.vehicle_id for m in received if isinstance(m, Telemetry)) == [
@@ -118,10 +123,7 @@ def test_a_replica_dead_letters_a_valid_record_its_handler_fails_on(
     try:
         publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-1"))
         publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id="car-poison"))
-        raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-        raw.send(kafka_settings.topics.name(Stream.TELEMETRY), key=b"car-x", value=b"{oops")
-        raw.flush()
-        raw.close()
+        send_undecodable(kafka_settings, b"car-x")
         publisher.flush()
         assert reader.wait_caught_up(timeout_s=30)
         assert (reader.records_dead_lettered, reader.records_invalid) == (1, 1)
@@ -149,10 +151,7 @@ def test_a_replica_that_reads_some_keys_skips_the_rest_unread(
     try:
         for car in ("car-1", "car-2", "car-1"):
             publisher.publish(Stream.TELEMETRY, telemetry(vehicle_id=car))
-        raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-        raw.send(kafka_settings.topics.name(Stream.TELEMETRY), key=b"car-2", value=b"{oops")
-        raw.flush()
-        raw.close()
+        send_undecodable(kafka_settings, b"car-2")
         publisher.flush()
         assert reader.wait_caught_up(timeout_s=30)
         assert seen == ["car-1", "car-1"] and reader.records_invalid == 0
