@@ -25,7 +25,7 @@ from optimizer import (
     scenario_to_dict,
 )
 from optimizer.decompose import plan_decomposed
-from optimizer.energy import pv_used_kw
+from optimizer.energy import SHORTFALL_TOLERANCE_KWH, pv_used_kw
 from optimizer.milp_run import solve_model
 from optimizer.plan import SolveStatus, validate_plan_dict
 from optimizer.shortfall import least_shortfall, relaxed_targets
@@ -277,9 +277,12 @@ def test_scaling_every_price_scales_the_objective(doc: dict[str, Any], k: float)
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=scenarios(), extra=st.lists(st.sampled_from([0.0, 1.0, 5.0]), min_size=6, max_size=6))
-def test_adding_pv_never_raises_the_optimal_objective(
+def test_adding_pv_never_leaves_owners_shorter_nor_raises_the_objective(
     doc: dict[str, Any], extra: list[float]
 ) -> None:
+    """Lexicographic, as the MILP is (issue 16): more PV never leaves owners shorter, and at
+    the same shortfall the objective does not rise. Less shortfall may cost more: the
+    energy that closes it is charged, and charging carries wear (found by hypothesis)."""
     for region in doc["regions"]:  # importing less can only save when energy never pays
         region.pop("price_per_kwh", None)
     base = plan_scenario(load_scenario(doc))
@@ -291,7 +294,9 @@ def test_adding_pv_never_raises_the_optimal_objective(
     if base.objective is None:
         return
     assert more.objective is not None, more.reason
-    assert more.objective <= base.objective + solver_slack(base.objective)
+    assert more.shortfall_kwh <= base.shortfall_kwh + SHORTFALL_TOLERANCE_KWH
+    if more.shortfall_kwh >= base.shortfall_kwh - SHORTFALL_TOLERANCE_KWH:
+        assert more.objective <= base.objective + solver_slack(base.objective)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
