@@ -23,6 +23,10 @@ Identifier = Annotated[
 ]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Uri = Annotated[str, Field(min_length=1, max_length=2000)]
+PublicKeyHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: Where a car fetches or puts one object over plain HTTP(S): a presigned (lease-bounded)
+#: URL, or a public one for reading.
+HttpUrl = Annotated[str, Field(min_length=1, max_length=4000, pattern=r"^https?://")]
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -118,13 +122,33 @@ class GridSignal(SlotSeries):
     ] = Field(description="average (location-based) intensity per slot [gCO2/kWh]")
 
 
-class ModelRef(BaseModel):
-    """An ONNX model: where it is and the sha256 its bytes must have."""
+class WrappedKey(BaseModel):
+    """A 32-byte key only the holder of one enrolled X25519 key can unwrap (streams.sealing)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    uri: Uri = Field(description="file path or file:// URI of the .onnx file")
-    sha256: Sha256Hex = Field(description="lowercase hex sha256 of the model bytes")
+    key_id: Identifier = Field(description="the enrolled key it is wrapped to")
+    ephemeral_public_key: PublicKeyHex = Field(description="the wrapper's one-time X25519 key")
+    sealed_key: Annotated[str, Field(pattern=r"^[0-9a-f]{120}$")] = Field(
+        description="nonce, AES-256-GCM ciphertext and tag of the key, hex"
+    )
+
+
+def _is_local(uri: str) -> bool:
+    """A plain path or `file://` URI: only a car on the same machine can read it."""
+    return "://" not in uri or uri.lower().startswith("file://")
+
+
+class ModelRef(BaseModel):
+    """An ONNX model: where it is and the sha256 its stored bytes must have."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uri: Uri = Field(description="s3://, http(s)://, file:// URI or local path of the .onnx object")
+    sha256: Sha256Hex = Field(description="lowercase hex sha256 of the stored bytes")
+    sealed: bool = Field(
+        False, description="stored sealed under the job's model key (streams.sealing)"
+    )
 
 
 class Job(Message):
@@ -134,9 +158,23 @@ class Job(Message):
     submitted_at: UtcDatetime = Field(description="when it was submitted")
     model: ModelRef = Field(description="the ONNX model to run")
     input_uris: Annotated[list[Uri], Field(min_length=1, max_length=100_000)] = Field(
-        description="one .npy array per shard"
+        description="one .npy array per shard (sealed under its shard key with data_key)"
     )
-    output_uri: Uri = Field(description="directory the outputs are written to")
+    input_sha256s: Annotated[list[Sha256Hex], Field(max_length=100_000)] | None = Field(
+        None,
+        description=(
+            "sha256 of each stored input object, in shard order; required for inputs that "
+            "are not local files"
+        ),
+    )
+    output_uri: Uri = Field(description="directory or s3:// prefix the outputs go to")
+    data_key: WrappedKey | None = Field(
+        None,
+        description=(
+            "the job key, wrapped to a service key: inputs, outputs (and a sealed model) "
+            "are sealed under keys derived from it; null: plaintext job data"
+        ),
+    )
     replicas: Annotated[int, Field(ge=1, le=16)] = Field(
         1, description="distinct cars each shard runs on (result validation)"
     )
@@ -151,6 +189,19 @@ class Job(Message):
     def _window_is_ordered(self) -> Job:
         if self.deadline <= self.release:
             raise ValueError("deadline must be after release")
+        return self
+
+    @model_validator(mode="after")
+    def _data_is_checkable(self) -> Job:
+        if self.input_sha256s is not None and len(self.input_sha256s) != len(self.input_uris):
+            raise ValueError(
+                f"input_sha256s has {len(self.input_sha256s)} hashes for "
+                f"{len(self.input_uris)} input_uris"
+            )
+        if self.input_sha256s is None and not all(_is_local(uri) for uri in self.input_uris):
+            raise ValueError("input_sha256s is required when inputs are not local files")
+        if self.model.sealed and self.data_key is None:
+            raise ValueError("a sealed model needs the job's data_key")
         return self
 
     @property
@@ -168,7 +219,25 @@ class WorkItem(BaseModel):
     shard_index: Annotated[int, Field(ge=0)] = Field(description="which input shard [index]")
     model: ModelRef = Field(description="the ONNX model to run")
     input_uri: Uri = Field(description="the shard's .npy array")
-    output_uri: Uri = Field(description="directory to write the output to")
+    output_uri: Uri = Field(
+        description="directory to write the output to, or the object a put output becomes"
+    )
+    input_sha256: Sha256Hex | None = Field(None, description="sha256 of the stored input")
+    model_url: HttpUrl | None = Field(
+        None, description="where to GET the model until the lease ends"
+    )
+    input_url: HttpUrl | None = Field(
+        None, description="where to GET the input until the lease ends"
+    )
+    output_url: HttpUrl | None = Field(
+        None, description="where to PUT the output until the lease ends (then it is output_uri)"
+    )
+    shard_key: WrappedKey | None = Field(
+        None, description="the shard's key, wrapped to the car: opens its input, seals its output"
+    )
+    model_key: WrappedKey | None = Field(
+        None, description="the model's key, wrapped to the car (a sealed model only)"
+    )
 
 
 class Assignment(Message):
@@ -302,9 +371,6 @@ class JobCancellation(Message):
     cancelled_by: Annotated[str, Field(min_length=1, max_length=200)] = Field(
         description="who asked: the API caller's principal, or the service"
     )
-
-
-PublicKeyHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Enrollment(Message):

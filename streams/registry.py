@@ -66,6 +66,17 @@ class Registry:
             ]
         return max(live, key=lambda entry: (entry.enrolled_at, entry.key_id), default=None)
 
+    def key_of(self, principal: str, role: str) -> Enrollment | None:
+        """The newest enrolled, unrevoked key of `principal` in `role` (a car's: the one its
+        work keys are wrapped to)."""
+        with self._lock:
+            live = [
+                entry
+                for entry in self._entries.values()
+                if entry.principal == principal and entry.role == role and entry.revoked_at is None
+            ]
+        return max(live, key=lambda entry: (entry.enrolled_at, entry.key_id), default=None)
+
     def entries(self) -> list[Enrollment]:
         with self._lock:
             return sorted(self._entries.values(), key=lambda entry: entry.key_id)
