@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import obstore
@@ -134,9 +134,7 @@ class ObjectStore:
     def __repr__(self) -> str:
         return f"ObjectStore({self.config!r})"
 
-    def put(
-        self, uri: str, data: bytes, *, progress: Callable[[int], None] | None = None
-    ) -> None:
+    def put(self, uri: str, data: bytes, *, progress: Callable[[int], None] | None = None) -> None:
         """Store `data` at `uri`, replacing any object there (atomically: readers see the old
         or the new object). Above `config.part_bytes` a multipart upload in parts of that
         size; `progress` gets the bytes [bytes] handed to the upload so far after each part
@@ -198,9 +196,7 @@ class ObjectStore:
                 for chunk in result.stream(min_chunk_size=1024 * 1024):
                     received += memoryview(chunk)
                     if len(received) > max_bytes:
-                        raise StoreError(
-                            f"object {uri} is more than the {max_bytes} bytes allowed"
-                        )
+                        raise StoreError(f"object {uri} is more than the {max_bytes} bytes allowed")
             except StoreError:
                 raise
             except (FileNotFoundError, PermissionDeniedError, UnauthenticatedError) as exc:
@@ -260,14 +256,14 @@ class ObjectStore:
         bearer credential, as `presign_get`)."""
         return self._sign("PUT", uri, expires_in)
 
-    def _sign(self, method: str, uri: str, expires_in: timedelta) -> str:
+    def _sign(self, method: Literal["GET", "PUT"], uri: str, expires_in: timedelta) -> str:
         bucket, key = _object_key(uri)
         if not timedelta(seconds=1) <= expires_in <= MAX_PRESIGN_LIFETIME:
             raise StoreError(
                 f"a presigned URL for {uri} must live between 1 s and 7 days, not {expires_in}"
             )
         try:
-            return str(obstore.sign(self._store(bucket), method, key, expires_in))  # type: ignore[arg-type]
+            return obstore.sign(self._store(bucket), method, key, expires_in)
         except Exception as exc:
             raise self._error(exc, uri, "sign") from exc
 

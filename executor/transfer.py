@@ -26,6 +26,8 @@ from urllib3.exceptions import (
     NameResolutionError,
     NewConnectionError,
     ProtocolError,
+)
+from urllib3.exceptions import (
     TimeoutError as Urllib3TimeoutError,
 )
 
@@ -80,7 +82,7 @@ def download(
             response = pool.request(
                 "GET",
                 url,
-                headers=headers,
+                headers={"Accept-Encoding": "identity", **headers},
                 preload_content=False,
                 retries=False,
                 redirect=False,
@@ -93,12 +95,12 @@ def download(
         try:
             if not _accept(response, shown, received, max_bytes, failures):
                 continue
-            for chunk in response.stream(_READ_CHUNK_BYTES):
+            # read1: whatever has arrived, so a drop loses nothing already received; raw
+            # bytes (no Content-Encoding decoding), as stored and hashed.
+            while chunk := response.read1(_READ_CHUNK_BYTES, decode_content=False):
                 received += chunk
                 if len(received) > max_bytes:
-                    raise StoreError(
-                        f"object {shown} is more than the {max_bytes} bytes allowed"
-                    )
+                    raise StoreError(f"object {shown} is more than the {max_bytes} bytes allowed")
             complete = True
         except HTTPError as exc:  # dropped mid-body, timed out, or shorter than promised
             failures.append(_describe(exc))
@@ -143,9 +145,7 @@ def _accept(
         received.clear()  # a fresh answer (the server ignored our range, if any)
         length = response.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
-            raise StoreError(
-                f"object {shown} is {length} bytes, more than the {max_bytes} allowed"
-            )
+            raise StoreError(f"object {shown} is {length} bytes, more than the {max_bytes} allowed")
         return True
     raise StoreError(f"GET {shown} answered HTTP {status}")
 
@@ -203,9 +203,7 @@ def _verified(data: bytes, expected_sha256: str | None, shown: str) -> bytes:
         return data
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected_sha256.lower():
-        raise StoreError(
-            f"sha256 mismatch for {shown}: expected {expected_sha256}, got {actual}"
-        )
+        raise StoreError(f"sha256 mismatch for {shown}: expected {expected_sha256}, got {actual}")
     return data
 
 

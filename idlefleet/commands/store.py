@@ -14,7 +14,7 @@ example:
   idlefleet store --port 9000
   # then, in every other terminal of the lab, paste the lines it prints:
   export IDLEFLEET_STORE_URL=s3://idlefleet IDLEFLEET_STORE_ENDPOINT=http://127.0.0.1:9000
-  export IDLEFLEET_STORE_ACCESS_KEY_ID=idlefleet-lab IDLEFLEET_STORE_SECRET_ACCESS_KEY=idlefleet-lab-secret
+  export IDLEFLEET_STORE_ACCESS_KEY_ID=idlefleet-lab IDLEFLEET_STORE_SECRET_ACCESS_KEY=lab-secret
 
 The store listens on loopback only, keeps objects in memory until it stops (Ctrl-C or
 SIGTERM) and checks no signature: it is for labs, never for owners' data.

@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ LOOPBACK = "127.0.0.1"
 #: Credentials the embedded store is addressed with; moto checks no signature, so they
 #: grant nothing a loopback client could not do anyway.
 LAB_ACCESS_KEY_ID = "idlefleet-lab"
-LAB_SECRET_ACCESS_KEY = "idlefleet-lab-secret"
+LAB_SECRET_ACCESS_KEY = "lab-secret"
 LAB_REGION = "us-east-1"
 
 
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     try:
+        with socket.socket() as probe:  # werkzeug exits on a taken port without saying why
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((LOOPBACK, args.port))
         server = make_server(
             LOOPBACK,
             args.port,
@@ -77,8 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             threaded=True,
             request_handler=MotoRequestHandler,
         )
-    except OSError as exc:  # the port is taken, or not ours to bind
-        print(f"failed cannot listen on {LOOPBACK}:{args.port}: {exc.strerror}", flush=True)
+    except (OSError, SystemExit) as exc:  # the port is taken, or not ours to bind
+        reason = exc.strerror if isinstance(exc, OSError) else "the port is taken"
+        print(f"failed cannot listen on {LOOPBACK}:{args.port}: {reason}", flush=True)
         return 1
     serving = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     serving.start()
