@@ -169,9 +169,12 @@ class ObjectStore:
 
     def get(self, uri: str, max_bytes: int) -> bytes:
         """The bytes of the object at `uri`, refused (StoreError) before any is read when the
-        object holds more than `max_bytes` [bytes]. A transfer that breaks off resumes from
-        the bytes already received (a range request on the same version, by ETag), up to
-        `config.tries` times; an object replaced meanwhile is a StoreError."""
+        object holds more than `max_bytes` [bytes] (a HEAD first).
+
+        A transfer that breaks off resumes from the bytes already received with a range
+        request: obstore does so itself within its tries, and when those run out this asks
+        for the rest again, up to `config.tries` times, always of the same version (by
+        ETag), so an object replaced meanwhile is a StoreError, never a mix of two."""
         bucket, key = _object_key(uri)
         store = self._store(bucket)
         try:
