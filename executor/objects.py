@@ -172,9 +172,9 @@ class ObjectStore:
         object holds more than `max_bytes` [bytes] (a HEAD first).
 
         A transfer that breaks off resumes from the bytes already received with a range
-        request: obstore does so itself within its tries, and when those run out this asks
-        for the rest again, up to `config.tries` times, always of the same version (by
-        ETag), so an object replaced meanwhile is a StoreError, never a mix of two."""
+        request: obstore does so itself within its tries, and when those run out after some
+        progress this asks for the rest again, up to `config.tries` times, always of the same
+        version (by ETag), so an object replaced meanwhile is a StoreError, never a mix."""
         bucket, key = _object_key(uri)
         store = self._store(bucket)
         try:
@@ -194,6 +194,7 @@ class ObjectStore:
                 options["if_match"] = meta["e_tag"]
             if received:
                 options["range"] = {"offset": len(received)}
+            before_bytes = len(received)
             try:
                 result = obstore.get(store, key, options=options)  # type: ignore[arg-type]
                 for chunk in result.stream(min_chunk_size=1024 * 1024):
@@ -206,8 +207,11 @@ class ObjectStore:
                 raise self._error(exc, uri, "read") from exc
             except PreconditionError as exc:
                 raise StoreError(f"object {uri} changed while being read") from exc
-            except Exception as exc:  # a broken transfer: resume from what was received
-                failures.append(self._error(exc, uri, "read").reason)
+            except Exception as exc:
+                error = self._error(exc, uri, "read")
+                if len(received) == before_bytes:  # obstore's own tries got nothing more
+                    raise error from exc
+                failures.append(error.reason)  # broke off after progress: ask for the rest
                 continue
             if len(received) != size_bytes:
                 raise StoreError(

@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             _create_bucket(port, args.bucket)
         except Exception as exc:
-            print(f"failed cannot create bucket {args.bucket}: {exc}", flush=True)
+            reason = " ".join(str(exc).split())  # one line: the parent reads one
+            print(f"failed cannot create bucket {args.bucket}: {reason}", flush=True)
             return 1
         print(f"ready {port}", flush=True)
         stop.wait()

@@ -45,6 +45,9 @@ def test_put_get_size_list_delete_round_trip(objects: ObjectStore, store_prefix:
     assert objects.size(f"{store_prefix}/a/two") == 6
     assert objects.list(f"{store_prefix}/a") == [f"{store_prefix}/a/one", f"{store_prefix}/a/two"]
 
+    objects.put(f"{store_prefix}/empty", b"")
+    assert objects.get(f"{store_prefix}/empty", max_bytes=0) == b""
+
     objects.delete(f"{store_prefix}/a/one")
     objects.delete(f"{store_prefix}/a/one")  # deleting a missing object is no error
     assert objects.list(f"{store_prefix}/a/") == [f"{store_prefix}/a/two"]
