@@ -46,6 +46,12 @@ class OutputError(ExecutionError):
     """An output that cannot be written where the work item asks."""
 
 
+class StoreError(ExecutionError):
+    """An object store or a URL that cannot give or take an object: missing, too large,
+    refused, or unreachable after retries. Reasons name the object, never a credential or
+    the query of a presigned URL."""
+
+
 class StoppedError(ExecutionError):
     """Work stopped on request (the car left, was unplugged, or the agent is stopping).
 

@@ -19,9 +19,10 @@ from idlefleet.commands import (
     report,
     scenario,
     serve,
+    store,
 )
 
-COMMANDS = (demo, serve, agent, keys, broker, plan, forecast, scenario, report, chaos, bench)
+COMMANDS = (demo, serve, agent, keys, broker, store, plan, forecast, scenario, report, chaos, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

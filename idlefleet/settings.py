@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import TYPE_CHECKING, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:  # obstore is not installed on cars, which read these settings too
+    from executor.objects import StoreConfig
 
 #: Server threads only health checks may use, so that they answer whatever else runs.
 HEALTH_CHECK_WORKERS = 2
@@ -81,3 +85,78 @@ class ApiSettings(BaseSettings):
                 f"{HEALTH_CHECK_WORKERS})"
             )
         return self
+
+
+class StoreSettings(BaseSettings):
+    """Where job data (models, input shards, outputs) lives: an S3-compatible store.
+    Environment: IDLEFLEET_STORE_<NAME>; secrets are never logged.
+
+    No `url`: no store is configured (`idlefleet.store.store_or_embedded` then starts the
+    embedded one). No `endpoint`: AWS S3. Credentials left empty come from the standard AWS
+    environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, web
+    identity, container or instance credentials).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IDLEFLEET_STORE_", extra="forbid", frozen=True)
+
+    url: str | None = Field(None, description="s3://bucket[/prefix]: where job data goes")
+    endpoint: str | None = Field(None, description="http(s)://host[:port]; empty: AWS S3")
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+
+    @field_validator("url", "endpoint", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"{value!r} is not an s3://bucket[/prefix] URL")
+        return value.rstrip("/")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{value!r} is not an http(s)://host[:port] URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _endpoint_needs_url(self) -> Self:
+        if self.endpoint is not None and self.url is None:
+            raise ValueError("a store endpoint is set but no url: name the bucket (s3://bucket)")
+        return self
+
+    @property
+    def bucket(self) -> str | None:
+        """The bucket `url` names (None: no store configured)."""
+        return None if self.url is None else urlsplit(self.url).netloc
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix `url` names, without slashes at its ends ('' for a whole bucket)."""
+        return "" if self.url is None else urlsplit(self.url).path.strip("/")
+
+    def store_config(self) -> StoreConfig:
+        """The `executor.objects.StoreConfig` these settings describe (holds the secrets)."""
+        from executor.objects import StoreConfig
+
+        return StoreConfig(
+            endpoint_url=self.endpoint,
+            region=self.region,
+            access_key_id=_reveal(self.access_key_id),
+            secret_access_key=_reveal(self.secret_access_key),
+        )
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real embedded broker for the session, fresh topics per test."""
+"""Shared fixtures: one real embedded broker for the session, fresh topics per test; one
+real embedded S3 store (moto) for the session, a fresh key prefix per test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from idlefleet.store.embedded import EmbeddedStore
 from streams.broker import EmbeddedBroker
 from streams.clients import KafkaSettings, ensure_topics
 
@@ -26,3 +28,17 @@ def kafka_settings(broker: EmbeddedBroker) -> KafkaSettings:
     )
     ensure_topics(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def embedded_store() -> Iterator[EmbeddedStore]:
+    """moto's S3 server in a child process on a free loopback port, with the bucket
+    `idlefleet`; a failure to start fails."""
+    with EmbeddedStore() as running:
+        yield running
+
+
+@pytest.fixture
+def store_prefix(embedded_store: EmbeddedStore) -> str:
+    """`s3://idlefleet/t<hex>`: a prefix of its own, so tests never see each other's objects."""
+    return f"{embedded_store.url}/t{uuid.uuid4().hex[:12]}"
