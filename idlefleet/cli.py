@@ -13,7 +13,11 @@ from idlefleet.commands import (
     broker,
     chaos,
     demo,
+    doctor,
+    fleet,
+    flex,
     forecast,
+    jobs,
     keys,
     plan,
     report,
@@ -21,7 +25,23 @@ from idlefleet.commands import (
     serve,
 )
 
-COMMANDS = (demo, serve, agent, keys, broker, plan, forecast, scenario, report, chaos, bench)
+COMMANDS = (
+    demo,
+    serve,
+    agent,
+    keys,
+    broker,
+    plan,
+    forecast,
+    scenario,
+    report,
+    chaos,
+    bench,
+    jobs,
+    fleet,
+    flex,
+    doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
