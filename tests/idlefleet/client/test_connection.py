@@ -105,9 +105,7 @@ def test_the_client_and_the_server_agree_on_loopback() -> None:
         (["--timeout", "0"], "--timeout must be > 0"),
     ],
 )
-def test_bad_connection_options_are_refused_before_any_call(
-    argv: list[str], problem: str
-) -> None:
+def test_bad_connection_options_are_refused_before_any_call(argv: list[str], problem: str) -> None:
     with pytest.raises(ConnectionConfigError) as error:
         Connection.from_args(parse(*argv))
     assert problem in str(error.value)

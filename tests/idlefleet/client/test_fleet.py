@@ -18,9 +18,7 @@ from tests.idlefleet.conftest import Tokens
 from tests.streams.factories import job
 
 
-def test_jobs_are_listed_with_their_executions(
-    viewer: FleetClient, backend: LocalBackend
-) -> None:
+def test_jobs_are_listed_with_their_executions(viewer: FleetClient, backend: LocalBackend) -> None:
     backend.submit_job(job("later-job", shards=2, replicas=2))
     jobs = viewer.list_jobs(page_size=1)  # one page per job: pages are followed
     assert [j.job_id for j in jobs] == ["embed-1", "later-job"]
@@ -142,9 +140,7 @@ def test_health_needs_no_token(target: str) -> None:
         assert client.health() == "SERVING"
 
 
-def test_from_the_environment(
-    target: str, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_from_the_environment(target: str, tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IDLEFLEET_GRPC_TARGET", target)
     monkeypatch.setenv("IDLEFLEET_TOKEN", tokens.by_role[Role.OPERATOR])
     with FleetClient.from_environment() as client:

@@ -19,10 +19,7 @@ from idlefleet.client.tables import (
 def test_columns_are_aligned_numbers_right_text_left() -> None:
     text = table(["name", "power kW", "note"], [("a", 1.25, "x"), ("longer", 10.0, None)])
     assert text == (
-        "name    power kW  note\n"
-        "------  --------  ----\n"
-        "a            1.2  x\n"
-        "longer      10.0  -\n"
+        "name    power kW  note\n------  --------  ----\na            1.2  x\nlonger      10.0  -\n"
     )
 
 
