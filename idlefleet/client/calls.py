@@ -3,6 +3,7 @@ and turn every failure into one line on stderr and an exit code (never a traceba
 
 Exit codes follow `idlefleet.commands`: 0 done; 1 the API refused or failed the call; 2 the
 options or the request were bad (a file that cannot be read, INVALID_ARGUMENT, NOT_FOUND).
+The client's gRPC modules load only when a command runs (see `connection`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from idlefleet.client.connection import (
     Connection,
     ConnectionConfigError,
     add_connection_arguments,
 )
-from idlefleet.client.fleet import FleetClient, FleetError
-from idlefleet.client.tables import as_json
+
+if TYPE_CHECKING:
+    from idlefleet.client.fleet import FleetClient
 
 V = TypeVar("V")
 
@@ -39,6 +41,8 @@ def run_with_client(
 ) -> int:
     """`action(client)` on a client the options configure; its exit code, or 1 or 2 with one
     line on stderr when the options are bad or the API refuses."""
+    from idlefleet.client.fleet import FleetClient, FleetError
+
     try:
         connection = Connection.from_args(args)
     except ConnectionConfigError as exc:
@@ -59,6 +63,7 @@ def show(
     render: Callable[[V], str],
 ) -> int:
     """Fetch one view and print it as a table (or JSON with --json)."""
+    from idlefleet.client.tables import as_json
 
     def action(client: FleetClient) -> int:
         view = fetch(client)

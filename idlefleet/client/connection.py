@@ -16,6 +16,9 @@ for the SDK). Where each value comes from, first found wins:
 Plaintext only to loopback (as the server binds plaintext only there), unless `--insecure`:
 bearer tokens must not cross a network in clear. A target off loopback without TLS options
 uses TLS with the system's roots. Tokens never reach a log, an error or a repr.
+
+gRPC is imported only when a channel opens, so every command's options (and `idlefleet`
+itself) load where grpcio is not installed, as on a car agent.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import ipaddress
 import os
 from pathlib import Path
 from types import TracebackType
-
-import grpc
+from typing import TYPE_CHECKING
 
 from idlefleet.credentials import state_dir
+
+if TYPE_CHECKING:
+    import grpc
 
 TARGET_ENV = "IDLEFLEET_GRPC_TARGET"
 TOKEN_ENV = "IDLEFLEET_TOKEN"
@@ -192,6 +197,8 @@ class Connection:
         TLS when any TLS option is given or the target is off loopback; plaintext off
         loopback only with `insecure`. ConnectionConfigError for options that do not fit or
         files that cannot be read. The token is used as given (see `resolve_token`)."""
+        import grpc
+
         target = resolve_target(target)
         host = host_of(target)
         if (tls_cert is None) != (tls_key is None):

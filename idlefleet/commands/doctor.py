@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idlefleet.client.connection import (
     Connection,
@@ -32,11 +32,12 @@ from idlefleet.client.connection import (
     find_token,
     lab_token_path,
 )
-from idlefleet.client.fleet import FleetClient, FleetError
 from idlefleet.credentials import add_arguments as add_identity_arguments
 from idlefleet.credentials import state_dir
 
-PROG = "idlefleet doctor"
+if TYPE_CHECKING:
+    from idlefleet.client.fleet import FleetClient
+
 EXIT_FAILED = 1
 
 
@@ -67,6 +68,8 @@ class Checkup:
 
     def client(self) -> FleetClient:
         """A client the options configure; ConnectionConfigError when they do not fit."""
+        from idlefleet.client.fleet import FleetClient
+
         return FleetClient.over(Connection.from_args(self.args))
 
     def kafka(self) -> Any:
@@ -143,6 +146,8 @@ def check_kafka(checkup: Checkup) -> Finding:
 
 def check_api(checkup: Checkup) -> Finding:
     """Something serves the API at the target, and its health is SERVING."""
+    from idlefleet.client.fleet import FleetError
+
     try:
         client = checkup.client()
     except ConnectionConfigError as exc:
@@ -169,6 +174,8 @@ def check_api(checkup: Checkup) -> Finding:
 
 def check_token(checkup: Checkup) -> Finding:
     """The token is known to the API and may read the fleet status (the viewer role)."""
+    from idlefleet.client.fleet import FleetError
+
     found = find_token(checkup.args.token_file)
     if found is None:
         return Finding(

@@ -6,8 +6,6 @@ import argparse
 from typing import Any
 
 from idlefleet.client.calls import add_view_arguments, show
-from idlefleet.client.fleet import FleetClient
-from idlefleet.client.tables import fleet_text
 
 PROG = "idlefleet fleet"
 
@@ -29,4 +27,6 @@ def register(commands: Any) -> None:
 
 
 def fleet_status(args: argparse.Namespace) -> int:
-    return show(args, PROG, FleetClient.fleet_status, fleet_text)
+    from idlefleet.client.tables import fleet_text
+
+    return show(args, PROG, lambda client: client.fleet_status(), fleet_text)

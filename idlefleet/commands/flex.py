@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from idlefleet.client.calls import add_view_arguments, show
-from idlefleet.client.tables import flexibility_text
 
 PROG = "idlefleet flex"
 
@@ -29,6 +28,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from idlefleet.client.tables import flexibility_text
+
     return show(
         args,
         PROG,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from idlefleet.client.calls import add_view_arguments, run_with_client, show
-from idlefleet.client.fleet import FleetClient, JobStatus
-from idlefleet.client.tables import as_json, job_text, jobs_text
+
+if TYPE_CHECKING:
+    from idlefleet.client.fleet import FleetClient, JobStatus
 
 PROG = "idlefleet jobs"
 
@@ -69,14 +71,20 @@ def _add_action(
 
 
 def list_jobs(args: argparse.Namespace) -> int:
-    return show(args, PROG, FleetClient.list_jobs, jobs_text)
+    from idlefleet.client.tables import jobs_text
+
+    return show(args, PROG, lambda client: client.list_jobs(), jobs_text)
 
 
 def job_status(args: argparse.Namespace) -> int:
+    from idlefleet.client.tables import job_text
+
     return show(args, PROG, lambda client: client.job_status(args.job_id), job_text)
 
 
 def cancel_job(args: argparse.Namespace) -> int:
+    from idlefleet.client.tables import job_text
+
     return show(args, PROG, lambda client: client.cancel_job(args.job_id), job_text)
 
 
@@ -93,8 +101,10 @@ def watch_job(args: argparse.Namespace) -> int:
     return run_with_client(args, PROG, action)
 
 
-def _print_json_lines(updates: Any) -> JobStatus:
+def _print_json_lines(updates: Iterable[JobStatus]) -> JobStatus:
     """One JSON line per change; the last status."""
+    from idlefleet.client.tables import as_json
+
     last: JobStatus | None = None
     for last in updates:
         print(json.dumps(json.loads(as_json(last))), flush=True)
@@ -102,7 +112,7 @@ def _print_json_lines(updates: Any) -> JobStatus:
     return last
 
 
-def _progress_bar(updates: Any) -> JobStatus:
+def _progress_bar(updates: Iterable[JobStatus]) -> JobStatus:
     """Accepted executions of the total on a tqdm bar (stderr); the settled status on stdout."""
     from tqdm import tqdm
 

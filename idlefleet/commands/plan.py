@@ -18,7 +18,6 @@ from typing import Any
 
 from idlefleet.client.calls import add_view_arguments, show
 from idlefleet.client.connection import DEFAULT_TIMEOUT_S
-from idlefleet.client.tables import plan_text
 from idlefleet.commands import EXIT_BAD_INPUT
 from optimizer.strategy import Strategy
 
@@ -84,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show_plan(args: argparse.Namespace) -> int:
+    from idlefleet.client.tables import plan_text
+
     return show(
         args,
         "idlefleet plan show",

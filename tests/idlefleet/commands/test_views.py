@@ -103,3 +103,12 @@ def test_every_verb_shows_an_example(argv: list[str], capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main([*argv, "--help"])
     assert "example" in capsys.readouterr().out
+
+
+def test_the_command_line_loads_without_grpc() -> None:
+    """A car agent installs without grpcio: the client commands load gRPC only when run."""
+    code = "import sys, idlefleet.cli; idlefleet.cli.build_parser(); print('grpc' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
