@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +35,8 @@ from idlefleet.credentials import state_dir
 
 if TYPE_CHECKING:
     import grpc
+
+log = logging.getLogger(__name__)
 
 TARGET_ENV = "IDLEFLEET_GRPC_TARGET"
 TOKEN_ENV = "IDLEFLEET_TOKEN"
@@ -220,6 +223,8 @@ class Connection:
             )
             channel = grpc.secure_channel(target, credentials, options=options)
         else:
+            if not is_loopback(host):
+                log.warning("plaintext to %s (--insecure): the token crosses it in clear", target)
             channel = grpc.insecure_channel(target)
         return cls(channel, target, token=token, secure=secure, timeout_s=timeout_s)
 

@@ -196,6 +196,13 @@ def check_token(checkup: Checkup) -> Finding:
             }
             fix = fixes.get(exc.code, exc.hint or "see the server's log")
             return Finding(Level.FAIL, f"token from {found[1]}: {exc.code}: {exc.details}", fix)
+    where = Path(found[1])
+    if where.is_file() and where.stat().st_mode & 0o077:
+        return Finding(
+            Level.WARN,
+            f"the token from {where} reads the fleet status, but others may read the file",
+            f"chmod 600 {where}",
+        )
     return Finding(Level.OK, f"the token from {found[1]} reads the fleet status")
 
 
@@ -263,8 +270,8 @@ def check_keys(checkup: Checkup) -> Finding:
             f"{names}: files sound; enrollment not checked: no authority public key",
             "give --authority-public-key HEX (or IDLEFLEET_AUTHORITY_PUBLIC_KEY)",
         )
-    kafka = checkup.kafka()
-    if kafka is None or checkup.failed("kafka"):
+    kafka = None if checkup.failed("kafka") else checkup.kafka()
+    if kafka is None:
         return Finding(
             Level.WARN,
             f"{names}: files sound; enrollment not checked: no broker to read the registry from",

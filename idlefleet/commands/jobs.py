@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from idlefleet.client.fleet import FleetClient, JobStatus
 
 PROG = "idlefleet jobs"
+#: Exit status of a watch the user stopped (Ctrl-C), as shells report SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 def register(commands: Any) -> None:
@@ -95,7 +97,11 @@ def watch_job(args: argparse.Namespace) -> int:
 
     def action(client: FleetClient) -> int:
         updates = client.watch_job(args.job_id, args.interval)
-        last = _print_json_lines(updates) if args.json else _progress_bar(updates)
+        try:
+            last = _print_json_lines(updates) if args.json else _progress_bar(updates)
+        except KeyboardInterrupt:  # the user stops watching; the job runs on
+            print(f"{PROG}: stopped watching {args.job_id}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         return 0 if last.state == "done" else 1
 
     return run_with_client(args, PROG, action)

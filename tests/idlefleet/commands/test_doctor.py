@@ -150,3 +150,13 @@ def test_nothing_running_fails_with_fixes_within_the_timeouts(own_environment: P
     assert "no Kafka broker answers" in lines["kafka"] and "UNAVAILABLE" in lines["api"]
     assert lines["token"].startswith("WARN") and "not checked: api failed" in lines["token"]
     assert took_s < 60.0
+
+
+def test_a_token_file_others_may_read_is_a_warning(
+    live: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = Path(live[live.index("--token-file") + 1])
+    token.chmod(0o644)
+    assert main(live) == 0  # a warning, not a failure
+    line = findings(capsys.readouterr().out)["token"]
+    assert line.startswith("WARN") and f"chmod 600 {token}" in line
