@@ -13,7 +13,11 @@ from idlefleet.commands import (
     broker,
     chaos,
     demo,
+    doctor,
+    fleet,
+    flex,
     forecast,
+    jobs,
     keys,
     plan,
     report,
@@ -22,7 +26,24 @@ from idlefleet.commands import (
     store,
 )
 
-COMMANDS = (demo, serve, agent, keys, broker, store, plan, forecast, scenario, report, chaos, bench)
+COMMANDS = (
+    demo,
+    serve,
+    agent,
+    keys,
+    broker,
+    store,
+    plan,
+    forecast,
+    scenario,
+    report,
+    chaos,
+    bench,
+    jobs,
+    fleet,
+    flex,
+    doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

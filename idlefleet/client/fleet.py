@@ -1,0 +1,489 @@
+"""`FleetClient`: the Python SDK of the fleet's gRPC API.
+
+    with FleetClient(target="planner.example.org:443", token=token) as fleet:
+        for job in fleet.list_jobs():
+            print(job.job_id, job.state, job.executions_accepted, job.executions_total)
+
+Every method returns small frozen dataclasses (units in field names, UTC-aware datetimes),
+never protobuf messages; this module is the one place that converts them. A refused or
+failed call raises `FleetError` with the status code's name and the server's message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from idlefleet.client.connection import DEFAULT_TIMEOUT_S, Connection
+from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+#: States a job leaves no more.
+SETTLED_STATES = frozenset({"done", "failed", "expired", "cancelled"})
+
+#: What to do about the codes a caller can fix, added to the server's message.
+_HINTS = {
+    "UNAUTHENTICATED": "give a token the server knows (--token-file or IDLEFLEET_TOKEN)",
+    "PERMISSION_DENIED": "ask the operator for a token with a larger role",
+    "UNAVAILABLE": "is the API running and the target (--target) right?",
+}
+
+
+class FleetError(Exception):
+    """A call the API refused or could not answer: `code` is the gRPC status code's name
+    (`UNAUTHENTICATED`, `NOT_FOUND`, ...), `details` the server's message, `hint` what a
+    caller can do about it (may be empty). Its text: `CODE: details; hint`."""
+
+    def __init__(self, code: str, details: str, hint: str = "") -> None:
+        super().__init__(f"{code}: {details}" + (f"; {hint}" if hint else ""))
+        self.code = code
+        self.details = details
+        self.hint = hint
+
+    @classmethod
+    def of(cls, error: grpc.RpcError) -> FleetError:
+        code: grpc.StatusCode = error.code()
+        details: str = error.details() or ""
+        return cls(code.name, details, _HINTS.get(code.name, ""))
+
+
+# --- what the API returns ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job and its executions [count] (one execution: one shard on one car)."""
+
+    job_id: str
+    state: str  # pending, open, done, failed, expired, cancelled
+    submitted_at: datetime
+    release: datetime
+    deadline: datetime
+    shards: int
+    replicas: int
+    site_ids: tuple[str, ...]
+    model_uri: str
+    executions_total: int
+    executions_accepted: int
+    executions_in_flight: int
+    executions_remaining: int
+    executions_planned: int
+    failed_results: int
+    abandoned_shards: tuple[int, ...]
+
+    @property
+    def settled(self) -> bool:
+        """The job's state changes no more."""
+        return self.state in SETTLED_STATES
+
+
+@dataclass(frozen=True)
+class PlanKpis:
+    emissions_kg: float
+    deferred_emissions_kg: float
+    grid_energy_kwh: float
+    pv_energy_kwh: float
+    energy_cost: float  # [currency]
+    wear_cost: float  # [currency]
+    battery_throughput_kwh: float
+    unmet_shards: int
+    shortfall_kwh: float
+
+
+@dataclass(frozen=True)
+class VehicleShortfall:
+    vehicle_id: str
+    shortfall_kwh: float
+    limited_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    plan_id: str
+    revision: int
+    horizon_start: datetime
+    slot_minutes: int
+    slots: int
+    strategy: str  # milp, greedy, immediate
+    status: str  # optimal, feasible
+    objective: float  # [currency]
+    gap_frac: float | None
+    solve_s: float
+    vehicles: int
+    kpis: PlanKpis
+    shortfalls: tuple[VehicleShortfall, ...]
+    shortfall_reason: str
+
+
+@dataclass(frozen=True)
+class PlanSlot:
+    """One slot of a scope's plan; sums over the scope's cars."""
+
+    start: datetime
+    charge_power_kw: float
+    grid_import_kw: float | None  # unset for a vehicle
+    compute_power_kw: float
+    running_vehicles: int
+    parked_vehicles: int
+    energy_start_kwh: float | None  # unset for a vehicle not parked
+    shards_by_job: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanView:
+    scope: str  # "fleet", "site S", "vehicle V"
+    plan: PlanSummary
+    slots: tuple[PlanSlot, ...]
+
+
+@dataclass(frozen=True)
+class FlexibilitySlot:
+    """How far a scope's import can rise or fall in one slot, assuming only it departs from
+    the plan."""
+
+    start: datetime
+    baseline_import_kw: float
+    import_cap_kw: float
+    add_power_kw: float
+    shed_power_kw: float
+    parked_vehicles: int
+    compute_capacity_shards: int
+    planned_shards: int
+
+
+@dataclass(frozen=True)
+class Flexibility:
+    scope: str
+    plan: PlanSummary
+    slots: tuple[FlexibilitySlot, ...]
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    site_id: str
+    region: str
+    grid_limit_kw: float
+    vehicles_parked: int
+    vehicles_participating: int
+    energy_kwh: float
+    battery_kwh: float
+    charger_kw: float
+    dr_event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    pending: int
+    open: int
+    done: int
+    failed: int
+    expired: int
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class FleetStatus:
+    as_of: datetime  # the server's clock
+    latest_telemetry: datetime | None
+    vehicles_known: int
+    vehicles_parked: int
+    vehicles_participating: int
+    sites: tuple[SiteStatus, ...]
+    jobs: JobCounts
+    plan: PlanSummary | None  # None before the first plan
+
+
+# --- protobuf to dataclasses ---------------------------------------------------------------
+
+
+def _time(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    """`JOB_STATE_DONE` -> `done`."""
+    return str(enum.Name(value)).removeprefix(prefix).lower()
+
+
+def job_status_of(message: pb.JobStatus) -> JobStatus:
+    spec = message.job
+    return JobStatus(
+        job_id=spec.job_id,
+        state=_enum_name(pb.JobState, message.state, "JOB_STATE_"),
+        submitted_at=_time(message.submitted_at),
+        release=_time(spec.release),
+        deadline=_time(spec.deadline),
+        shards=len(spec.input_uris),
+        replicas=spec.replicas or 1,
+        site_ids=tuple(spec.site_ids),
+        model_uri=spec.model.uri,
+        executions_total=message.executions_total,
+        executions_accepted=message.executions_accepted,
+        executions_in_flight=message.executions_in_flight,
+        executions_remaining=message.executions_remaining,
+        executions_planned=message.executions_planned,
+        failed_results=message.failed_results,
+        abandoned_shards=tuple(message.abandoned_shards),
+    )
+
+
+def plan_summary_of(message: pb.PlanSummary) -> PlanSummary:
+    k = message.kpis
+    return PlanSummary(
+        plan_id=message.plan_id,
+        revision=message.revision,
+        horizon_start=_time(message.horizon_start),
+        slot_minutes=message.slot_minutes,
+        slots=message.slots,
+        strategy=_enum_name(pb.Strategy, message.strategy, "STRATEGY_"),
+        status=_enum_name(pb.PlanStatus, message.status, "PLAN_STATUS_"),
+        objective=message.objective,
+        gap_frac=message.gap_frac if message.HasField("gap_frac") else None,
+        solve_s=message.solve_s,
+        vehicles=message.vehicles,
+        kpis=PlanKpis(
+            emissions_kg=k.emissions_kg,
+            deferred_emissions_kg=k.deferred_emissions_kg,
+            grid_energy_kwh=k.grid_energy_kwh,
+            pv_energy_kwh=k.pv_energy_kwh,
+            energy_cost=k.energy_cost,
+            wear_cost=k.wear_cost,
+            battery_throughput_kwh=k.battery_throughput_kwh,
+            unmet_shards=k.unmet_shards,
+            shortfall_kwh=k.shortfall_kwh,
+        ),
+        shortfalls=tuple(
+            VehicleShortfall(s.vehicle_id, s.shortfall_kwh, tuple(s.limited_by))
+            for s in message.shortfalls
+        ),
+        shortfall_reason=message.shortfall_reason,
+    )
+
+
+def plan_view_of(message: pb.PlanView, scope: str) -> PlanView:
+    return PlanView(
+        scope=scope,
+        plan=plan_summary_of(message.plan),
+        slots=tuple(
+            PlanSlot(
+                start=_time(s.start),
+                charge_power_kw=s.charge_power_kw,
+                grid_import_kw=s.grid_import_kw if s.HasField("grid_import_kw") else None,
+                compute_power_kw=s.compute_power_kw,
+                running_vehicles=s.running_vehicles,
+                parked_vehicles=s.parked_vehicles,
+                energy_start_kwh=s.energy_start_kwh if s.HasField("energy_start_kwh") else None,
+                shards_by_job={w.job_id: w.shards for w in s.work},
+            )
+            for s in message.slots
+        ),
+    )
+
+
+def flexibility_of(message: pb.Flexibility, scope: str) -> Flexibility:
+    return Flexibility(
+        scope=scope,
+        plan=plan_summary_of(message.plan),
+        slots=tuple(
+            FlexibilitySlot(
+                start=_time(s.start),
+                baseline_import_kw=s.baseline_import_kw,
+                import_cap_kw=s.import_cap_kw,
+                add_power_kw=s.add_power_kw,
+                shed_power_kw=s.shed_power_kw,
+                parked_vehicles=s.parked_vehicles,
+                compute_capacity_shards=s.compute_capacity_shards,
+                planned_shards=s.planned_shards,
+            )
+            for s in message.slots
+        ),
+    )
+
+
+def fleet_status_of(message: pb.FleetStatus) -> FleetStatus:
+    j = message.jobs
+    return FleetStatus(
+        as_of=_time(message.as_of),
+        latest_telemetry=(
+            _time(message.latest_telemetry) if message.HasField("latest_telemetry") else None
+        ),
+        vehicles_known=message.vehicles_known,
+        vehicles_parked=message.vehicles_parked,
+        vehicles_participating=message.vehicles_participating,
+        sites=tuple(
+            SiteStatus(
+                site_id=s.site_id,
+                region=s.region,
+                grid_limit_kw=s.grid_limit_kw,
+                vehicles_parked=s.vehicles_parked,
+                vehicles_participating=s.vehicles_participating,
+                energy_kwh=s.energy_kwh,
+                battery_kwh=s.battery_kwh,
+                charger_kw=s.charger_kw,
+                dr_event_ids=tuple(s.dr_event_ids),
+            )
+            for s in message.sites
+        ),
+        jobs=JobCounts(j.pending, j.open, j.done, j.failed, j.expired, j.cancelled),
+        plan=plan_summary_of(message.plan) if message.HasField("plan") else None,
+    )
+
+
+# --- the client ----------------------------------------------------------------------------
+
+
+class FleetClient:
+    """The fleet's API from outside. Keyword arguments as `Connection.open`; a context manager.
+
+    Every call waits at most the connection's timeout and raises FleetError when refused."""
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        token: str | None = None,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_server_name: str | None = None,
+        insecure: bool = False,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self._adopt(
+            Connection.open(
+                target,
+                token=token,
+                tls_ca=tls_ca,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                tls_server_name=tls_server_name,
+                insecure=insecure,
+                timeout_s=timeout_s,
+            )
+        )
+
+    def _adopt(self, connection: Connection) -> None:
+        self.connection = connection
+        self._stub = pb_grpc.FleetPlannerStub(connection.channel)
+
+    @classmethod
+    def over(cls, connection: Connection) -> FleetClient:
+        """A client on an open connection (closed with the client)."""
+        client = cls.__new__(cls)
+        client._adopt(connection)
+        return client
+
+    @classmethod
+    def from_environment(cls, timeout_s: float = DEFAULT_TIMEOUT_S) -> FleetClient:
+        """IDLEFLEET_GRPC_TARGET and IDLEFLEET_TOKEN (or the lab token file)."""
+        return cls.over(Connection.from_environment(timeout_s))
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> FleetClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., T], request: object) -> T:
+        """One unary call with the token and the timeout; FleetError when it fails."""
+        try:
+            return method(
+                request, metadata=self.connection.metadata, timeout=self.connection.timeout_s
+            )
+        except grpc.RpcError as exc:
+            raise FleetError.of(exc) from None
+
+    # -- jobs ---------------------------------------------------------------------------
+    def list_jobs(self, page_size: int = 100) -> list[JobStatus]:
+        """Every job, in job id order (read `page_size` at a time)."""
+        jobs: list[JobStatus] = []
+        token = ""
+        while True:
+            page = self._call(
+                self._stub.ListJobs, pb.ListJobsRequest(page_size=page_size, page_token=token)
+            )
+            jobs.extend(job_status_of(message) for message in page.jobs)
+            token = page.next_page_token
+            if not token:
+                return jobs
+
+    def job_status(self, job_id: str) -> JobStatus:
+        return job_status_of(self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id)))
+
+    def watch_job(self, job_id: str, interval_s: float = 2.0) -> Iterator[JobStatus]:
+        """The job's status now, then each time it changes (asked every `interval_s` [s]),
+        ending with its settled status."""
+        last: JobStatus | None = None
+        while True:
+            status = self.job_status(job_id)
+            if status != last:
+                yield status
+                last = status
+            if status.settled:
+                return
+            time.sleep(interval_s)
+
+    def cancel_job(self, job_id: str) -> JobStatus:
+        """Stop planning the job's open work (FAILED_PRECONDITION once it is finished)."""
+        return job_status_of(self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id)))
+
+    # -- the fleet and its plan ---------------------------------------------------------
+    def fleet_status(self) -> FleetStatus:
+        return fleet_status_of(self._call(self._stub.GetFleetStatus, pb.GetFleetStatusRequest()))
+
+    def plan(self, site_id: str | None = None, vehicle_id: str | None = None) -> PlanView:
+        """The current plan of the fleet, a site or a vehicle, over its whole horizon."""
+        if site_id is not None and vehicle_id is not None:
+            raise ValueError("a plan of a site or of a vehicle, not both")
+        if site_id is not None:
+            request, scope = pb.GetPlanRequest(site_id=site_id), f"site {site_id}"
+        elif vehicle_id is not None:
+            request, scope = pb.GetPlanRequest(vehicle_id=vehicle_id), f"vehicle {vehicle_id}"
+        else:
+            request, scope = pb.GetPlanRequest(), "fleet"
+        return plan_view_of(self._call(self._stub.GetPlan, request), scope)
+
+    def flexibility(self, site_id: str | None = None, *, region: str | None = None) -> Flexibility:
+        """kW the fleet, a site or a region can add or shed, slot by slot."""
+        if site_id is not None and region is not None:
+            raise ValueError("the flexibility of a site or of a region, not both")
+        if site_id is not None:
+            request, scope = pb.GetFlexibilityRequest(site_id=site_id), f"site {site_id}"
+        elif region is not None:
+            request, scope = pb.GetFlexibilityRequest(region=region), f"region {region}"
+        else:
+            request, scope = pb.GetFlexibilityRequest(), "fleet"
+        return flexibility_of(self._call(self._stub.GetFlexibility, request), scope)
+
+    # -- health -------------------------------------------------------------------------
+    def health(self, service: str = "") -> str:
+        """The server's grpc.health.v1 status (`SERVING`, `NOT_SERVING`, ...); needs no
+        token. FleetError when nothing answers."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.connection.channel)
+        try:
+            answer = stub.Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=self.connection.timeout_s
+            )
+        except grpc.RpcError as exc:
+            raise FleetError.of(exc) from None
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
