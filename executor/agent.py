@@ -37,10 +37,13 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from executor.errors import one_line
+from executor.jobdata import ItemKeys, ModelCacheConfig
 from executor.roots import StorageRoots
 from executor.runtime import Interrupt, OnnxRunner
 from executor.sandbox import StopReason, WorkReply, WorkRequest, sandboxes_for
+from streams.identity import Identity
 from streams.messages import Assignment, Result, Telemetry, WorkItem
+from streams.sealing import SealError, item_key_context, unwrap_key
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,8 @@ class AgentLimits:
     on at most `lease_grace_s` [s, on the agent's clock] past its slot's end (its lease) and
     a stopped run at most `kill_after_s` [s, wall time] before its process is killed; the
     process holds at most `memory_bytes` [bytes] of data and a run uses at most `cpu_s` [s]
-    of CPU time (None: no bound). Items read and write files only inside `roots`.
+    of CPU time (None: no bound). Items read and write local files only inside `roots`;
+    models fetched over HTTP are kept in `model_cache` (None: fetched each time).
     """
 
     max_model_bytes: int = 512 * 1024 * 1024
@@ -98,6 +102,7 @@ class AgentLimits:
     memory_bytes: int | None = 4 * 1024**3
     cpu_s: float | None = 4 * 3600.0
     roots: StorageRoots = field(default_factory=StorageRoots.default)
+    model_cache: ModelCacheConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("lease_grace_s", "kill_after_s"):
@@ -142,7 +147,9 @@ class VehicleAgent:
     time (reading and verifying, inference, writing), failed items included. `clock` returns
     the current time, UTC and timezone-aware. `charger_kw` [kW], when given, is the most
     grid power the car's charger may draw as configured; the car's telemetry (`observe`)
-    can only lower it. `runner` must pickle (its class defined at module level): the work
+    can only lower it. `identities` are the car's enrolled keys: they unwrap the keys of
+    sealed work (`streams.sealing`); the unwrapped keys go to the work process in memory
+    only. `runner` must pickle (its class defined at module level): the work
     runs in child processes holding a copy of it.
     """
 
@@ -157,6 +164,7 @@ class VehicleAgent:
         limits: AgentLimits | None = None,
         timer: Callable[[], float] = time.perf_counter,
         charger_kw: float | None = None,
+        identities: tuple[Identity, ...] = (),
     ) -> None:
         if not math.isfinite(compute_kw) or compute_kw < 0:
             raise ValueError(f"compute_kw must be finite and non-negative, got {compute_kw}")
@@ -169,6 +177,7 @@ class VehicleAgent:
         self.charger = charger
         self.compute_kw = compute_kw
         self.charger_kw = charger_kw
+        self.identities = identities
         self.limits = limits or AgentLimits()
         self.sandboxes = sandboxes_for(runner, self.limits.memory_bytes)  # where work runs
         self._grace = timedelta(seconds=self.limits.lease_grace_s)
@@ -428,8 +437,27 @@ class VehicleAgent:
 
         return stop_reason
 
+    def _keys_of(self, item: WorkItem) -> ItemKeys:
+        """The item's model and shard keys, unwrapped with this car's keys; SealError."""
+        contexts = {
+            part: item_key_context(item.job_id, part, self.vehicle_id, item.shard_index)
+            for part in ("shard", "model")
+        }
+        return ItemKeys(
+            shard=None
+            if item.shard_key is None
+            else unwrap_key(item.shard_key, self.identities, contexts["shard"]),
+            model=None
+            if item.model_key is None
+            else unwrap_key(item.model_key, self.identities, contexts["model"]),
+        )
+
     def _run_item(self, assignment: Assignment, item: WorkItem, interrupt: Interrupt) -> Result:
         started_s = self._timer()
+        try:
+            keys = self._keys_of(item)
+        except SealError as exc:
+            return self._failed(assignment, item, f"cannot open the item's keys: {exc.reason}")
         request = WorkRequest(
             item,
             self.vehicle_id,
@@ -438,6 +466,8 @@ class VehicleAgent:
             self.limits.chunk_rows,
             self.limits.roots,
             self.limits.cpu_s,
+            keys,
+            self.limits.model_cache,
         )
         try:
             reply = self.sandboxes.run(

@@ -156,4 +156,7 @@ class Dispatcher:
             model=job.model,
             input_uri=job.input_uris[lease.shard_index],
             output_uri=job.output_uri,
+            input_sha256=None
+            if job.input_sha256s is None
+            else job.input_sha256s[lease.shard_index],
         )

@@ -46,14 +46,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 from executor.errors import ExecutionError, StoppedError, one_line
+from executor.jobdata import ItemData, ItemKeys, ModelCacheConfig
 from executor.roots import StorageRoots
 from executor.runtime import Interrupt, OnnxRunner
-from executor.storage import VerifiedModels, load_input_array, write_output_array
 from streams.messages import WorkItem
 
 logger = logging.getLogger(__name__)
@@ -68,9 +68,10 @@ StopReason = Callable[[], str | None]
 
 @dataclass(frozen=True)
 class WorkRequest:
-    """One work item for a sandbox: files of at most `max_model_bytes` and `max_input_bytes`
-    [bytes] inside `roots`, rows fed `chunk_rows` at a time [count] (0: all), at most `cpu_s`
-    [s] of CPU time (None: no bound)."""
+    """One work item for a sandbox: models and inputs of at most `max_model_bytes` and
+    `max_input_bytes` [bytes] (local ones inside `roots`), rows fed `chunk_rows` at a time
+    [count] (0: all), at most `cpu_s` [s] of CPU time (None: no bound). `keys` open the
+    item's sealed data; fetched models are kept in `model_cache` (None: not kept)."""
 
     item: WorkItem
     vehicle_id: str
@@ -79,6 +80,8 @@ class WorkRequest:
     chunk_rows: int
     roots: StorageRoots
     cpu_s: float | None = None
+    keys: ItemKeys = field(default_factory=ItemKeys)
+    model_cache: ModelCacheConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -96,34 +99,31 @@ class WorkReply:
 
 def execute(
     runner: OnnxRunner,
-    models: VerifiedModels,
+    data: ItemData,
     request: WorkRequest,
     interrupt: Interrupt,
     progress: Callable[[int, int], None] | None = None,
 ) -> WorkReply:
-    """Read, verify, run and write one work item; never raises (a failure is a reply)."""
+    """Fetch, verify, open, run and put one work item; never raises (a failure is a reply)."""
     item = request.item
     provider = None
     try:
-        roots = request.roots
-        model = models.read(item.model, request.max_model_bytes, roots.model_roots)
-        array = load_input_array(item.input_uri, request.max_input_bytes, roots.input_roots)
+        roots, keys = request.roots, request.keys
+        model, model_sha256 = data.model(
+            item, keys, request.max_model_bytes, roots.model_roots, request.model_cache
+        )
+        array = data.input(item, keys, request.max_input_bytes, roots.input_roots)
         outcome = runner.run(
             model,
-            item.model.sha256,
+            model_sha256,
             array,
             interrupt=interrupt,
             chunk_rows=request.chunk_rows,
             progress=progress,
         )
         provider = outcome.provider
-        output_uri, output_sha256 = write_output_array(
-            item.output_uri,
-            item.job_id,
-            item.shard_index,
-            request.vehicle_id,
-            outcome.outputs,
-            roots.output_roots,
+        output_uri, output_sha256 = data.put_output(
+            item, keys, request.vehicle_id, outcome.outputs, roots.output_roots
         )
     except StoppedError as exc:
         return WorkReply("failed", exc.reason, provider, progress_frac=exc.progress_frac)
@@ -179,7 +179,7 @@ def serve(requests_fd: int, control_fd: int) -> None:
     def report(rows_done: int, rows_total: int) -> None:
         requests.send(("progress", rows_done, rows_total))
 
-    models = VerifiedModels()
+    data = ItemData()
     while True:
         try:
             seq, request = requests.recv()
@@ -197,7 +197,7 @@ def serve(requests_fd: int, control_fd: int) -> None:
             _set_soft_limit(
                 resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime + request.cpu_s)
             )
-        reply = execute(runner, models, request, interrupt, report)
+        reply = execute(runner, data, request, interrupt, report)
         if reply.status == "failed" and memory_bytes is not None:
             reply = _name_the_memory_bound(reply, memory_bytes)
         with lock:

@@ -198,21 +198,33 @@ def parse_npy(
     return np.array(array, order="C", copy=True)
 
 
-def load_input_array(uri: str, max_bytes: int, roots: Sequence[Path] | None = None) -> np.ndarray:
-    """The `.npy` array in the regular file at `uri`, at most `max_bytes` [bytes] on disk and
-    inside `roots` (None: anywhere, for callers that chose the location); InputError."""
+def read_input_bytes(uri: str, max_bytes: int, roots: Sequence[Path] | None = None) -> bytes:
+    """The bytes of the regular file at `uri`, at most `max_bytes` [bytes] and inside `roots`
+    (None: anywhere, for callers that chose the location); InputError."""
     fd, info = _open(uri, roots, "input", InputError)
-    return parse_npy(_read(fd, info, max_bytes, "input", uri, InputError), f"input {uri}")
+    return _read(fd, info, max_bytes, "input", uri, InputError)
 
 
-def read_output(uri: str, expected_sha256: str, max_bytes: int) -> np.ndarray:
-    """The output array a result names, for whoever checks it: the regular file at `uri`
-    (opened non-blocking, not through a final symlink), at most `max_bytes` [bytes], whose
-    bytes hash to `expected_sha256`, parsed without pickle. OutputError otherwise."""
+def load_input_array(uri: str, max_bytes: int, roots: Sequence[Path] | None = None) -> np.ndarray:
+    """The `.npy` array in the regular file at `uri` (see `read_input_bytes`); InputError."""
+    return parse_npy(read_input_bytes(uri, max_bytes, roots), f"input {uri}")
+
+
+def read_output_bytes(uri: str, expected_sha256: str, max_bytes: int) -> bytes:
+    """The bytes of the output file a result names, for whoever checks it: the regular file
+    at `uri` (opened non-blocking, not through a final symlink), at most `max_bytes` [bytes],
+    hashing to `expected_sha256`. OutputError otherwise."""
     fd, info = _open(uri, None, "output", OutputError)
     data = _read(fd, info, max_bytes, "output", uri, OutputError)
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise OutputError(f"output {uri} does not match its sha256 {expected_sha256}")
+    return data
+
+
+def read_output(uri: str, expected_sha256: str, max_bytes: int) -> np.ndarray:
+    """The output array of a plain (unsealed) output file (see `read_output_bytes`), parsed
+    without pickle; OutputError otherwise."""
+    data = read_output_bytes(uri, expected_sha256, max_bytes)
     return parse_npy(data, f"output {uri}", OutputError)
 
 
@@ -228,6 +240,13 @@ def _file_component(value: str, field: str) -> str:
     return f"{encoded[: _MAX_COMPONENT_CHARS - 17]}-{digest}"
 
 
+def output_object_name(job_id: str, shard_index: int, vehicle_id: str, work_id: str) -> str:
+    """The name of one execution's output object under a job's output prefix: the local file
+    name with a digest of `work_id`, so a re-run never overwrites an output a result names."""
+    digest = hashlib.sha256(work_id.encode()).hexdigest()[:16]
+    return f"{output_file_name(job_id, shard_index, vehicle_id)[:-4]}_{digest}.npy"
+
+
 def output_file_name(job_id: str, shard_index: int, vehicle_id: str) -> str:
     """`<job>_shard-<index:06d>_<vehicle>.npy` with ids percent-encoded: no `/`, no `..`."""
     if isinstance(shard_index, bool) or not isinstance(shard_index, int) or shard_index < 0:
@@ -235,6 +254,16 @@ def output_file_name(job_id: str, shard_index: int, vehicle_id: str) -> str:
     job = _file_component(job_id, "job_id")
     vehicle = _file_component(vehicle_id, "vehicle_id")
     return f"{job}_shard-{shard_index:06d}_{vehicle}.npy"
+
+
+def npy_bytes(array: np.ndarray, job_id: str, shard_index: int) -> bytes:
+    """The `.npy` bytes of a shard's output (no pickle); OutputError when it cannot be saved."""
+    buffer = io.BytesIO()
+    try:
+        np.save(buffer, np.asarray(array), allow_pickle=False)
+    except ValueError as exc:
+        raise OutputError(f"output of {job_id} shard {shard_index} cannot be saved: {exc}") from exc
+    return buffer.getvalue()
 
 
 def write_output_array(
@@ -245,7 +274,21 @@ def write_output_array(
     array: np.ndarray,
     roots: Sequence[Path],
 ) -> tuple[str, str]:
-    """Write `array` as `.npy` into the directory `output_uri`; return (file URI, sha256).
+    """Write `array` as `.npy` into the directory `output_uri` (see `write_output_bytes`)."""
+    data = npy_bytes(array, job_id, shard_index)
+    return write_output_bytes(output_uri, job_id, shard_index, vehicle_id, data, roots)
+
+
+def write_output_bytes(
+    output_uri: str,
+    job_id: str,
+    shard_index: int,
+    vehicle_id: str,
+    data: bytes,
+    roots: Sequence[Path],
+) -> tuple[str, str]:
+    """Write an output's bytes (a `.npy` array, sealed or not) into the directory
+    `output_uri`; return (file URI, sha256).
 
     The directory must resolve inside `roots`; missing directories below its root are
     created. The write is atomic (a new temporary file, then a rename over the name), so a
@@ -257,12 +300,6 @@ def write_output_array(
         directory = resolve_uri(output_uri)
     except UriError as exc:
         raise OutputError(f"output {exc.reason}") from exc
-    buffer = io.BytesIO()
-    try:
-        np.save(buffer, np.asarray(array), allow_pickle=False)
-    except ValueError as exc:
-        raise OutputError(f"output of {job_id} shard {shard_index} cannot be saved: {exc}") from exc
-    data = buffer.getvalue()
     try:
         fd, real = open_directory(directory, roots, "output")
     except OutsideRootsError as exc:

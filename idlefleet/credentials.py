@@ -70,6 +70,10 @@ class Credentials:
     authority_public_key: bytes
     authority: Authority | None  # held in a lab: the command enrolls itself
 
+    def identities_of(self, principal: str) -> tuple[Identity, ...]:
+        """The identities that speak for `principal` (a car holds only its own)."""
+        return tuple(i for i in self.identities if i.principal == principal)
+
     def trust(self, kafka: KafkaSettings, catch_up_timeout_s: float = 30.0) -> Trust:
         """A started Trust; in a lab, identities are enrolled first if they are not yet."""
         trust = Trust(kafka, self.authority_public_key, self.identities).start(catch_up_timeout_s)

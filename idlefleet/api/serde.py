@@ -25,7 +25,7 @@ from idlefleet.queries.what_if import Overrides
 from idlefleet.service.dr import Decision
 from optimizer import DrEvent, Plan, Scenario, Strategy, scenario_to_dict
 from optimizer import Job as ScenarioJob
-from streams.messages import DemandResponseEvent, Enrollment, Job
+from streams.messages import DemandResponseEvent, Enrollment, Job, Result
 from streams.serde import MAX_MESSAGE_BYTES, encode
 
 DEFAULT_PAGE_SIZE = 100
@@ -92,7 +92,11 @@ def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
     fields: dict[str, Any] = {
         "job_id": spec.job_id,
         "submitted_at": submitted_at,
-        "model": {"uri": spec.model.uri, "sha256": spec.model.sha256},
+        "model": {
+            "uri": spec.model.uri,
+            "sha256": spec.model.sha256,
+            "sealed": spec.model.sealed,
+        },
         "input_uris": list(spec.input_uris),
         "output_uri": spec.output_uri,
         "replicas": spec.replicas or 1,
@@ -104,6 +108,15 @@ def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
             fields[name] = when
     if spec.site_ids:
         fields["sites"] = list(spec.site_ids)
+    if spec.input_sha256s:
+        fields["input_sha256s"] = list(spec.input_sha256s)
+    if spec.HasField("data_key"):
+        key = spec.data_key
+        fields["data_key"] = {
+            "key_id": key.key_id,
+            "ephemeral_public_key": key.ephemeral_public_key,
+            "sealed_key": key.sealed_key,
+        }
     try:
         job = Job.model_validate(fields)
     except ValidationError as exc:
@@ -117,7 +130,9 @@ def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
     return job
 
 
-def job_id_of(request: pb.GetJobRequest | pb.CancelJobRequest) -> str:
+def job_id_of(
+    request: pb.GetJobRequest | pb.CancelJobRequest | pb.GetJobOutputsRequest,
+) -> str:
     if not request.job_id:
         raise InvalidFieldError("job_id", "is required")
     return request.job_id
@@ -232,9 +247,10 @@ def _timestamp(moment: datetime) -> Timestamp:
 
 
 def _job_spec(job: Job) -> pb.JobSpec:
+    key = job.data_key
     return pb.JobSpec(
         job_id=job.job_id,
-        model=pb.ModelRef(uri=job.model.uri, sha256=job.model.sha256),
+        model=pb.ModelRef(uri=job.model.uri, sha256=job.model.sha256, sealed=job.model.sealed),
         input_uris=job.input_uris,
         output_uri=job.output_uri,
         replicas=job.replicas,
@@ -242,6 +258,14 @@ def _job_spec(job: Job) -> pb.JobSpec:
         release=_timestamp(job.release),
         deadline=_timestamp(job.deadline),
         site_ids=job.sites or (),
+        input_sha256s=job.input_sha256s or (),
+        data_key=None
+        if key is None
+        else pb.WrappedKey(
+            key_id=key.key_id,
+            ephemeral_public_key=key.ephemeral_public_key,
+            sealed_key=key.sealed_key,
+        ),
     )
 
 
@@ -427,13 +451,30 @@ def dr_decision(event_id: str, decision: Decision) -> pb.DemandResponseDecision:
     )
 
 
+def job_outputs(record: JobRecord, results: list[Result], views: PlanViews | None) -> pb.JobOutputs:
+    return pb.JobOutputs(
+        job=job_status(record, views),
+        outputs=[
+            pb.ShardOutput(
+                shard_index=r.shard_index,
+                vehicle_id=r.vehicle_id,
+                output_uri=r.output_uri,
+                output_sha256=r.output_sha256,
+            )
+            for r in results
+        ],
+    )
+
+
 def key_entry(entry: Enrollment) -> pb.KeyEntry:
-    """A registry entry as the API shows it (its public keys stay on the topic)."""
+    """A registry entry as the API shows it, with its public keys."""
     message = pb.KeyEntry(
         key_id=entry.key_id,
         principal=entry.principal,
         role=entry.role,
         enrolled_at=_timestamp(entry.enrolled_at),
+        signing_public_key=entry.signing_public_key,
+        agreement_public_key=entry.agreement_public_key,
     )
     if entry.revoked_at is not None:
         message.revoked_at.CopyFrom(_timestamp(entry.revoked_at))

@@ -81,6 +81,13 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
             record = self._backend.job(serde.job_id_of(request))
             return serde.job_status(record, self._backend.board.views)
 
+    def GetJobOutputs(
+        self, request: pb.GetJobOutputsRequest, context: grpc.ServicerContext
+    ) -> pb.JobOutputs:
+        with reported(context):
+            record, results = self._backend.job_outputs(serde.job_id_of(request))
+            return serde.job_outputs(record, results, self._backend.board.views)
+
     def CancelJob(
         self, request: pb.CancelJobRequest, context: grpc.ServicerContext
     ) -> pb.JobStatus:

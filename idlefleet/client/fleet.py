@@ -12,7 +12,7 @@ failed call raises `FleetError` with the status code's name and the server's mes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +20,27 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from executor.objects import ObjectStore
 from idlefleet.client.connection import DEFAULT_TIMEOUT_S, Connection
+from idlefleet.client.inputs import check_fits, load_inputs, model_signature, shards
+from idlefleet.client.jobdata import (
+    JobDataError,
+    JobKeys,
+    Progress,
+    ServiceKey,
+    ShardOutputRef,
+    download_outputs,
+    new_job_id,
+    upload_job,
+)
+from idlefleet.credentials import state_dir
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
+from idlefleet.settings import StoreSettings
+from idlefleet.store.lab import client_store_settings
 
 T = TypeVar("T")
 
@@ -85,6 +101,17 @@ class JobStatus:
     def settled(self) -> bool:
         """The job's state changes no more."""
         return self.state in SETTLED_STATES
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A job just submitted: its status, whether it is new, the bytes uploaded [bytes] and
+    where its key is kept (None: not sealed)."""
+
+    status: JobStatus
+    created: bool
+    bytes_sent: int
+    key_path: Path | None
 
 
 @dataclass(frozen=True)
@@ -208,6 +235,14 @@ class FleetStatus:
 
 def _time(stamp: Timestamp) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment} has no timezone: give UTC-aware times")
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -342,6 +377,11 @@ def fleet_status_of(message: pb.FleetStatus) -> FleetStatus:
 # --- the client ----------------------------------------------------------------------------
 
 
+def default_keys_dir() -> Path:
+    """Where submitted jobs' keys are kept: `<state dir>/jobs`."""
+    return state_dir() / "jobs"
+
+
 class FleetClient:
     """The fleet's API from outside. Keyword arguments as `Connection.open`; a context manager.
 
@@ -444,6 +484,128 @@ class FleetClient:
     def cancel_job(self, job_id: str) -> JobStatus:
         """Stop planning the job's open work (FAILED_PRECONDITION once it is finished)."""
         return job_status_of(self._call(self._stub.CancelJob, pb.CancelJobRequest(job_id=job_id)))
+
+    # -- job data through the store -----------------------------------------------------
+    def service_key(self) -> ServiceKey:
+        """The newest enrolled service key (job keys are wrapped to it), checked against the
+        key id it is listed under."""
+        keys = self._call(self._stub.ListKeys, pb.ListKeysRequest()).keys
+        live = [k for k in keys if k.role == "service" and not k.HasField("revoked_at")]
+        if not live:
+            raise FleetError("FAILED_PRECONDITION", "the fleet has no enrolled service key")
+        newest = max(live, key=lambda k: (_time(k.enrolled_at), k.key_id))
+        return ServiceKey.checked(
+            newest.key_id, newest.signing_public_key, newest.agreement_public_key
+        )
+
+    def submit(
+        self,
+        model: Path,
+        inputs: Path | np.ndarray,
+        *,
+        deadline: datetime,
+        release: datetime | None = None,
+        rows_per_shard: int = 256,
+        replicas: int = 1,
+        sites: Sequence[str] = (),
+        value_per_shard: float = 1.0,
+        job_id: str | None = None,
+        seal: bool = True,
+        public_model: bool = False,
+        store: StoreSettings | None = None,
+        keys_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> SubmittedJob:
+        """Cut `inputs` (an array, a `.npy` file or a directory of them) into shards of
+        `rows_per_shard` rows, check them against the model's input, seal them (unless
+        `seal` is False) and upload them with the model (`public_model`: the model stays
+        plain, checked by sha256 only), then submit the job. `release` defaults to the
+        service's now. `store` defaults to `client_store_settings()`; the job key is kept in
+        `keys_dir` (default `<state dir>/jobs`). `progress` is told bytes as they are stored.
+        JobDataError or InputsError before anything is uploaded when the inputs do not fit.
+        """
+        model_bytes = model.read_bytes()
+        array = inputs if isinstance(inputs, np.ndarray) else load_inputs(inputs)
+        check_fits(array, model_signature(model_bytes), rows_per_shard)
+        settings = store or client_store_settings()
+        if settings.url is None:  # client_store_settings never gives one without a url
+            raise JobDataError("no store url")
+        job_id = job_id or new_job_id()
+        service_key = self.service_key() if seal else None
+        keys = JobKeys(keys_dir or default_keys_dir())
+        if seal:
+            keys.path(job_id)  # refuse an id that cannot name a key file before uploading
+        if release is None:
+            release = self.fleet_status().as_of
+        uploaded = upload_job(
+            ObjectStore(settings.store_config()),
+            settings.url,
+            job_id,
+            model_bytes,
+            list(shards(array, rows_per_shard)),
+            service_key=service_key,
+            public_model=public_model,
+            progress=progress,
+        )
+        key_path = None if uploaded.job_key is None else keys.save(job_id, uploaded.job_key)
+        spec = pb.JobSpec(
+            job_id=job_id,
+            model=pb.ModelRef(
+                uri=uploaded.model.uri, sha256=uploaded.model.sha256, sealed=uploaded.model.sealed
+            ),
+            input_uris=uploaded.input_uris,
+            input_sha256s=uploaded.input_sha256s,
+            output_uri=uploaded.output_uri,
+            replicas=replicas,
+            value_per_shard=value_per_shard,
+            release=_timestamp(release),
+            deadline=_timestamp(deadline),
+            site_ids=sites,
+        )
+        if uploaded.data_key is not None:
+            spec.data_key.CopyFrom(
+                pb.WrappedKey(
+                    key_id=uploaded.data_key.key_id,
+                    ephemeral_public_key=uploaded.data_key.ephemeral_public_key,
+                    sealed_key=uploaded.data_key.sealed_key,
+                )
+            )
+        response = self._call(self._stub.SubmitJob, pb.SubmitJobRequest(job=spec))
+        return SubmittedJob(
+            job_status_of(response.job), response.created, uploaded.bytes_sent, key_path
+        )
+
+    def results(
+        self,
+        job_id: str,
+        *,
+        store: StoreSettings | None = None,
+        keys_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """Every shard's output, fetched, checked against its sha256, opened with the job's
+        key (kept where the job was submitted) and joined in shard order. JobDataError when
+        a shard has no accepted output yet or none that checks."""
+        answer = self._call(self._stub.GetJobOutputs, pb.GetJobOutputsRequest(job_id=job_id))
+        spec = answer.job.job
+        key = (
+            JobKeys(keys_dir or default_keys_dir()).load(job_id)
+            if spec.HasField("data_key")
+            else None
+        )
+        settings = store or client_store_settings()
+        outputs = [
+            ShardOutputRef(o.shard_index, o.vehicle_id, o.output_uri, o.output_sha256)
+            for o in answer.outputs
+        ]
+        return download_outputs(
+            ObjectStore(settings.store_config()),
+            job_id,
+            len(spec.input_uris),
+            outputs,
+            key,
+            progress=progress,
+        )
 
     # -- the fleet and its plan ---------------------------------------------------------
     def fleet_status(self) -> FleetStatus:

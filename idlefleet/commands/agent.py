@@ -54,12 +54,24 @@ def register(commands: Any) -> None:
         "<state dir>/spool/<first --vehicle-id>, the state dir being $IDLEFLEET_STATE_DIR, "
         "else ~/.local/state/idlefleet)",
     )
+    parser.add_argument(
+        "--model-cache",
+        type=Path,
+        help="where fetched models are kept by sha256 (default: <state dir>/models)",
+    )
+    parser.add_argument(
+        "--model-cache-mb",
+        type=float,
+        default=2048.0,
+        help="most space fetched models may take [MiB] (default 2048)",
+    )
     add_identity_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from executor.agent import AgentLimits, AgentPool, LoggedCharger, VehicleAgent
+    from executor.jobdata import ModelCacheConfig
     from executor.roots import StorageRoots
     from executor.runtime import OnnxRunner
     from executor.service import AgentService, wall_clock
@@ -96,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
             tuple(args.model_roots or default.model_roots),
             tuple(args.output_roots or default.output_roots),
         )
+        if not args.model_cache_mb > 0:
+            raise ValueError(f"--model-cache-mb must be positive, got {args.model_cache_mb}")
+        model_cache = ModelCacheConfig(
+            args.model_cache or state_dir() / "models", int(args.model_cache_mb * 1024 * 1024)
+        )
+        limits = AgentLimits(roots=roots, model_cache=model_cache)
         agents = AgentPool(
             VehicleAgent(
                 vehicle_id,
@@ -103,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
                 LoggedCharger(vehicle_id),
                 args.compute_kw,
                 wall_clock,
-                limits=AgentLimits(roots=roots),
+                limits=limits,
+                identities=credentials.identities_of(vehicle_id),
             )
             for vehicle_id in args.vehicle_ids
         )

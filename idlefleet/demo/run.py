@@ -20,21 +20,25 @@ from pathlib import Path
 
 import numpy as np
 
-from executor.agent import AgentPool, VehicleAgent
+from executor.agent import AgentLimits, AgentPool, VehicleAgent
+from executor.jobdata import ModelCacheConfig
+from executor.objects import ObjectStore
 from executor.pretrained import find_magika_model, magika_labels
+from executor.roots import StorageRoots
 from executor.runtime import OnnxRunner
-from executor.storage import read_output
+from executor.storage import load_input_array, read_input_bytes
 from forecasting.timegrid import SlotGrid
+from idlefleet.client.jobdata import ServiceKey, upload_job
 from idlefleet.credentials import enroll
 from idlefleet.demo.summary import DemoSummary, summarise
 from idlefleet.forecast_messages import forecast_messages
 from idlefleet.lifecycle import bootstrap_or_embedded
 from idlefleet.service.planner import PlannerService
-from idlefleet.service.results import MAX_OUTPUT_BYTES
-from idlefleet.settings import PlannerSettings
+from idlefleet.settings import PlannerSettings, StoreSettings
 from idlefleet.sim.catalog import DEMO_MODELS, demo_jobs, demo_sites
 from idlefleet.sim.clock import SteppedClock
 from idlefleet.sim.fleet import SimulatedCar, generate_fleet
+from idlefleet.store.embedded import store_or_embedded
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
 from streams.identity import Authority, Identity
@@ -44,6 +48,9 @@ from streams.topics import Stream
 from streams.trust import Trust
 
 log = logging.getLogger(__name__)
+
+#: Largest model or input shard the demo uploads [bytes].
+MAX_MODEL_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,23 +64,64 @@ class DemoConfig:
     out_dir: Path = Path("demo-out")
     bootstrap_servers: str | None = None
     shared_data_dir: Path | None = None
+    #: Where job data goes; no url: an embedded store for the run.
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     #: "mlp": a small model built here, on features of the real Caltech sessions;
     #: "magika": Google's pre-trained file-type classifier from its wheel, on real files.
     model: str = "mlp"
 
 
-def content_types(results: list[Result]) -> dict[str, int]:
-    """How many files Magika gave each content type, from one accepted output per shard."""
+def in_store(
+    job: Job, store: ObjectStore, settings: StoreSettings, to_service: ServiceKey, seed: int
+) -> Job:
+    """`job` (written to local files by `demo_jobs`) with its model and shards sealed and
+    put in the store, as a submitter's client does; the agents read none of the files."""
+    assert settings.url is not None
+    uploaded = upload_job(
+        store,
+        f"{settings.url}/demo-{seed}",
+        job.job_id,
+        read_input_bytes(job.model.uri, MAX_MODEL_BYTES),
+        [load_input_array(uri, MAX_MODEL_BYTES) for uri in job.input_uris],
+        service_key=to_service,
+    )
+    return job.model_copy(
+        update={
+            "model": uploaded.model,
+            "input_uris": uploaded.input_uris,
+            "input_sha256s": uploaded.input_sha256s,
+            "output_uri": uploaded.output_uri,
+            "data_key": uploaded.data_key,
+        }
+    )
+
+
+def own_directory(directory: Path) -> AgentLimits:
+    """An agent's bounds with its own directory as its only local place: it reads and
+    writes nothing of the service's, and keeps the models it fetches there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    here = (directory,)
+    return AgentLimits(
+        roots=StorageRoots(here, here, here),
+        model_cache=ModelCacheConfig(directory / "models"),
+    )
+
+
+def content_types(
+    results: list[Result], jobs: dict[str, Job], service: PlannerService
+) -> dict[str, int]:
+    """How many files Magika gave each content type, from one accepted output per shard
+    (read back and opened as the service validates them)."""
     model = find_magika_model()
     counts: dict[str, int] = {}
     seen: set[tuple[str, int]] = set()
     for result in results:
-        if result.output_uri is None or result.output_sha256 is None:
-            continue
         if (result.job_id, result.shard_index) in seen:
             continue
+        scores = service.job_data.output_of(result, jobs.get(result.job_id))
+        if not isinstance(scores, np.ndarray):
+            continue
         seen.add((result.job_id, result.shard_index))
-        scores = read_output(result.output_uri, result.output_sha256, MAX_OUTPUT_BYTES)
         for label in magika_labels(scores, model):
             counts[label] = counts.get(label, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
@@ -114,14 +162,25 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     world = [Identity.generate(car.vehicle_id, "car") for car in fleet]
     world += [Identity.generate("demo-feeds", "adapter")]
 
-    with kafka_for(config) as kafka:
+    with kafka_for(config) as kafka, store_or_embedded(config.store) as store_settings:
         ensure_topics(kafka)
         enroll(kafka, authority, [planner, *world])
         world_trust = Trust(kafka, authority.public_key, world).start()
         publisher = world_trust.publisher()
+        store = ObjectStore(store_settings.store_config())
+        # The submitter's side: each job's data sealed to the service and put in the store.
+        to_service = ServiceKey(planner.key_id, planner.agreement_public_key)
+        jobs = [
+            (at, in_store(job, store, store_settings, to_service, config.seed)) for at, job in jobs
+        ]
         service = PlannerService(
-            kafka, settings, sites, trust=Trust(kafka, authority.public_key, [planner])
+            kafka,
+            settings,
+            sites,
+            trust=Trust(kafka, authority.public_key, [planner]),
+            store=store,
         ).start()
+        keys = {identity.principal: identity for identity in world}
         agents = AgentPool(
             VehicleAgent(
                 car.vehicle_id,
@@ -130,6 +189,8 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 car.compute_kw,
                 clock,
                 charger_kw=car.charger_kw,
+                limits=own_directory(out_dir / "agents" / car.vehicle_id),
+                identities=(keys[car.vehicle_id],),
             )
             for car in fleet
         )
@@ -163,8 +224,10 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 data_dir=config.shared_data_dir,
             )
             if config.model == "magika":
+                by_id = {job.job_id: job for _, job in jobs}
                 summary = dataclasses.replace(
-                    summary, content_types=content_types(service.accepted_results)
+                    summary,
+                    content_types=content_types(service.accepted_results, by_id, service),
                 )
         finally:
             agent_reader.stop()

@@ -26,7 +26,7 @@ from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import Scenario, plan_scenario
 from optimizer.plan import PlanSnapshot
-from streams.messages import DemandResponseEvent, Job
+from streams.messages import DemandResponseEvent, Job, Result
 from streams.state import FleetState
 
 
@@ -64,6 +64,10 @@ class LocalBackend:
     def job(self, job_id: str) -> JobRecord:
         with self.lock:
             return job_record(self.ledger.snapshot(), job_id, self.cancelled, {}, self.now())
+
+    def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
+        """The job and no outputs: nothing runs in a local backend."""
+        return self.job(job_id), []
 
     def cancel_job(self, job_id: str) -> JobRecord:
         with self.lock:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from executor.ledger import JobProgress
 from optimizer import Scenario
-from streams.messages import DemandResponseEvent, Job
+from streams.messages import DemandResponseEvent, Job, Result
 
 if TYPE_CHECKING:
     from idlefleet.queries.board import PlanBoard
@@ -98,6 +98,10 @@ class FleetBackend(Protocol):
 
     def jobs(self) -> Sequence[JobRecord]:
         """Every job, in job_id order."""
+        ...
+
+    def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
+        """The job and its accepted done results, in shard order; UnknownIdError."""
         ...
 
     def fleet_status(self) -> FleetStatusView: ...

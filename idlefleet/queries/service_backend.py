@@ -37,7 +37,7 @@ from idlefleet.sites import SiteConfig
 from optimizer import Scenario
 from optimizer.plan import PlanSnapshot
 from streams.errors import PublishError
-from streams.messages import DemandResponseEvent, Job
+from streams.messages import DemandResponseEvent, Job, Result
 from streams.producer import Publisher
 from streams.state import FleetState
 from streams.topics import Stream
@@ -76,6 +76,11 @@ class PlannerPort(Protocol):
 
     def open_demands(self) -> list[JobDemand]:
         """The open work of every job not cancelled, read under the service's lock."""
+        ...
+
+    @property
+    def accepted_results(self) -> list[Result]:
+        """Done results the ledger accepted, in order (a copy)."""
         ...
 
 
@@ -165,6 +170,11 @@ class ServiceBackend:
         s = self._service
         ledger = s.ledger_snapshot()
         return job_record(ledger, job_id, s.cancelled_jobs, self._pending_jobs(ledger), self.now())
+
+    def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
+        record = self.job(job_id)
+        results = [r for r in self._service.accepted_results if r.job_id == job_id]
+        return record, sorted(results, key=lambda r: (r.shard_index, r.finished_at))
 
     def cancel_job(self, job_id: str) -> JobRecord:
         record = self.job(job_id)

@@ -39,14 +39,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
 from executor.validation import ReplicaValidator
 from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches
 from idlefleet.service.inputs import JobDemand, open_demands, rolling_scenario
+from idlefleet.service.jobdata import JobData
 from idlefleet.service.planner_process import PlannerProcess
-from idlefleet.service.results import ResultIntake, output_of, unread
+from idlefleet.service.results import ResultIntake, unread
 from idlefleet.service.sharing import region_cap_shares, resident_job
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
@@ -80,6 +82,9 @@ from streams.producer import Publisher
 from streams.state import FleetEventKind, FleetState
 from streams.topics import Stream
 from streams.trust import Trust
+
+if TYPE_CHECKING:
+    from executor.objects import ObjectStore
 from streams.validation import RecordRules
 
 log = logging.getLogger(__name__)
@@ -175,11 +180,16 @@ class PlannerService:
         sites: list[SiteConfig],
         *,
         trust: Trust | None,
+        store: ObjectStore | None = None,
     ) -> None:
         """`trust` signs the assignments and checks every record read (streams.trust); None
-        reads unauthenticated records and signs nothing, for tests of planning alone."""
+        reads unauthenticated records and signs nothing, for tests of planning alone.
+        `store` reaches jobs' `s3://` data (`idlefleet.service.jobdata`; None: none)."""
         self.settings = settings
         self.trust = trust
+        self.job_data = (
+            JobData(store) if trust is None else JobData(store, trust.identities, trust.registry)
+        )
         self.sites = sites
         self.state = FleetState()
         self.book = JobBook()
@@ -364,7 +374,9 @@ class PlannerService:
     def _apply_results(self, results: list[Result]) -> None:
         """Read each done result's output (outside the lock: a slow or hostile location holds
         no one up), then bring the results to the ledger."""
-        outputs = [output_of(result) for result in results]
+        with self._lock:
+            jobs = {result.job_id: self._ledger.job(result.job_id) for result in results}
+        outputs = [self.job_data.output_of(result, jobs[result.job_id]) for result in results]
         with self._lock:
             for result, output in zip(results, outputs, strict=True):
                 self.results.apply(result, output)
@@ -482,6 +494,14 @@ class PlannerService:
                 dispatches, now, slot_end, plan_id, self._plan_revision
             )
             self.results.issued(assignments)
+            jobs = {
+                job.job_id: job
+                for a in assignments
+                for item in a.work
+                if (job := self._ledger.job(item.job_id)) is not None
+            }
+        # URLs and keys for each car (signing and wrapping take a while: not under the lock)
+        assignments = [self.job_data.prepare(a, jobs) for a in assignments]
         for assignment in assignments:
             self._publisher.publish(Stream.ASSIGNMENTS, assignment)
         self._publisher.flush()

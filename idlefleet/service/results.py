@@ -11,8 +11,8 @@ counts if the shard is open.
 
 Every accepted done result passes the `ReplicaValidator`: replicas that disagree call for one
 more replica, cars found wrong become suspect or quarantined; all of it is rebuilt from the
-results topic on replay. Callers read done results' outputs first (`output_of`, no lock
-held), then hold the service's state lock.
+results topic on replay. Callers read done results' outputs first (`JobData.output_of` in
+`idlefleet.service.jobdata`, no lock held), then hold the service's state lock.
 """
 
 from __future__ import annotations
@@ -24,15 +24,11 @@ import numpy as np
 
 from executor.errors import ExecutionError, one_line
 from executor.ledger import JobLedger
-from executor.storage import read_output
 from executor.validation import Check, ReplicaValidator
 from streams.jobbook import Execution, JobBook, execution_of
 from streams.messages import Assignment, Result
 
 log = logging.getLogger(__name__)
-
-#: Largest output array the service reads back [bytes].
-MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 
 
 class ResultIntake:
@@ -153,16 +149,6 @@ def failed_for_its_output(result: Result, error: ExecutionError) -> Result:
             "progress_frac": None,
         }
     )
-
-
-def output_of(result: Result) -> np.ndarray | ExecutionError | None:
-    """A done result's output, read and checked against its sha256 (or why it could not be)."""
-    if result.status != "done" or result.output_uri is None or result.output_sha256 is None:
-        return None
-    try:
-        return read_output(result.output_uri, result.output_sha256, MAX_OUTPUT_BYTES)
-    except ExecutionError as exc:
-        return exc
 
 
 def unread(uri: str) -> np.ndarray:

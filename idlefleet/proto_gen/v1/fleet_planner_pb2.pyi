@@ -48,15 +48,27 @@ PLAN_STATUS_OPTIMAL: PlanStatus
 PLAN_STATUS_FEASIBLE: PlanStatus
 
 class ModelRef(_message.Message):
-    __slots__ = ("uri", "sha256")
+    __slots__ = ("uri", "sha256", "sealed")
     URI_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
     uri: str
     sha256: str
-    def __init__(self, uri: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+    sealed: bool
+    def __init__(self, uri: _Optional[str] = ..., sha256: _Optional[str] = ..., sealed: _Optional[bool] = ...) -> None: ...
+
+class WrappedKey(_message.Message):
+    __slots__ = ("key_id", "ephemeral_public_key", "sealed_key")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SEALED_KEY_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    ephemeral_public_key: str
+    sealed_key: str
+    def __init__(self, key_id: _Optional[str] = ..., ephemeral_public_key: _Optional[str] = ..., sealed_key: _Optional[str] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("job_id", "model", "input_uris", "output_uri", "replicas", "value_per_shard", "release", "deadline", "site_ids")
+    __slots__ = ("job_id", "model", "input_uris", "output_uri", "replicas", "value_per_shard", "release", "deadline", "site_ids", "input_sha256s", "data_key")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUT_URIS_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +78,8 @@ class JobSpec(_message.Message):
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SITE_IDS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SHA256S_FIELD_NUMBER: _ClassVar[int]
+    DATA_KEY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: ModelRef
     input_uris: _containers.RepeatedScalarFieldContainer[str]
@@ -75,7 +89,9 @@ class JobSpec(_message.Message):
     release: _timestamp_pb2.Timestamp
     deadline: _timestamp_pb2.Timestamp
     site_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., input_uris: _Optional[_Iterable[str]] = ..., output_uri: _Optional[str] = ..., replicas: _Optional[int] = ..., value_per_shard: _Optional[float] = ..., release: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., site_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    input_sha256s: _containers.RepeatedScalarFieldContainer[str]
+    data_key: WrappedKey
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., input_uris: _Optional[_Iterable[str]] = ..., output_uri: _Optional[str] = ..., replicas: _Optional[int] = ..., value_per_shard: _Optional[float] = ..., release: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., site_ids: _Optional[_Iterable[str]] = ..., input_sha256s: _Optional[_Iterable[str]] = ..., data_key: _Optional[_Union[WrappedKey, _Mapping]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job",)
@@ -144,6 +160,32 @@ class ListJobsResponse(_message.Message):
     next_page_token: str
     total_size: int
     def __init__(self, jobs: _Optional[_Iterable[_Union[JobStatus, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class GetJobOutputsRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ShardOutput(_message.Message):
+    __slots__ = ("shard_index", "vehicle_id", "output_uri", "output_sha256")
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_URI_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    shard_index: int
+    vehicle_id: str
+    output_uri: str
+    output_sha256: str
+    def __init__(self, shard_index: _Optional[int] = ..., vehicle_id: _Optional[str] = ..., output_uri: _Optional[str] = ..., output_sha256: _Optional[str] = ...) -> None: ...
+
+class JobOutputs(_message.Message):
+    __slots__ = ("job", "outputs")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    job: JobStatus
+    outputs: _containers.RepeatedCompositeFieldContainer[ShardOutput]
+    def __init__(self, job: _Optional[_Union[JobStatus, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[ShardOutput, _Mapping]]] = ...) -> None: ...
 
 class TimeWindow(_message.Message):
     __slots__ = ("start", "end")
@@ -483,18 +525,22 @@ class ListKeysRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class KeyEntry(_message.Message):
-    __slots__ = ("key_id", "principal", "role", "enrolled_at", "revoked_at")
+    __slots__ = ("key_id", "principal", "role", "enrolled_at", "revoked_at", "signing_public_key", "agreement_public_key")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     ENROLLED_AT_FIELD_NUMBER: _ClassVar[int]
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     principal: str
     role: str
     enrolled_at: _timestamp_pb2.Timestamp
     revoked_at: _timestamp_pb2.Timestamp
-    def __init__(self, key_id: _Optional[str] = ..., principal: _Optional[str] = ..., role: _Optional[str] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    signing_public_key: str
+    agreement_public_key: str
+    def __init__(self, key_id: _Optional[str] = ..., principal: _Optional[str] = ..., role: _Optional[str] = ..., enrolled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signing_public_key: _Optional[str] = ..., agreement_public_key: _Optional[str] = ...) -> None: ...
 
 class ListKeysResponse(_message.Message):
     __slots__ = ("keys",)

@@ -54,6 +54,11 @@ class FleetPlannerStub:
                 request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.GetJobOutputs = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/GetJobOutputs',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetJobOutputsRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.JobOutputs.FromString,
+                _registered_method=True)
         self.GetPlan = channel.unary_unary(
                 '/idlefleet.v1.FleetPlanner/GetPlan',
                 request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetPlanRequest.SerializeToString,
@@ -130,6 +135,13 @@ class FleetPlannerServicer:
 
     def ListJobs(self, request, context):
         """Jobs in job_id order, a page at a time. Role: viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobOutputs(self, request, context):
+        """Where each shard's accepted outputs are, for the submitter to fetch. Role: operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -236,6 +248,11 @@ def add_FleetPlannerServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListJobsRequest.FromString,
                     response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'GetJobOutputs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJobOutputs,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetJobOutputsRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.JobOutputs.SerializeToString,
             ),
             'GetPlan': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPlan,
@@ -391,6 +408,33 @@ class FleetPlanner:
             '/idlefleet.v1.FleetPlanner/ListJobs',
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListJobsRequest.SerializeToString,
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobOutputs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/GetJobOutputs',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetJobOutputsRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.JobOutputs.FromString,
             options,
             channel_credentials,
             insecure,
