@@ -14,13 +14,14 @@ them, which tansu does not do), so without the API there is no remote time to ch
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -380,6 +381,49 @@ def check_onnxruntime(checkup: Checkup) -> Finding:
 
 
 #: Every check, in the order run and printed. Add a check here.
+def check_store(checkup: Checkup) -> Finding:
+    """The job data store: an object written, read back, and fetched through a presigned URL
+    as a car fetches its shards."""
+    import secrets
+
+    from pydantic import ValidationError
+
+    from executor.errors import StoreError
+    from executor.objects import ObjectStore
+    from executor.transfer import download
+    from idlefleet.store.lab import StoreNotConfiguredError, client_store_settings
+
+    try:
+        settings = client_store_settings()
+    except StoreNotConfiguredError as exc:
+        return Finding(Level.WARN, str(exc), "only submitters and the service need a store")
+    except ValidationError as exc:
+        return Finding(
+            Level.FAIL, f"store settings: {exc.errors()[0]['msg']}", "fix IDLEFLEET_STORE_*"
+        )
+    store = ObjectStore(settings.store_config())
+    probe = f"{settings.url}/doctor/probe-{secrets.token_hex(6)}"
+    body = secrets.token_bytes(64)
+    where = f"{settings.url} at {settings.store_config().where}"
+    try:
+        store.put(probe, body)
+        try:
+            if store.get(probe, 1024) != body:
+                return Finding(Level.FAIL, f"{where} gave back other bytes", "check the store")
+            url = store.presign_get(probe, timedelta(minutes=5))
+            download(url, 1024, expected_sha256=hashlib.sha256(body).hexdigest(), tries=2)
+        finally:
+            store.delete(probe)
+    except StoreError as exc:
+        return Finding(
+            Level.FAIL,
+            f"{where}: {exc.reason}",
+            "check IDLEFLEET_STORE_URL, IDLEFLEET_STORE_ENDPOINT and the store's credentials "
+            "(a lab `idlefleet serve` leaves its store in the state directory)",
+        )
+    return Finding(Level.OK, f"{where} stores, returns and presigns objects")
+
+
 CHECKS: tuple[Check, ...] = (
     Check("kafka", check_kafka, timeout_s=15.0),
     Check("api", check_api, timeout_s=15.0),
@@ -388,6 +432,7 @@ CHECKS: tuple[Check, ...] = (
     Check("keys", check_keys, timeout_s=30.0),
     Check("solver", check_solver, timeout_s=60.0),
     Check("onnxruntime", check_onnxruntime, timeout_s=30.0),
+    Check("store", check_store, timeout_s=30.0),
 )
 
 

@@ -19,6 +19,7 @@ from idlefleet.commands.doctor import CHECKS
 from idlefleet.credentials import enroll
 from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.queries.service_backend import wall_clock
+from idlefleet.store.embedded import EmbeddedStore
 from streams.broker import free_loopback_port
 from streams.clients import KafkaSettings
 from streams.identity import Authority, Identity
@@ -32,6 +33,14 @@ def findings(out: str) -> dict[str, str]:
     return {line.split()[1]: line for line in out.splitlines()}
 
 
+def use_store(monkeypatch: pytest.MonkeyPatch, store: EmbeddedStore, endpoint: str) -> None:
+    """IDLEFLEET_STORE_* naming `store`'s bucket at `endpoint` with its lab credentials."""
+    monkeypatch.setenv("IDLEFLEET_STORE_URL", store.url)
+    monkeypatch.setenv("IDLEFLEET_STORE_ENDPOINT", endpoint)
+    monkeypatch.setenv("IDLEFLEET_STORE_ACCESS_KEY_ID", store.access_key_id)
+    monkeypatch.setenv("IDLEFLEET_STORE_SECRET_ACCESS_KEY", store.secret_access_key)
+
+
 @pytest.fixture
 def live(
     serve: ServerFactory,
@@ -39,9 +48,13 @@ def live(
     tokens: Tokens,
     own_environment: Path,
     tmp_path: Path,
+    embedded_store: EmbeddedStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> list[str]:
     """A broker with the topics, an API on the wall clock serving while the broker answers, a
-    viewer token, and this machine's identity enrolled by the lab authority: doctor's options."""
+    viewer token, this machine's identity enrolled by the lab authority, and a store: doctor's
+    options."""
+    use_store(monkeypatch, embedded_store, embedded_store.endpoint_url)
     backend = LocalBackend(SITES, SETTINGS, wall_clock)
     probes = {"broker": broker_probe(kafka_settings.bootstrap_servers), "solver": solver_answers}
     _, port = serve(backend, probes=probes)
@@ -73,6 +86,19 @@ def test_everything_live_is_ok(live: list[str], capsys: pytest.CaptureFixture[st
         "agents ask for" in lines["onnxruntime"] and "CPUExecutionProvider" in lines["onnxruntime"]
     )
     assert "from this machine's" in lines["clock"]
+    assert "stores, returns and presigns objects" in lines["store"]
+
+
+def test_a_store_that_is_down_fails_with_the_fix(
+    live: list[str],
+    embedded_store: EmbeddedStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    use_store(monkeypatch, embedded_store, f"http://127.0.0.1:{free_loopback_port()}")
+    assert main(live) == 1
+    line = findings(capsys.readouterr().out)["store"]
+    assert line.startswith("FAIL") and "unreachable" in line and "IDLEFLEET_STORE_ENDPOINT" in line
 
 
 def test_a_revoked_key_and_a_loose_file_fail_with_the_fix(
