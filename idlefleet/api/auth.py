@@ -59,7 +59,7 @@ REQUIRED_ROLES: Mapping[str, Role] = {
             "GetJob": Role.VIEWER,
             "CancelJob": Role.OPERATOR,
             "ListJobs": Role.VIEWER,
-            "GetJobOutputs": Role.OPERATOR,
+            "GetJobOutputs": Role.VIEWER,
             "GetPlan": Role.VIEWER,
             "GetFlexibility": Role.VIEWER,
             "WhatIf": Role.OPERATOR,

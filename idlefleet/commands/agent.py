@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idlefleet.commands import EXIT_BAD_INPUT
 from idlefleet.credentials import CredentialsError, credentials_from_args, state_dir
 from idlefleet.credentials import add_arguments as add_identity_arguments
+from idlefleet.sim.labcar import LabCar
+from streams.topics import Stream
+
+if TYPE_CHECKING:
+    from executor.agent import VehicleAgent
+    from streams.trust import Trust
 
 
 def register(commands: Any) -> None:
@@ -65,6 +73,19 @@ def register(commands: Any) -> None:
         default=2048.0,
         help="most space fetched models may take [MiB] (default 2048)",
     )
+    lab = parser.add_argument_group("lab car (until real chargers and car telemetry are bridged)")
+    lab.add_argument(
+        "--lab-car",
+        metavar="SITE",
+        help="simulate each car parked at SITE from now: its battery follows the set-points "
+        "and the agent publishes its telemetry, signed with the car's key",
+    )
+    lab.add_argument(
+        "--lab-car-hours", type=float, default=8.0, help="how long it stays parked [h] (default 8)"
+    )
+    lab.add_argument(
+        "--telemetry-interval", type=float, default=10.0, help="[s] between reports (default 10)"
+    )
     add_identity_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -114,11 +135,19 @@ def run(args: argparse.Namespace) -> int:
             args.model_cache or state_dir() / "models", int(args.model_cache_mb * 1024 * 1024)
         )
         limits = AgentLimits(roots=roots, model_cache=model_cache)
+        if args.lab_car is not None and not (
+            args.lab_car_hours > 0 and args.telemetry_interval > 0
+        ):
+            raise ValueError("--lab-car-hours and --telemetry-interval must be positive")
+        lab_cars = {
+            vehicle_id: LabCar.parked(vehicle_id, args.lab_car, wall_clock, args.lab_car_hours)
+            for vehicle_id in (args.vehicle_ids if args.lab_car else [])
+        }
         agents = AgentPool(
             VehicleAgent(
                 vehicle_id,
                 runner,
-                LoggedCharger(vehicle_id),
+                lab_cars.get(vehicle_id) or LoggedCharger(vehicle_id),
                 args.compute_kw,
                 wall_clock,
                 limits=limits,
@@ -126,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
             )
             for vehicle_id in args.vehicle_ids
         )
+        for vehicle_id, car in lab_cars.items():
+            car.compute_kw = args.compute_kw
+            car.computing = computing(agents.get(vehicle_id))
         kafka = KafkaSettings(
             bootstrap_servers=args.bootstrap_servers, topic_prefix=args.topic_prefix
         )
@@ -142,6 +174,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     with stop_on_signals() as stop:
         service.start()
+        if lab_cars:
+            reporter = threading.Thread(
+                target=report_lab_cars,
+                args=(list(lab_cars.values()), service.trust, args.telemetry_interval, stop),
+                name="lab-car-telemetry",
+                daemon=True,
+            )
+            reporter.start()
         print(
             f"agent for {len(agents)} car(s) on {args.bootstrap_servers}, "
             f"running on {runner.providers[0]}, results spooled in {spool_dir}",
@@ -151,6 +191,28 @@ def run(args: argparse.Namespace) -> int:
         stop.wait()
         service.stop()
     return 0
+
+
+def computing(agent: VehicleAgent | None) -> Callable[[], bool]:
+    """Whether `agent` is running work now (its lab car's battery then feeds the computer)."""
+    return lambda: agent is not None and agent.running is not None
+
+
+def report_lab_cars(
+    cars: list[LabCar], trust: Trust | None, interval_s: float, stop: threading.Event
+) -> None:
+    """Publish each lab car's telemetry every `interval_s` [s] until `stop` is set."""
+    if trust is None:
+        return
+    publisher = trust.publisher()
+    try:
+        while not stop.is_set():
+            for car in cars:
+                publisher.publish(Stream.TELEMETRY, car.telemetry())
+            publisher.flush()
+            stop.wait(interval_s)
+    finally:
+        publisher.close()
 
 
 def default_spool_dir(vehicle_id: str) -> Path | None:

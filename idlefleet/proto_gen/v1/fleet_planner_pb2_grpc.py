@@ -141,7 +141,7 @@ class FleetPlannerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJobOutputs(self, request, context):
-        """Where each shard's accepted outputs are, for the submitter to fetch. Role: operator.
+        """Where each shard's accepted outputs are, for the submitter to fetch. Role: viewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from executor.objects import ObjectStore
 from idlefleet.demo.run import DemoConfig, run_demo
+from idlefleet.store.embedded import EmbeddedStore
 from streams.broker import EmbeddedBroker
+from streams.sealing import is_sealed
 
 
 def test_a_short_demo_runs_every_hop_and_keeps_every_owner_whole(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, embedded_store: EmbeddedStore, tmp_path: Path
 ) -> None:
     config = DemoConfig(
         cars=6,
@@ -21,6 +22,7 @@ def test_a_short_demo_runs_every_hop_and_keeps_every_owner_whole(
         seed=3,
         out_dir=tmp_path,
         bootstrap_servers=broker.bootstrap_servers,
+        store=embedded_store.settings(),
     )
     summary = run_demo(config, progress=False)
 
@@ -40,11 +42,15 @@ def test_a_short_demo_runs_every_hop_and_keeps_every_owner_whole(
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["cars"] == 6
     assert "owners who left with what they were owed: 6/6" in (tmp_path / "summary.txt").read_text()
-    outputs = sorted((tmp_path / "outputs").rglob("*.npy"))
+    # Every output went to the store, sealed; the agents' own directories hold only the
+    # (sealed) models they fetched, and nothing of the service's.
+    store = ObjectStore(embedded_store.settings().store_config())
+    objects = store.list(f"{embedded_store.url}/demo-3")
+    outputs = [uri for uri in objects if "/outputs/" in uri]
     assert len(outputs) == done
-    embedding = np.load(outputs[0])
-    assert embedding.dtype == np.float32 and embedding.shape[1] == 8
-    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+    assert all(is_sealed(store.get(uri, 10**6)) for uri in outputs[:5])
+    kept = [p for p in (tmp_path / "agents").rglob("*") if p.is_file()]
+    assert kept and all(p.parent.name == "models" and is_sealed(p.read_bytes()) for p in kept)
 
 
 def test_the_demo_runs_magikas_pretrained_model_on_real_files(
