@@ -61,7 +61,9 @@ class NullCharger:
         pass
 
 
-def measure_fetch(store: ObjectStore, prefix: str, shard_mb: float, shards: int, rounds: int):
+def measure_fetch(
+    store: ObjectStore, prefix: str, shard_mb: float, shards: int, rounds: int
+) -> tuple[float, float]:
     """(median fetch+verify+open [ms], median bare GET [ms]) per shard."""
     key = new_job_key()
     rng = np.random.default_rng(1)

@@ -113,7 +113,7 @@ def register(commands: Any) -> None:
         actions,
         "results",
         "download every shard's accepted output, check its sha256, open it with the job's "
-        "key and write the outputs joined in shard order (role: viewer; the key is the submitter's)",
+        "key (kept where it was submitted) and write the outputs joined in shard order",
         "idlefleet jobs results job-20261205T101500Z-1a2b3c4d --out labels.npy",
         job_results,
     )
