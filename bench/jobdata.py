@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         prefix = f"{embedded.url}/bench-{int(time.time())}"
         agent_ms, bare_ms = measure_fetch(store, prefix, args.shard_mb, args.shards, args.rounds)
         print(
-            f"fetch {args.shard_mb:g} MB shards: download+verify+open {agent_ms:.1f} ms, "
+            f"fetch {args.shard_mb:g} MB shards: ItemData.input (fetch+verify+open+parse) "
+            f"{agent_ms:.1f} ms, "
             f"bare GET {bare_ms:.1f} ms (median of {args.shards * args.rounds})"
         )
         store_s, local_s = measure_job(store, prefix, args.job_shards, args.cars)
