@@ -4,10 +4,11 @@
 the embedded S3 store (moto's server in a child process on loopback) and measures:
 
 - fetch: S shards of M = 10 MB each, sealed (`streams.sealing`) and put in the store, then
-  fetched R times through presigned URLs as a car's agent does it: `executor.transfer.download`
-  (bounded, resumable, the sha256 checked) and `open_sealed` (AES-256-GCM) in memory; the
-  baseline is a bare urllib3 GET of the same presigned URL, interleaved shard by shard.
-  Median per shard [ms]; target `fetch_ratio <= 1.3`.
+  fetched R times through presigned URLs exactly as a car's work process does it,
+  `executor.jobdata.ItemData.input`: downloaded (bounded, resumable), its sha256 checked and
+  opened (AES-256-GCM) as it arrives, and parsed as `.npy`, in memory; the baseline is a
+  bare urllib3 GET of the same presigned URL, interleaved shard by shard. Median per shard
+  [ms]; target `fetch_ratio <= 1.3`.
 - job: one N = 1,000-shard job of the demo MLP on real Caltech session features, run by C
   car agents (`VehicleAgent`, work in their sandboxes) from its submission to the joined
   results in the submitter's hands: through the store (the client seals and uploads, the
@@ -35,12 +36,11 @@ import urllib3
 
 from executor.agent import AgentLimits, AgentPool, VehicleAgent
 from executor.demo_model import build_demo_model
-from executor.jobdata import ModelCacheConfig
+from executor.jobdata import ItemData, ItemKeys, ModelCacheConfig
 from executor.objects import ObjectStore
 from executor.roots import StorageRoots
 from executor.runtime import OnnxRunner
 from executor.storage import npy_bytes
-from executor.transfer import download
 from idlefleet.client.jobdata import ServiceKey, ShardOutputRef, download_outputs, upload_job
 from idlefleet.service.jobdata import JobData
 from idlefleet.sim.catalog import mlp_inputs
@@ -49,7 +49,7 @@ from idlefleet.store.embedded import EmbeddedStore
 from streams.identity import Identity
 from streams.messages import Assignment, Job, ModelRef, Result, WorkItem, WrappedKey
 from streams.registry import Registry
-from streams.sealing import new_job_key, open_sealed, part_context, seal, shard_key
+from streams.sealing import new_job_key, part_context, seal, shard_key
 
 T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
 SLOT = timedelta(minutes=15)
@@ -81,6 +81,7 @@ def measure_fetch(
             (store.presign_get(uri, timedelta(hours=1)), hashlib.sha256(sealed).hexdigest(), index)
         )
     http = urllib3.PoolManager()
+    max_bytes = int((shard_mb + 1) * MIB)
     agent_ms: list[float] = []
     bare_ms: list[float] = []
     for _ in range(rounds):
@@ -89,10 +90,21 @@ def measure_fetch(
             response = http.request("GET", url)
             assert response.status == 200 and len(response.data) > 0
             bare_ms.append((time.perf_counter() - started) * 1000)
+            item = WorkItem(
+                work_id=f"bench-{index}",
+                job_id="bench",
+                shard_index=index,
+                model=ModelRef(uri="s3://bench/model.onnx", sha256="0" * 64, sealed=True),
+                input_uri=f"{prefix}/fetch/shard-{index}.sealed",
+                output_uri=f"{prefix}/fetch/out",
+                input_sha256=sha256,
+                input_url=url,
+            )
+            keys = ItemKeys(shard=shard_key(key, "bench", index))
             started = time.perf_counter()
-            data = download(url, int((shard_mb + 1) * MIB), expected_sha256=sha256)
-            open_sealed(shard_key(key, "bench", index), data, part_context("bench", "input", index))
+            array = ItemData.input(item, keys, max_bytes, ())
             agent_ms.append((time.perf_counter() - started) * 1000)
+            assert array.shape == (int(shard_mb * MIB / 4),)
     return statistics.median(agent_ms), statistics.median(bare_ms)
 
 
@@ -256,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         prefix = f"{embedded.url}/bench-{int(time.time())}"
         agent_ms, bare_ms = measure_fetch(store, prefix, args.shard_mb, args.shards, args.rounds)
         print(
-            f"fetch {args.shard_mb:g} MB shards: download+verify+open {agent_ms:.1f} ms, "
+            f"fetch {args.shard_mb:g} MB shards: ItemData.input (fetch+verify+open+parse) "
+            f"{agent_ms:.1f} ms, "
             f"bare GET {bare_ms:.1f} ms (median of {args.shards * args.rounds})"
         )
         store_s, local_s = measure_job(store, prefix, args.job_shards, args.cars)

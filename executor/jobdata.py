@@ -33,9 +33,16 @@ from executor.storage import (
     read_input_bytes,
     write_output_bytes,
 )
-from executor.transfer import download, upload
+from executor.transfer import download, download_into, upload
 from streams.messages import WorkItem
-from streams.sealing import OVERHEAD_BYTES, SealError, open_sealed, part_context, seal
+from streams.sealing import (
+    OVERHEAD_BYTES,
+    SealedReader,
+    SealError,
+    open_sealed,
+    part_context,
+    seal,
+)
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,8 @@ class ItemData:
                 )
         elif item.input_sha256 is None:
             raise InputError(f"{source}: the work item names no sha256 for a fetched input")
+        elif keys.shard is not None:
+            return _fetch_sealed_input(item, keys.shard, url, limit, source)
         else:
             try:
                 stored = download(url, limit, expected_sha256=item.input_sha256)
@@ -231,6 +240,24 @@ class ItemData:
         except StoreError as exc:
             raise OutputError(f"output {exc.reason}") from exc
         return item.output_uri, hashlib.sha256(data).hexdigest()
+
+
+def _fetch_sealed_input(
+    item: WorkItem, key: bytes, url: str, max_bytes: int, source: str
+) -> np.ndarray:
+    """A sealed input fetched, checked and opened as it arrives: decrypted chunk by chunk
+    while its sha256 is computed in a worker thread, the plaintext used only once both the
+    sha256 the job promised and the tag check; then parsed in place (no copy). InputError."""
+    reader = SealedReader(key, part_context(item.job_id, "input", item.shard_index), source)
+    try:
+        download_into(url, max_bytes, reader, expected_sha256=item.input_sha256)
+    except StoreError as exc:
+        raise InputError(f"input {exc.reason}") from exc
+    try:
+        plain = reader.finish()
+    except SealError as exc:
+        raise InputError(exc.reason) from exc
+    return parse_npy(plain, source, copy=False)
 
 
 def _is_http(uri: str) -> bool:

@@ -164,13 +164,20 @@ class VerifiedModels:
 
 
 def parse_npy(
-    data: bytes, source: str = ".npy data", error: type[ExecutionError] = InputError
+    data: bytes | bytearray,
+    source: str = ".npy data",
+    error: type[ExecutionError] = InputError,
+    *,
+    copy: bool = True,
 ) -> np.ndarray:
-    """Parse `.npy` bytes without pickle into a native-endian C-ordered array; `error` (its
-    reason starting with `source`) when they are not a plain `.npy` array."""
+    """Parse `.npy` bytes without pickle into a native-endian, C-ordered, aligned array;
+    `error` (its reason starting with `source`) when they are not a plain `.npy` array.
+
+    `copy=False` lets the array be a view of `data` when it can (writable when `data` is a
+    bytearray): for a caller that hands over a buffer no one else holds or writes."""
     if not data.startswith(_NPY_MAGIC):
         raise error(f"{source} is not a .npy file (bad magic bytes)")
-    stream = io.BytesIO(data)
+    stream = io.BytesIO(_through_header(data))  # not all of `data`: BytesIO would copy it
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -195,7 +202,19 @@ def parse_npy(
     array = flat.reshape(shape, order="F" if fortran_order else "C")
     if dtype.byteorder not in ("=", "|"):
         array = array.astype(dtype.newbyteorder("="))
+    elif not copy and array.flags.c_contiguous and array.flags.aligned:
+        return array
     return np.array(array, order="C", copy=True)
+
+
+def _through_header(data: bytes | bytearray) -> bytes:
+    """The first bytes of `.npy` data, through the end of its header as its length field
+    says (all of `data` when that is shorter): magic (6 bytes), version (2), then the header
+    length, 2 bytes little-endian in format 1.0, 4 in 2.0 and 3.0."""
+    wide = len(data) > 6 and data[6] >= 2
+    width = 4 if wide else 2
+    length = int.from_bytes(data[8 : 8 + width], "little")
+    return bytes(data[: 8 + width + length])
 
 
 def read_input_bytes(uri: str, max_bytes: int, roots: Sequence[Path] | None = None) -> bytes:

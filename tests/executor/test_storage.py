@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from executor.storage import (
     VerifiedModels,
     load_input_array,
     output_file_name,
+    parse_npy,
     read_verified_model,
     resolve_uri,
     write_output_array,
@@ -91,6 +93,45 @@ def test_npy_inputs_round_trip_as_native_c_arrays(tmp_path: Path, array: np.ndar
     np.testing.assert_array_equal(loaded, array)
     assert loaded.flags.c_contiguous and loaded.flags.writeable
     assert loaded.dtype.isnative
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+        np.arange(6, dtype=">f4").reshape(2, 3),
+        np.zeros((0, 4), np.float32),
+        np.array(7, np.int64),
+    ],
+    ids=["c-order", "fortran-order", "big-endian", "empty", "scalar"],
+)
+def test_npy_bytes_handed_over_parse_in_place_when_they_can(
+    array: np.ndarray, version: tuple[int, int]
+) -> None:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, version=version, allow_pickle=False)
+    data = buffer.getvalue()
+    copied = parse_npy(data)
+    in_place = parse_npy(bytearray(data), copy=False)
+    for parsed in (copied, in_place):
+        np.testing.assert_array_equal(parsed, array)
+        assert parsed.flags.c_contiguous and parsed.flags.writeable and parsed.flags.aligned
+        assert parsed.dtype.isnative
+    assert copied.flags.owndata  # a copy by default: `data` may be shared
+    viewed = array.dtype.isnative and not np.isfortran(array)
+    assert in_place.flags.owndata is not viewed
+
+
+def test_an_npy_header_longer_than_the_data_is_corrupt() -> None:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.zeros(2, np.float32), version=(1, 0))
+    data = bytearray(buffer.getvalue())
+    data[8:10] = (9_000).to_bytes(2, "little")  # the header length field
+    for cut in (data, data[:7], data[:6]):
+        with pytest.raises(InputError, match=r"corrupt \.npy header"):
+            parse_npy(bytearray(cut), copy=False)
 
 
 def _pickled_object_npy(path: Path) -> None:

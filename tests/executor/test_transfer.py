@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from executor.errors import StoreError
-from executor.transfer import download, redact, upload
+from executor.transfer import download, download_into, redact, upload
+from streams.sealing import SealedReader, part_context, seal
 
 SIGNATURE = "c0ffee5ignature9d8e7f"
 BODY = os.urandom(256 * 1024)
@@ -99,15 +100,15 @@ def send(
         handler.connection.shutdown(2)
 
 
-def ranged(handler: http.server.BaseHTTPRequestHandler) -> None:
-    """BODY, honouring `Range: bytes=N-`."""
+def ranged(handler: http.server.BaseHTTPRequestHandler, body: bytes = BODY) -> None:
+    """`body`, honouring `Range: bytes=N-`."""
     wanted = handler.headers.get("Range")
     if wanted is None:
-        send(handler, 200, BODY)
+        send(handler, 200, body)
         return
     start = int(wanted.removeprefix("bytes=").removesuffix("-"))
-    content_range = f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"
-    send(handler, 206, BODY[start:], {"Content-Range": content_range})
+    content_range = f"bytes {start}-{len(body) - 1}/{len(body)}"
+    send(handler, 206, body[start:], {"Content-Range": content_range})
 
 
 def assert_secret_free(error: BaseException) -> None:
@@ -281,3 +282,126 @@ def test_the_car_side_loads_no_s3_client() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert not {"obstore", "moto", "boto3", "botocore"} & set(result.stdout.split())
+
+
+class Recorder:
+    """A BodyConsumer that keeps what it is given: (reset sizes, the body since the last)."""
+
+    def __init__(self) -> None:
+        self.resets: list[int | None] = []
+        self.body = bytearray()
+
+    def reset(self, total_bytes: int | None) -> None:
+        self.resets.append(total_bytes)
+        self.body = bytearray()
+
+    def update(self, chunk: bytes) -> None:
+        self.body += chunk
+
+
+def test_a_sealed_body_resumed_after_a_drop_is_checked_and_opened_as_it_comes(
+    serve: Callable[..., Any],
+) -> None:
+    key = bytes(range(32))
+    context = part_context("job-1", "input", 0)
+    sealed = seal(key, BODY, context)
+
+    def answer(handler: http.server.BaseHTTPRequestHandler, number: int) -> None:
+        if number == 1:
+            send(handler, 200, sealed, cut_after=len(sealed) // 3)
+        else:
+            ranged(handler, sealed)
+
+    url, behaviour = serve(answer)
+    reader = SealedReader(key, context)
+
+    size = download_into(
+        url,
+        len(sealed),
+        reader,
+        expected_sha256=hashlib.sha256(sealed).hexdigest(),
+        backoff_s=0.01,
+    )
+
+    assert size == len(sealed)
+    assert reader.finish() == BODY
+    assert behaviour.requests == [("GET", None), ("GET", f"bytes={len(sealed) // 3}-")]
+
+
+def test_a_consumer_starts_over_with_the_body_and_its_hash(serve: Callable[..., Any]) -> None:
+    def answer(handler: http.server.BaseHTTPRequestHandler, number: int) -> None:
+        if number == 1:
+            send(handler, 200, BODY, cut_after=len(BODY) // 3)
+        elif number == 2:  # the server ignores the range and a shorter object came meanwhile
+            send(handler, 200, BODY[:1000], cut_after=500)
+        else:  # the whole body again
+            send(handler, 200, BODY)
+
+    url, behaviour = serve(answer)
+    recorder = Recorder()
+
+    download_into(url, len(BODY), recorder, expected_sha256=BODY_SHA256, backoff_s=0.01)
+
+    assert recorder.resets == [len(BODY), 1000, len(BODY)]
+    assert recorder.body == BODY
+    assert len(behaviour.requests) == 3
+
+
+def test_a_body_without_a_length_streams_bounded(serve: Callable[..., Any]) -> None:
+    key = bytes(range(32))
+    context = part_context("job-1", "input", 0)
+    sealed = seal(key, BODY, context)
+
+    def answer(handler: http.server.BaseHTTPRequestHandler, number: int) -> None:
+        handler.send_response(200)
+        handler.send_header("Connection", "close")  # no Content-Length: read to the close
+        handler.end_headers()
+        handler.close_connection = True
+        for start in range(0, len(sealed), 10_000):
+            handler.wfile.write(sealed[start : start + 10_000])
+
+    url, _ = serve(answer)
+    reader = SealedReader(key, context)
+    sha256 = hashlib.sha256(sealed).hexdigest()
+    download_into(url, len(sealed), reader, expected_sha256=sha256)
+    assert reader.finish() == BODY
+
+    recorder = Recorder()
+    with pytest.raises(StoreError) as caught:
+        download_into(url, len(sealed) - 1, recorder, expected_sha256=sha256)
+    assert caught.value.reason == (
+        f"object {redact(url)} is more than the {len(sealed) - 1} bytes allowed"
+    )
+    assert recorder.resets == [None]
+    assert len(recorder.body) <= len(sealed) - 1  # nothing past the bound was handed on
+    assert "download-sha256" not in {thread.name for thread in threading.enumerate()}
+
+
+def test_a_body_larger_than_allowed_reaches_no_consumer(serve: Callable[..., Any]) -> None:
+    url, _ = serve(lambda handler, number: send(handler, 200, BODY))
+    recorder = Recorder()
+    with pytest.raises(StoreError, match="more than the 1000 allowed"):
+        download_into(url, 1000, recorder, expected_sha256=None)
+    assert recorder.resets == [] and recorder.body == b""
+
+
+def test_a_streamed_body_with_a_wrong_sha256_is_refused_before_it_is_opened(
+    serve: Callable[..., Any],
+) -> None:
+    key = bytes(range(32))
+    context = part_context("job-1", "input", 0)
+    sealed = seal(key, BODY, context)
+    url, _ = serve(lambda handler, number: send(handler, 200, sealed))
+    wrong = hashlib.sha256(b"other").hexdigest()
+
+    with pytest.raises(StoreError, match="sha256 mismatch") as caught:
+        download_into(url, len(sealed), SealedReader(key, context), expected_sha256=wrong)
+    assert_secret_free(caught.value)
+
+
+def test_download_returns_the_whole_body_as_bytes(serve: Callable[..., Any]) -> None:
+    url, _ = serve(lambda handler, number: send(handler, 200, BODY))
+    body = download(url, len(BODY), expected_sha256=BODY_SHA256.upper())
+    assert type(body) is bytes and body == BODY
+    empty, _ = serve(lambda handler, number: send(handler, 200, b""))
+    assert download(empty, 10, expected_sha256=hashlib.sha256(b"").hexdigest()) == b""
