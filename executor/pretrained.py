@@ -9,6 +9,7 @@ other job model: by URI and sha256, through `OnnxRunner`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import json
@@ -83,3 +84,46 @@ def magika_labels(scores: np.ndarray, model: MagikaModel) -> list[str]:
     if scores.ndim != 2 or scores.shape[1] != len(model.labels):
         raise ModelError(f"expected scores of shape (n, {len(model.labels)}), got {scores.shape}")
     return [model.labels[i] for i in np.argmax(scores, axis=1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m executor.pretrained path` prints where Magika's model is;
+    `python -m executor.pretrained features FILE|DIR ... --out FEATURES.npy` writes the model's
+    input for every file named (directories: every file below them, in path order), one row
+    each, and prints the files in row order; `python -m executor.pretrained labels SCORES.npy`
+    prints the content type of each row of the model's output."""
+    parser = argparse.ArgumentParser(prog="python -m executor.pretrained")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("path", help="print the path of Magika's model.onnx")
+    features = verbs.add_parser("features", help="Magika's input rows for files")
+    features.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
+    features.add_argument("--out", type=Path, required=True, metavar="FEATURES.npy")
+    labels = verbs.add_parser("labels", help="the content type of each row of model output")
+    labels.add_argument("scores", type=Path, metavar="SCORES.npy")
+    args = parser.parse_args(argv)
+    model = find_magika_model()
+    if args.verb == "path":
+        print(model.path)
+        return 0
+    if args.verb == "labels":
+        for label in magika_labels(np.load(args.scores, allow_pickle=False), model):
+            print(label)
+        return 0
+    files = [
+        found
+        for path in args.paths
+        for found in (
+            sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        )
+    ]
+    if not files:
+        parser.error("no files found")
+    rows = np.stack([magika_features(path.read_bytes(), model) for path in files])
+    np.save(args.out, rows, allow_pickle=False)
+    for path in files:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
