@@ -7,6 +7,7 @@ import sysconfig
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from executor.agent import VehicleAgent
@@ -81,3 +82,27 @@ def test_the_config_matches_the_models_input_contract() -> None:
     contract = OnnxRunner().contract(model.path.read_bytes(), model.sha256)
     assert contract.input_dtype == np.dtype(np.int32)
     assert contract.input_shape[1] == model.feature_size
+
+
+def test_the_command_line_writes_features_of_real_files_and_names_their_types(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from executor.pretrained import main
+
+    sources = tmp_path / "files"
+    sources.mkdir()
+    package = Path(__file__).resolve().parents[2]  # real files of this repository
+    (sources / "a.py").write_bytes((package / "executor" / "storage.py").read_bytes())
+    (sources / "b.json").write_bytes((package / "docs" / "plan-v2.schema.json").read_bytes())
+    out = tmp_path / "features.npy"
+    assert main(["features", str(sources), "--out", str(out)]) == 0
+    listed = capsys.readouterr().out.split()
+    assert listed == [str(sources / "a.py"), str(sources / "b.json")]
+    rows = np.load(out)
+    model = find_magika_model()
+    assert rows.shape == (2, model.feature_size) and rows.dtype == np.int32
+    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    scores = session.run(None, {session.get_inputs()[0].name: rows})[0]
+    np.save(tmp_path / "scores.npy", scores)
+    assert main(["labels", str(tmp_path / "scores.npy")]) == 0
+    assert capsys.readouterr().out.split() == ["python", "json"]
