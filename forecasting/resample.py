@@ -80,6 +80,20 @@ def held_values(
     return frame.iloc[row].set_axis(times, axis=0)
 
 
+def held_or_nan(
+    series: pd.Series, times: pd.DatetimeIndex, max_spacing: timedelta, source: str = "series"
+) -> np.ndarray:
+    """The value of the step series at each of ``times`` [UTC]; NaN where no sample holds
+    (before the first, in a gap above ``max_spacing``, after the last one ends)."""
+    starts = _starts_ns(series.index, source)
+    values = series.to_numpy(dtype=float)
+    at = require_utc_index(times, "times").as_unit("ns").asi8
+    ends = _interval_ends_ns(starts, max_spacing)
+    row = np.searchsorted(starts, at, side="right") - 1
+    covered = (row >= 0) & (at < ends[np.maximum(row, 0)])
+    return np.where(covered, values[np.maximum(row, 0)], np.nan)
+
+
 def _starts_ns(index: pd.Index, source: str) -> np.ndarray:
     utc = require_utc_index(index, f"{source} index")
     starts = utc.as_unit("ns").asi8

@@ -160,3 +160,58 @@ class StoreSettings(BaseSettings):
 
 def _reveal(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
+
+
+class _FeedSettings(BaseSettings):
+    """How `idlefleet serve` polls a live carbon-intensity feed (`idlefleet.gridfeeds`)."""
+
+    url: str
+    regions: dict[str, str] = Field(
+        default_factory=dict,
+        description="our region -> the feed's region or zone (JSON); default: the same code",
+    )
+    poll_s: float = Field(300.0, gt=0, allow_inf_nan=False, description="poll interval [s]")
+    timeout_s: float = Field(10.0, gt=0, allow_inf_nan=False, description="per request [s]")
+    retry_s: float = Field(
+        10.0, gt=0, allow_inf_nan=False, description="first retry after a failure [s]"
+    )
+    max_backoff_s: float = Field(
+        1800.0, gt=0, allow_inf_nan=False, description="retries back off up to this [s]"
+    )
+
+    def feed_region(self, region: str) -> str:
+        """The feed's name for our `region`."""
+        return self.regions.get(region, region)
+
+
+class WattTimeSettings(_FeedSettings):
+    """WattTime API v3: a bearer token from `/login` (HTTP basic auth), then
+    `/v3/forecast?signal_type=co2_aoer` (average intensity). Environment:
+    IDLEFLEET_WATTTIME_<NAME>; polled when USERNAME and PASSWORD are set."""
+
+    model_config = SettingsConfigDict(env_prefix="IDLEFLEET_WATTTIME_", extra="forbid", frozen=True)
+
+    url: str = "https://api.watttime.org"
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.username) and self.password is not None
+
+
+class ElectricityMapsSettings(_FeedSettings):
+    """Electricity Maps API v3: `/v3/carbon-intensity/forecast?zone=…` with an `auth-token`
+    header. Environment: IDLEFLEET_ELECTRICITYMAPS_<NAME>; polled when API_KEY is set."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IDLEFLEET_ELECTRICITYMAPS_", extra="forbid", frozen=True
+    )
+
+    url: str = "https://api.electricitymap.org"
+    api_key: SecretStr | None = None
+    poll_s: float = Field(900.0, gt=0, allow_inf_nan=False, description="poll interval [s]")
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value())

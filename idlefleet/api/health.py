@@ -1,6 +1,9 @@
 """grpc.health.v1 status that follows the API's dependencies: the broker and the solver.
 
 A monitor thread runs every probe periodically; the server is SERVING only while all answer.
+It also reads the service's notes (degraded but serving: planning on fallback intensity, a
+live feed failing); they leave the status SERVING and are logged whenever they change.
+grpc.health.v1 carries no text, so `HealthMonitor.notes` and the log are where they show.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from streams.broker import broker_answers
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], bool]
+#: Why the service is degraded but serving, one sentence each; empty when it is not.
+Notes = Callable[[], Sequence[str]]
 DEFAULT_INTERVAL_S = 5.0
 PROBE_TIME_LIMIT_S = 5.0
 
@@ -82,8 +87,12 @@ class HealthMonitor:
         services: Sequence[str],
         probes: Mapping[str, Probe],
         interval_s: float = DEFAULT_INTERVAL_S,
+        notes: Notes | None = None,
     ) -> None:
         self._servicer = servicer
+        self._notes = notes
+        #: The notes of the last check: degraded while not empty (still SERVING).
+        self.notes: tuple[str, ...] = ()
         self._services = ("", *services)
         self._probes = dict(probes)
         self._interval_s = interval_s
@@ -101,12 +110,25 @@ class HealthMonitor:
         )
         for service in self._services:
             self._servicer.set(service, status)
-        if failing != self._failing:
+        notes = self._read_notes()
+        if failing != self._failing or notes != self.notes:
             if failing:
                 log.warning("API not serving: %s not reachable", ", ".join(failing))
+            elif notes:
+                log.warning("API serving, degraded: %s", "; ".join(notes))
             else:
                 log.info("API serving: %s reachable", ", ".join(self._probes))
             self._failing = failing
+            self.notes = notes
+
+    def _read_notes(self) -> tuple[str, ...]:
+        if self._notes is None:
+            return ()
+        try:
+            return tuple(self._notes())
+        except Exception as exc:  # a broken note must not take health down
+            log.warning("health notes failed: %s", exc)
+            return (f"health notes failed: {exc}",)
 
     def start(self) -> None:
         """Check once now, then every interval in a thread."""

@@ -10,7 +10,7 @@ anything starts; gRPC is imported only when serving.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -127,12 +127,14 @@ def serving_api(
     *,
     publisher: Publisher,
     authority: Authority | None = None,
+    health_notes: Callable[[], Sequence[str]] | None = None,
 ) -> Iterator[int | None]:
     """Serve the API over `service` while the block runs; the bound port (None: no API).
 
     Submitted jobs and DR caps go out through `publisher` (the service's, signing with its
     key). Admins enroll and revoke keys when the service holds the fleet `authority`'s key.
-    `clock` is the service's time (default: the wall clock, UTC)."""
+    `clock` is the service's time (default: the wall clock, UTC). `health_notes` say why the
+    service is degraded while it serves (logged by the health monitor when they change)."""
     if config is None:
         yield None
         return
@@ -155,6 +157,7 @@ def serving_api(
             settings=config.settings,
             solver=solver,
             registry=RegistryDesk(service.trust, authority),
+            health_notes=health_notes,
         )
         server.start()
         try:

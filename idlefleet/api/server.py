@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from idlefleet.api.auth import BearerAuth, TokenTable
-from idlefleet.api.health import DEFAULT_INTERVAL_S, HealthMonitor, Probe, solver_answers
+from idlefleet.api.health import DEFAULT_INTERVAL_S, HealthMonitor, Notes, Probe, solver_answers
 from idlefleet.api.limits import CallLimits
 from idlefleet.api.servicer import FleetPlannerServicer
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
@@ -150,10 +150,12 @@ def create_server(
     solver: ApiSolver | None = None,
     registry: RegistryDesk | None = None,
     health_interval_s: float = DEFAULT_INTERVAL_S,
+    health_notes: Notes | None = None,
 ) -> tuple[ApiServer, int]:
     """A server for `backend` bound to `host:port` (0: any free port), not yet started.
 
-    `probes` decide health (default: the solver only; the service adds its broker).
+    `probes` decide health (default: the solver only; the service adds its broker);
+    `health_notes` say why it is degraded while serving (`HealthMonitor`).
     What-ifs and DR decisions run in `solver` (default: one of the server's own, stopped
     with it). `registry` serves the fleet registry (default: none kept). InsecureBindError
     for plaintext off loopback unless `settings` waive it.
@@ -199,7 +201,11 @@ def create_server(
     if bound == 0:
         raise OSError(f"cannot bind the gRPC API to {address}")
     monitor = HealthMonitor(
-        health_servicer, [SERVICE_NAME], probes or {"solver": solver_answers}, health_interval_s
+        health_servicer,
+        [SERVICE_NAME],
+        probes or {"solver": solver_answers},
+        health_interval_s,
+        notes=health_notes,
     )
     log.info("gRPC API on %s:%d (%s)", host, bound, "TLS" if tls else "plaintext")
     return ApiServer(server, backend, health_servicer, monitor, owned_solver), bound

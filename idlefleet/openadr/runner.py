@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,9 +70,11 @@ def running_ven(
     service: PlannerService,
     kafka: KafkaSettings,
     publisher: Publisher,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[FleetVen | None]:
     """The VEN registered (or retrying) while the block runs, with the caps it accepted
-    before (read from the DR topic first); None without a VTN."""
+    before (read from the DR topic first); None without a VTN. It decides on the service's
+    `clock` (default: the wall clock, UTC)."""
     if vtn is None:
         yield None
         return
@@ -89,7 +91,7 @@ def running_ven(
         vtn,
         args.ven_name,
         service.sites,
-        service_decider(service, publisher, lambda: datetime.now(UTC)),
+        service_decider(service, publisher, clock or (lambda: datetime.now(UTC))),
         mapping,
         rate=EventRate(settings.dr_events_per_minute, settings.dr_event_burst),
         accepted=accepted,

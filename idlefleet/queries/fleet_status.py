@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from idlefleet.queries.errors import PreconditionError
 from idlefleet.queries.ports import FleetStatusView, JobRecord, SiteStatusView
-from idlefleet.service.inputs import JobDemand, rolling_scenario
+from idlefleet.service.inputs import FallbackSource, JobDemand, rolling_scenario
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import Scenario
@@ -30,11 +30,13 @@ def current_scenario(
     demands: Sequence[JobDemand],
     sites: Sequence[SiteConfig],
     settings: PlannerSettings,
+    fallback: FallbackSource | None = None,
 ) -> Scenario:
-    """The scenario the planner would plan from the slot holding `now`; PreconditionError
-    when nothing can be planned (no intensity signal covers that slot)."""
+    """The scenario the planner would plan from the slot holding `now` (on the service's
+    fallback intensity where nothing published covers it, when it has one);
+    PreconditionError when nothing can be planned (no intensity signal covers that slot)."""
     start = slot_floor(now, settings.slot_minutes)
-    scenario = rolling_scenario(start, state, sites, demands, settings)
+    scenario = rolling_scenario(start, state, sites, demands, settings, fallback=fallback)
     if scenario is None:
         raise PreconditionError(f"nothing to plan at {start.isoformat()}: no intensity signal")
     return scenario

@@ -31,7 +31,7 @@ from idlefleet.queries.job_records import (
     job_records,
 )
 from idlefleet.queries.ports import FleetStatusView, JobRecord
-from idlefleet.service.inputs import JobDemand
+from idlefleet.service.inputs import FallbackSource, JobDemand
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import Scenario
@@ -57,6 +57,8 @@ class PlannerPort(Protocol):
     settings: PlannerSettings
     sites: list[SiteConfig]
     trust: Trust | None
+    #: The labelled intensity planned on where nothing published covers (None: not planned).
+    intensity_fallback: FallbackSource | None
 
     @property
     def current_plan(self) -> PlanSnapshot | None:
@@ -210,5 +212,10 @@ class ServiceBackend:
     def current_scenario(self) -> Scenario:
         s = self._service
         return current_scenario(
-            self.now(), state_copy(s.state), s.open_demands(), s.sites, s.settings
+            self.now(),
+            state_copy(s.state),
+            s.open_demands(),
+            s.sites,
+            s.settings,
+            fallback=s.intensity_fallback,
         )

@@ -12,13 +12,14 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from executor.ledger import JobLedger
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import DrEvent, Horizon, Region, Scenario, Site, Vehicle, format_timestamp
 from optimizer import Job as ScenarioJob
-from streams.messages import DemandResponseEvent, Job, SlotSeries, Telemetry
+from streams.messages import DemandResponseEvent, GridSignal, Job, SlotSeries, Telemetry
 from streams.state import FleetState
 
 log = logging.getLogger(__name__)
@@ -49,30 +50,129 @@ def _values_on_grid(
     series: SlotSeries, values: Sequence[float], start: datetime, slot: timedelta, slots: int
 ) -> tuple[float, ...] | None:
     """Values of `series` at each slot start of the planning grid; None if not covered."""
+    out = _values_where_covered(series, values, start, slot, slots)
+    if any(value is None for value in out):
+        return None
+    return tuple(value for value in out if value is not None)
+
+
+def _values_where_covered(
+    series: SlotSeries, values: Sequence[float], start: datetime, slot: timedelta, slots: int
+) -> list[float | None]:
+    """The value of `series` at each slot start of the planning grid, where the series
+    spans the whole slot; None where it does not."""
     source_slot = timedelta(minutes=series.slot_minutes)
-    out = []
+    end = series.start + len(values) * source_slot
+    out: list[float | None] = []
     for i in range(slots):
-        index = math.floor((start + i * slot - series.start) / source_slot)
-        if not 0 <= index < len(values):
-            return None
-        out.append(float(values[index]))
-    return tuple(out)
+        slot_start = start + i * slot
+        index = math.floor((slot_start - series.start) / source_slot)
+        covered = series.start <= slot_start and slot_start + slot <= end
+        out.append(float(values[index]) if covered and 0 <= index < len(values) else None)
+    return out
 
 
-def covered_slots(state: FleetState, regions: set[str], start: datetime, slot: timedelta) -> int:
-    """How many slots from `start` every region's intensity signal covers."""
-    ends = []
-    for region in regions:
-        signal = state.grid.get(region)
-        if signal is None:
-            return 0
-        end = signal.start + len(signal.intensity_g_per_kwh) * timedelta(
-            minutes=signal.slot_minutes
+class FallbackSource(Protocol):
+    """Where the service gets a fallback intensity (`forecast_messages.IntensityFallback`)."""
+
+    def signal(
+        self, region: str, start: datetime, slot_minutes: int, slots: int, issued_at: datetime
+    ) -> GridSignal | None:
+        """The fallback of `region` on the slots from `start`; None when it has none."""
+        ...
+
+
+@dataclass(frozen=True)
+class RegionIntensity:
+    """The intensity a plan uses for one region, and where it comes from."""
+
+    region: str
+    intensity_g_per_kwh: tuple[float, ...]
+    #: The published signal's source, the fallback's ("fallback: ..."), or both.
+    source: str
+    #: Slots of the horizon filled from the fallback [count].
+    fallback_slots: int
+    #: The fallback fills the first slot: nothing published covers now.
+    on_fallback: bool
+
+
+def planning_intensity(
+    now: datetime,
+    state: FleetState,
+    regions: Collection[str],
+    settings: PlannerSettings,
+    fallback: FallbackSource | None = None,
+) -> dict[str, RegionIntensity]:
+    """Each region's intensity for the horizon from `now` (a slot start); {} when there is
+    nothing to plan on.
+
+    Without a fallback the horizon (`settings.horizon_hours`) is shortened to what every
+    region's published signal covers from `now`. With one, each slot takes the published
+    value where a signal covers it and the fallback's otherwise, so the horizon is whole;
+    a region the fallback has no data for is shortened as without one.
+    """
+    slot = timedelta(minutes=settings.slot_minutes)
+    wanted = math.ceil(settings.horizon_hours * 60 / settings.slot_minutes)
+    found = {}
+    for region in sorted(regions):
+        published = state.grid.get(region)
+        live: list[float | None] = (
+            [None] * wanted
+            if published is None
+            else _values_where_covered(published, published.intensity_g_per_kwh, now, slot, wanted)
         )
-        ends.append(end)
-    if not ends:
-        return 0
-    return max(0, math.floor((min(ends) - start) / slot))
+        substitute = None
+        if fallback is not None and None in live:
+            substitute = fallback.signal(region, now, settings.slot_minutes, wanted, now)
+        filler = [] if substitute is None else substitute.intensity_g_per_kwh
+        values = [
+            value if value is not None else (float(filler[i]) if i < len(filler) else None)
+            for i, value in enumerate(live)
+        ]
+        found[region] = (live, values, published, substitute)
+    slots = min((_prefix(values) for _, values, _, _ in found.values()), default=0)
+    if slots < 1:
+        return {}
+    out = {}
+    for region, (live, values, published, substitute) in found.items():
+        head = live[:slots]
+        filled = sum(value is None for value in head)
+        if filled == 0:
+            assert published is not None
+            source = published.source
+        elif published is None or filled == slots:
+            assert substitute is not None
+            source = substitute.source
+        elif head[0] is None:
+            assert substitute is not None
+            source = f"{substitute.source} (and {published.source} where it covers)"
+        else:
+            assert substitute is not None
+            source = f"{published.source}, then {substitute.source}"
+        out[region] = RegionIntensity(
+            region=region,
+            intensity_g_per_kwh=tuple(float(v) for v in values[:slots] if v is not None),
+            source=source,
+            fallback_slots=filled,
+            on_fallback=head[0] is None,
+        )
+    return out
+
+
+def _prefix(values: Sequence[float | None]) -> int:
+    """How many values from the first are not None."""
+    for i, value in enumerate(values):
+        if value is None:
+            return i
+    return len(values)
+
+
+@dataclass(frozen=True)
+class RollingInputs:
+    """A scenario to plan and the intensity it was built on."""
+
+    scenario: Scenario
+    intensity: Mapping[str, RegionIntensity]
 
 
 def rolling_scenario(
@@ -82,19 +182,38 @@ def rolling_scenario(
     demands: Sequence[JobDemand],
     settings: PlannerSettings,
     shards_per_slot: Mapping[str, int] | None = None,
+    fallback: FallbackSource | None = None,
 ) -> Scenario | None:
     """The scenario to plan from `now` (a slot start), or None when nothing can be planned.
 
-    The horizon is `settings.horizon_hours`, shortened to what the intensity signals cover.
-    `shards_per_slot` [count] overrides what some cars offer (silent or unreliable ones).
+    See `rolling_inputs`."""
+    inputs = rolling_inputs(now, state, sites, demands, settings, shards_per_slot, fallback)
+    return None if inputs is None else inputs.scenario
+
+
+def rolling_inputs(
+    now: datetime,
+    state: FleetState,
+    sites: Sequence[SiteConfig],
+    demands: Sequence[JobDemand],
+    settings: PlannerSettings,
+    shards_per_slot: Mapping[str, int] | None = None,
+    fallback: FallbackSource | None = None,
+) -> RollingInputs | None:
+    """The scenario to plan from `now` (a slot start) and its intensity, or None when nothing
+    can be planned.
+
+    The horizon is `settings.horizon_hours`, shortened to what the intensity signals cover
+    (the fallback's too, when there is one: `planning_intensity`). `shards_per_slot`
+    [count] overrides what some cars offer (silent or unreliable ones).
     """
-    slot = timedelta(minutes=settings.slot_minutes)
     site_by_id = {site.site_id: site for site in sites}
-    wanted = math.ceil(settings.horizon_hours * 60 / settings.slot_minutes)
-    slots = min(wanted, covered_slots(state, {s.region for s in sites}, now, slot))
-    if slots < 1:
+    region_ids = {s.region for s in sites}
+    intensity = planning_intensity(now, state, region_ids, settings, fallback)
+    if not intensity:
         log.warning("no grid intensity signal covers %s: not planning", format_timestamp(now))
         return None
+    slots = len(next(iter(intensity.values())).intensity_g_per_kwh)
     horizon = Horizon(start=now, slot_minutes=settings.slot_minutes, slots=slots)
     limits = shards_per_slot or {}
     vehicles = [
@@ -102,16 +221,15 @@ def rolling_scenario(
         for t in state.parked()
         if t.site_id is not None and t.site_id in site_by_id
     ]
-    regions = []
-    for region in sorted({site.region for site in sites}):
-        signal = state.grid[region]
-        intensity = _values_on_grid(signal, signal.intensity_g_per_kwh, now, slot, slots)
-        assert intensity is not None  # covered_slots checked it
-        regions.append(
-            Region(id=region, intensity_g_per_kwh=intensity, price_per_kwh=(0.0,) * slots)
+    regions = [
+        Region(
+            id=region,
+            intensity_g_per_kwh=intensity[region].intensity_g_per_kwh,
+            price_per_kwh=(0.0,) * slots,
         )
-    region_ids = {s.region for s in sites}
-    return Scenario(
+        for region in sorted(intensity)
+    ]
+    scenario = Scenario(
         horizon=horizon,
         carbon_price_per_tonne=settings.carbon_price_per_tonne,
         regions=tuple(regions),
@@ -131,6 +249,7 @@ def rolling_scenario(
             and (event.site_id in site_by_id or event.region in region_ids)
         ),
     )
+    return RollingInputs(scenario, intensity)
 
 
 def dr_event_of(event: DemandResponseEvent) -> DrEvent:

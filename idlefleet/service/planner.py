@@ -36,7 +36,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -45,7 +45,14 @@ from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
 from executor.validation import ReplicaValidator
 from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches
-from idlefleet.service.inputs import JobDemand, open_demands, rolling_scenario
+from idlefleet.service.inputs import (
+    FallbackSource,
+    JobDemand,
+    RegionIntensity,
+    RollingInputs,
+    open_demands,
+    rolling_inputs,
+)
 from idlefleet.service.jobdata import JobData
 from idlefleet.service.planner_process import PlannerProcess
 from idlefleet.service.results import ResultIntake, unread
@@ -88,6 +95,11 @@ if TYPE_CHECKING:
 from streams.validation import RecordRules
 
 log = logging.getLogger(__name__)
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
 
 #: Split between workers by partition; read again from the start when a worker gains one.
 SITE_STREAMS = (Stream.TELEMETRY,)
@@ -138,6 +150,20 @@ class PlanRecord:
     solve_s: float
     vehicles: int
     open_executions: int
+    #: Region -> what its intensity came from: a published signal's `source`, or the
+    #: fallback's ("fallback: DE 2020 ..."), or a published signal then the fallback.
+    intensity_sources: Mapping[str, str] = field(default_factory=dict)
+    #: Region -> slots of the horizon planned on the fallback intensity [count].
+    fallback_slots: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def on_fallback(self) -> tuple[str, ...]:
+        """Regions whose intensity came from the fallback from the first slot on."""
+        return tuple(
+            region
+            for region, source in sorted(self.intensity_sources.items())
+            if source.startswith("fallback:")
+        )
 
 
 @dataclass
@@ -168,6 +194,8 @@ class ServiceStatus:
     dead_letters: int
     #: Newest heartbeat per car whose agent has sent one.
     agents_heard: Mapping[str, datetime] = field(default_factory=dict)
+    #: Why the service serves less well than it could (`PlannerService.health_notes`).
+    degraded: tuple[str, ...] = ()
 
 
 class PlannerService:
@@ -181,11 +209,20 @@ class PlannerService:
         *,
         trust: Trust | None,
         store: ObjectStore | None = None,
+        clock: Callable[[], datetime] | None = None,
+        fallback: FallbackSource | None = None,
     ) -> None:
         """`trust` signs the assignments and checks every record read (streams.trust); None
         reads unauthenticated records and signs nothing, for tests of planning alone.
-        `store` reaches jobs' `s3://` data (`idlefleet.service.jobdata`; None: none)."""
+        `store` reaches jobs' `s3://` data (`idlefleet.service.jobdata`; None: none).
+
+        `clock` is the service's time (default: the wall clock, UTC): records dated beyond it
+        are refused and what the service stamps carries it. With a `fallback`, regions no
+        published signal covers are planned on its labelled intensity
+        (`inputs.planning_intensity`); without one they are not planned."""
         self.settings = settings
+        self.clock: Callable[[], datetime] = clock or _wall_clock
+        self.intensity_fallback = fallback
         self.trust = trust
         self.job_data = (
             JobData(store) if trust is None else JobData(store, trust.identities, trust.registry)
@@ -212,6 +249,9 @@ class PlannerService:
         self._owned_partitions: frozenset[int] = frozenset()
         self._owned_sites: frozenset[str] = frozenset()
         self._heard: dict[str, datetime] = {}  # newest heartbeat per vehicle
+        #: The intensity the last scenario was built on, or why there was none.
+        self._intensity: Mapping[str, RegionIntensity] = {}
+        self._not_planning: str | None = None
         self.validator = ReplicaValidator(unread)
         self.results = ResultIntake(
             self._ledger, self.book, self.validator, self._replan_reasons.add
@@ -220,10 +260,10 @@ class PlannerService:
         self._dispatcher = Dispatcher(
             self._ledger, lease_grace=timedelta(minutes=settings.slot_minutes)
         )
-        # Dated by the wall clock: a simulation's clock lags it, a forged date does not.
+        # Dated by the service's clock (the wall clock unless it runs scaled).
         rules = RecordRules(
             self._site_ids,
-            clock=lambda: datetime.now(UTC),
+            clock=self.clock,
             max_skew=timedelta(seconds=settings.max_clock_skew_s),
             authenticator=None if trust is None else trust.authenticator,
         )
@@ -308,7 +348,24 @@ class PlannerService:
                 results_unmatched=self.results.unmatched,
                 dead_letters=self.dead_letters,
                 agents_heard=dict(self._heard),
+                degraded=tuple(self._health_notes()),
             )
+
+    def health_notes(self) -> list[str]:
+        """Why the service serves less well than it could, read under the state lock: the
+        regions it plans on fallback intensity for, or that it cannot plan at all."""
+        with self._lock:
+            return self._health_notes()
+
+    def _health_notes(self) -> list[str]:
+        notes = [
+            f"planning on fallback intensity for {region} ({intensity.source})"
+            for region, intensity in sorted(self._intensity.items())
+            if intensity.on_fallback
+        ]
+        if self._not_planning is not None:
+            notes.append(self._not_planning)
+        return notes
 
     def ledger_snapshot(self) -> LedgerSnapshot:
         """Every job this worker registered and its progress, read under the state lock."""
@@ -434,7 +491,7 @@ class PlannerService:
             if job_id in self._cancelled:
                 return False
         cancellation = JobCancellation(
-            job_id=job_id, cancelled_at=datetime.now(UTC), cancelled_by=cancelled_by
+            job_id=job_id, cancelled_at=self.clock(), cancelled_by=cancelled_by
         )
         self._publisher.publish(Stream.JOB_CANCELLATIONS, cancellation)
         self._publisher.flush()
@@ -513,7 +570,7 @@ class PlannerService:
             fallback_vehicles=fallback,
         )
 
-    def _scenario_if_due(self, now: datetime) -> tuple[Scenario, tuple[str, ...]] | None:
+    def _scenario_if_due(self, now: datetime) -> tuple[RollingInputs, tuple[str, ...]] | None:
         """The scenario to plan and why, when a re-plan is due and something can be planned."""
         cadence = timedelta(minutes=self.settings.slot_minutes * self.settings.replan_every_slots)
         if self._plan_start is not None and now - self._plan_start >= cadence:
@@ -522,12 +579,39 @@ class PlannerService:
             return None
         reasons = tuple(sorted(self._replan_reasons))
         self._replan_reasons.clear()
-        scenario = self._scenario(now)
-        if scenario is None:
+        inputs = self._scenario(now)
+        self._note_intensity(now, inputs)
+        if inputs is None:
             self._plan, self._plan_start = None, None
             self.current_plan = None
             return None
-        return scenario, reasons
+        return inputs, reasons
+
+    def _note_intensity(self, now: datetime, inputs: RollingInputs | None) -> None:
+        """Keep what the scenario's intensity came from; log when a region starts or stops
+        being planned on the fallback. Needs the lock."""
+        before = {region for region, i in self._intensity.items() if i.on_fallback}
+        self._intensity = {} if inputs is None else dict(inputs.intensity)
+        self._not_planning = (
+            None
+            if inputs is not None or not self._owned_sites
+            else f"not planning: no grid intensity signal covers {format_timestamp(now)}"
+        )
+        after = {region for region, i in self._intensity.items() if i.on_fallback}
+        for region in sorted(after - before):
+            log.warning(
+                "planning on fallback intensity for %s: no published signal covers %s; %s",
+                region,
+                format_timestamp(now),
+                self._intensity[region].source,
+            )
+        for region in sorted(before - after):
+            if region in self._intensity:
+                log.warning(
+                    "%s: planning on %s now, no longer on the fallback",
+                    region,
+                    self._intensity[region].source,
+                )
 
     def _silent(self, now: datetime) -> set[str]:
         """Vehicles whose agent sent heartbeats, then none for the heartbeat timeout.
@@ -567,9 +651,10 @@ class PlannerService:
     def scenario_now(self, now: datetime) -> Scenario | None:
         """The scenario this worker would plan at `now` (for what-if and DR decisions)."""
         with self._lock:
-            return self._scenario(now)
+            inputs = self._scenario(now)
+        return None if inputs is None else inputs.scenario
 
-    def _scenario(self, now: datetime) -> Scenario | None:
+    def _scenario(self, now: datetime) -> RollingInputs | None:
         """The rolling scenario of this worker's sites and jobs from `now`; needs the lock."""
         sites = [site for site in self.sites if site.site_id in self._owned_sites]
         if not sites:
@@ -584,18 +669,24 @@ class PlannerService:
         state = dataclasses.replace(
             self.state, dr_events=region_cap_shares(self.state.dr_events, self.sites, sites)
         )
-        return rolling_scenario(
-            now, state, sites, demands, self.settings, shards_per_slot=self._compute_limits(now)
+        return rolling_inputs(
+            now,
+            state,
+            sites,
+            demands,
+            self.settings,
+            shards_per_slot=self._compute_limits(now),
+            fallback=self.intensity_fallback,
         )
 
-    def _solve(self, now: datetime, built: Scenario, reasons: tuple[str, ...]) -> PlanRecord:
+    def _solve(self, now: datetime, inputs: RollingInputs, reasons: tuple[str, ...]) -> PlanRecord:
         """Solve the MILP (the `immediate` baseline if it fails) and make it the plan.
 
         The child loads (and so checks) the scenario's document; when it fails, the document
         is loaded here before the baseline plans it.
         """
         started = time.perf_counter()
-        document = scenario_to_dict(built)
+        document = scenario_to_dict(inputs.scenario)
         scenario: Scenario | None = None
         plan: Plan | None = None
         try:
@@ -623,6 +714,10 @@ class PlannerService:
             solve_s=time.perf_counter() - started,
             vehicles=len(scenario.vehicles),
             open_executions=sum(j.shards * j.replicas for j in scenario.jobs),
+            intensity_sources={r: i.source for r, i in inputs.intensity.items()},
+            fallback_slots={
+                r: i.fallback_slots for r, i in inputs.intensity.items() if i.fallback_slots
+            },
         )
         with self._lock:
             self._plan = plan
@@ -633,13 +728,16 @@ class PlannerService:
             self._plan_slots = scenario.horizon.slots
             self.plans.append(record)
         log.info(
-            "planned at %s (%s): %s %s objective=%s in %.2f s",
+            "planned at %s (%s): %s %s objective=%s in %.2f s%s",
             format_timestamp(now),
             ",".join(reasons),
             record.strategy,
             record.status,
             record.objective,
             record.solve_s,
+            f" on fallback intensity for {', '.join(record.on_fallback)}"
+            if record.on_fallback
+            else "",
         )
         return record
 

@@ -188,6 +188,7 @@ class ReadingPlanner:
         self.current_plan: PlanSnapshot | None = None
         self.cancelled_jobs: frozenset[str] = frozenset()
         self.trust: Trust | None = None  # this stand-in checks no records
+        self.intensity_fallback = None  # plans only on published intensity
         self._publisher = Publisher(kafka)
         self._reader = StreamReader(
             kafka, "api-test", [Stream.JOBS], self._on_record, self._publisher
