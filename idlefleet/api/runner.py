@@ -10,6 +10,7 @@ anything starts; gRPC is imported only when serving.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,6 +105,37 @@ def api_config(args: argparse.Namespace) -> ApiConfig | None:
     except OSError as exc:
         raise ApiConfigError(f"{exc.filename}: {exc.strerror}") from exc
     return ApiConfig(args.grpc_host, args.grpc_port, tokens, tls, settings)
+
+
+#: Where a lab `serve` offers the API unless told otherwise (clients' default target).
+LAB_GRPC_PORT = 50051
+
+
+def lab_api_config(args: argparse.Namespace, token_path: Path) -> ApiConfig:
+    """A lab's API: loopback, `--grpc-port` or 50051 (any free port when that one is taken),
+    and the token in `token_path` (made on first use, mode 0600, role admin: the lab's
+    operator) unless `--tokens` names others. ApiConfigError as `api_config`."""
+    import secrets
+    import socket
+
+    port = args.grpc_port
+    if port is None:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", LAB_GRPC_PORT))
+                port = LAB_GRPC_PORT
+            except OSError:
+                port = 0
+    if args.tokens is None and not token_path.exists():
+        token_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{secrets.token_urlsafe(32)} admin lab\n")
+    lab = argparse.Namespace(**{**vars(args), "grpc_port": port})
+    lab.tokens = args.tokens or token_path
+    config = api_config(lab)
+    assert config is not None
+    return config
 
 
 def api_settings(args: argparse.Namespace) -> ApiSettings:

@@ -16,14 +16,16 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from idlefleet.api.runner import ApiConfigError, api_config, serving_api
+from idlefleet.api.runner import ApiConfigError, api_config, lab_api_config, serving_api
 from idlefleet.api.runner import add_arguments as add_api_arguments
+from idlefleet.client.connection import lab_token_path
 from idlefleet.commands import EXIT_BAD_INPUT
 from idlefleet.credentials import CredentialsError, credentials_from_args
 from idlefleet.credentials import add_arguments as add_identity_arguments
@@ -31,7 +33,10 @@ from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
 from idlefleet.openadr.runner import running_ven, vtn_of
 from idlefleet.openadr.trust import VtnTrustError
+from idlefleet.settings import StoreSettings
 from idlefleet.sim.clock import ScaledClock
+from idlefleet.store.embedded import store_or_embedded
+from idlefleet.store.lab import lab_store_path, write_lab_store
 
 if TYPE_CHECKING:
     from idlefleet.forecast_messages import IntensityFallback
@@ -83,6 +88,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from executor.objects import ObjectStore
     from idlefleet.forecast_messages import IntensityFallback
     from idlefleet.gridfeeds.runner import feed_sources, polling_feeds
     from idlefleet.service.planner import PlannerService
@@ -108,8 +114,10 @@ def run(args: argparse.Namespace) -> int:
     if data_dir is not None and not data_dir.is_dir():
         print(f"idlefleet serve: --shared-data {data_dir} is not a directory", file=sys.stderr)
         return EXIT_BAD_INPUT
+    lab = not args.bootstrap_servers
     try:
         settings = PlannerSettings(slot_minutes=args.slot_minutes)
+        store_settings = StoreSettings()
         sources = feed_sources(
             [site.region for site in sites], WattTimeSettings(), ElectricityMapsSettings()
         )
@@ -117,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"idlefleet serve: settings: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        api = api_config(args)  # None without --grpc-port
+        # A lab always serves the API (on loopback, with a lab token); elsewhere: --grpc-port.
+        api = lab_api_config(args, lab_token_path()) if lab else api_config(args)
         vtn = vtn_of(args)  # None without --openadr-vtn-url
     except (ApiConfigError, VtnTrustError) as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
@@ -132,12 +141,22 @@ def run(args: argparse.Namespace) -> int:
     wall_s = time.time()
     clock = ScaledClock(datetime.fromtimestamp(wall_s, UTC), wall_s, speed)
     fallback = None if args.no_intensity_fallback else IntensityFallback(data_dir)
-    with stop_on_signals() as stop, bootstrap_or_embedded(args.bootstrap_servers) as bootstrap:
+    with (
+        stop_on_signals() as stop,
+        bootstrap_or_embedded(args.bootstrap_servers) as bootstrap,
+        job_store(store_settings, lab) as store,
+    ):
         kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=args.topic_prefix)
         ensure_topics(kafka)
         trust = credentials.trust(kafka)
         service = PlannerService(
-            kafka, settings, sites, trust=trust, clock=clock, fallback=fallback
+            kafka,
+            settings,
+            sites,
+            trust=trust,
+            store=None if store is None else ObjectStore(store.store_config()),
+            clock=clock,
+            fallback=fallback,
         ).start()
         [identity] = credentials.identities
         print(
@@ -147,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(describe_clock(clock), file=sys.stderr)
         print(describe_intensity(sources, fallback, data_dir), file=sys.stderr)
+        print(describe_store(store, store_settings), file=sys.stderr)
         publisher = trust.publisher()
         feed_publisher = trust.publisher()
 
@@ -172,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
             ):
                 if grpc_port is not None:
                     print(f"gRPC API on port {grpc_port}", file=sys.stderr)
+                    if lab:
+                        print(
+                            f"lab: clients use IDLEFLEET_GRPC_TARGET=127.0.0.1:{grpc_port} and the "
+                            f"token in {lab_token_path()}",
+                            file=sys.stderr,
+                        )
                 if ven is not None:
                     print(f"OpenADR VEN for {args.openadr_vtn_url}", file=sys.stderr)
                 tick_every_slot(service.tick, settings.slot_minutes, stop, clock, report_tick)
@@ -180,6 +206,29 @@ def run(args: argparse.Namespace) -> int:
             publisher.close()
             feed_publisher.close()
     return 0
+
+
+@contextmanager
+def job_store(settings: StoreSettings, lab: bool) -> Iterator[StoreSettings | None]:
+    """The store job data goes to: the configured one; in a lab without one, an embedded store
+    for the service's lifetime, left for this machine's clients (`idlefleet.store.lab`);
+    elsewhere none (jobs with `s3://` data then fail with the reason)."""
+    if settings.url is not None or not lab:
+        yield None if settings.url is None else settings
+        return
+    with store_or_embedded(settings) as embedded:
+        write_lab_store(embedded)
+        yield embedded
+
+
+def describe_store(store: StoreSettings | None, configured: StoreSettings) -> str:
+    """The line `serve` prints about where job data goes."""
+    if store is None:
+        return "job data: no store (set IDLEFLEET_STORE_URL and IDLEFLEET_STORE_ENDPOINT)"
+    where = store.store_config().where
+    if configured.url is None:
+        return f"job data: an embedded store, {store.url} at {where} (left in {lab_store_path()})"
+    return f"job data: {store.url} at {where}"
 
 
 def describe_clock(clock: ScaledClock) -> str:
