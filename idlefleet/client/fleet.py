@@ -500,8 +500,8 @@ class FleetClient:
 
     def submit(
         self,
-        model: Path,
-        inputs: Path | np.ndarray,
+        model: Path | str,
+        inputs: Path | str | np.ndarray,
         *,
         deadline: datetime,
         release: datetime | None = None,
@@ -524,8 +524,8 @@ class FleetClient:
         `keys_dir` (default `<state dir>/jobs`). `progress` is told bytes as they are stored.
         JobDataError or InputsError before anything is uploaded when the inputs do not fit.
         """
-        model_bytes = model.read_bytes()
-        array = inputs if isinstance(inputs, np.ndarray) else load_inputs(inputs)
+        model_bytes = Path(model).read_bytes()
+        array = inputs if isinstance(inputs, np.ndarray) else load_inputs(Path(inputs))
         check_fits(array, model_signature(model_bytes), rows_per_shard)
         settings = store or client_store_settings()
         if settings.url is None:  # client_store_settings never gives one without a url
