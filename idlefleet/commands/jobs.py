@@ -227,6 +227,15 @@ def _store_of(args: argparse.Namespace) -> StoreSettings | None:
     return base.model_copy(update={"url": StoreSettings.model_validate({"url": args.store}).url})
 
 
+def _bytes_to_upload(model: Path, inputs: Path) -> int | None:
+    """About what an upload sends [bytes]: the model and the input files (None: unknown)."""
+    try:
+        files = sorted(inputs.glob("*.npy")) if inputs.is_dir() else [inputs]
+        return model.stat().st_size + sum(file.stat().st_size for file in files)
+    except OSError:
+        return None  # the submit itself says what is wrong
+
+
 def submit_job(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -240,7 +249,13 @@ def submit_job(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"{PROG}: --deadline/--release: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        with tqdm(unit="B", unit_scale=True, file=sys.stderr, desc="upload") as bar:
+        with tqdm(
+            total=_bytes_to_upload(args.model, args.inputs),
+            unit="B",
+            unit_scale=True,
+            file=sys.stderr,
+            desc="upload",
+        ) as bar:
             submitted = client.submit(
                 args.model,
                 args.inputs,
@@ -257,6 +272,8 @@ def submit_job(args: argparse.Namespace) -> int:
                 keys_dir=args.keys_dir,
                 progress=bar.update,
             )
+            bar.total = bar.n  # the shards' headers and seals add a little
+            bar.refresh()
         status = submitted.status
         if args.json:
             from idlefleet.client.tables import as_json
