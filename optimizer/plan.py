@@ -175,10 +175,13 @@ def validate_plan_dict(doc: Any) -> None:
 
 @dataclass(frozen=True)
 class PlanSnapshot:
-    """A feasible plan and the scenario it was made from."""
+    """A feasible plan, the scenario it was made from, and where each region's carbon
+    intensity came from (region -> the signal's source, e.g. a live feed or a labelled
+    fallback; empty when not told)."""
 
     plan: Plan
     scenario: Scenario
+    intensity_sources: Mapping[str, str] = field(default_factory=dict)
 
 
 def plan_from_dict(doc: Mapping[str, Any]) -> Plan:

@@ -306,7 +306,11 @@ def _kpis(plan: Plan) -> pb.Kpis:
 
 
 def plan_summary(
-    plan: Plan, scenario: Scenario, plan_id: str = "", revision: int = 0
+    plan: Plan,
+    scenario: Scenario,
+    plan_id: str = "",
+    revision: int = 0,
+    intensity_sources: Mapping[str, str] | None = None,
 ) -> pb.PlanSummary:
     horizon = scenario.horizon
     summary = pb.PlanSummary(
@@ -331,6 +335,7 @@ def plan_summary(
             if schedule.shortfall_kwh > 0
         ],
         shortfall_reason=plan.reason or "",
+        intensity_sources=dict(intensity_sources or {}),
     )
     if plan.gap_frac is not None:
         summary.gap_frac = plan.gap_frac
@@ -345,7 +350,13 @@ def what_if_response(plan: Plan, scenario: Scenario) -> pb.WhatIfResponse:
 
 def views_summary(views: PlanViews) -> pb.PlanSummary:
     snapshot = views.snapshot
-    return plan_summary(snapshot.plan, snapshot.scenario, views.plan_id, views.revision)
+    return plan_summary(
+        snapshot.plan,
+        snapshot.scenario,
+        views.plan_id,
+        views.revision,
+        snapshot.intensity_sources,
+    )
 
 
 def plan_view(views: PlanViews, scope: Scope, slots: range) -> pb.PlanView:

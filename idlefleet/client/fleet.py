@@ -150,6 +150,8 @@ class PlanSummary:
     kpis: PlanKpis
     shortfalls: tuple[VehicleShortfall, ...]
     shortfall_reason: str
+    #: region -> where its carbon intensity came from (a live feed, or a labelled fallback)
+    intensity_sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ def plan_summary_of(message: pb.PlanSummary) -> PlanSummary:
             for s in message.shortfalls
         ),
         shortfall_reason=message.shortfall_reason,
+        intensity_sources=dict(sorted(message.intensity_sources.items())),
     )
 
 

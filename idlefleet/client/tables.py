@@ -117,6 +117,7 @@ def plan_summary_text(plan: PlanSummary) -> str:
         f"  {s.vehicle_id} short {s.shortfall_kwh:.1f} kWh: {', '.join(s.limited_by)}"
         for s in plan.shortfalls
     ]
+    lines += [f"intensity {region}: {source}" for region, source in plan.intensity_sources.items()]
     return "\n".join(lines) + "\n"
 
 

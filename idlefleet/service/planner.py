@@ -723,7 +723,7 @@ class PlannerService:
             self._plan = plan
             # strictly increasing, even if the wall clock steps back
             self._plan_revision = max(self._plan_revision + 1, time.time_ns() // 1_000_000)
-            self.current_plan = PlanSnapshot(plan, scenario)
+            self.current_plan = PlanSnapshot(plan, scenario, record.intensity_sources)
             self._plan_start = now
             self._plan_slots = scenario.horizon.slots
             self.plans.append(record)

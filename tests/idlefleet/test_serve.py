@@ -152,6 +152,8 @@ def test_a_fresh_serve_plans_on_the_fallback_then_on_the_live_feed(
                     pb.GetPlanRequest(), metadata=(("authorization", f"Bearer {viewer}"),)
                 )
                 assert view.plan.slots == 96 and view.plan.slot_minutes == 15
+                # every plan says where its intensity came from
+                assert view.plan.intensity_sources["DE"].startswith("fallback: DE 2020")
             # The feed answers: its signal replaces the fallback at the next plan.
             answering = len(lines.seen)
             now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -228,7 +228,14 @@ class VehicleShortfall(_message.Message):
     def __init__(self, vehicle_id: _Optional[str] = ..., shortfall_kwh: _Optional[float] = ..., limited_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlanSummary(_message.Message):
-    __slots__ = ("plan_id", "revision", "horizon_start", "slot_minutes", "slots", "strategy", "status", "objective", "gap_frac", "solve_s", "vehicles", "kpis", "shortfalls", "shortfall_reason")
+    __slots__ = ("plan_id", "revision", "horizon_start", "slot_minutes", "slots", "strategy", "status", "objective", "gap_frac", "solve_s", "vehicles", "kpis", "shortfalls", "shortfall_reason", "intensity_sources")
+    class IntensitySourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     HORIZON_START_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +250,7 @@ class PlanSummary(_message.Message):
     KPIS_FIELD_NUMBER: _ClassVar[int]
     SHORTFALLS_FIELD_NUMBER: _ClassVar[int]
     SHORTFALL_REASON_FIELD_NUMBER: _ClassVar[int]
+    INTENSITY_SOURCES_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     revision: int
     horizon_start: _timestamp_pb2.Timestamp
@@ -257,7 +265,8 @@ class PlanSummary(_message.Message):
     kpis: Kpis
     shortfalls: _containers.RepeatedCompositeFieldContainer[VehicleShortfall]
     shortfall_reason: str
-    def __init__(self, plan_id: _Optional[str] = ..., revision: _Optional[int] = ..., horizon_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., slots: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., objective: _Optional[float] = ..., gap_frac: _Optional[float] = ..., solve_s: _Optional[float] = ..., vehicles: _Optional[int] = ..., kpis: _Optional[_Union[Kpis, _Mapping]] = ..., shortfalls: _Optional[_Iterable[_Union[VehicleShortfall, _Mapping]]] = ..., shortfall_reason: _Optional[str] = ...) -> None: ...
+    intensity_sources: _containers.ScalarMap[str, str]
+    def __init__(self, plan_id: _Optional[str] = ..., revision: _Optional[int] = ..., horizon_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., slots: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., objective: _Optional[float] = ..., gap_frac: _Optional[float] = ..., solve_s: _Optional[float] = ..., vehicles: _Optional[int] = ..., kpis: _Optional[_Union[Kpis, _Mapping]] = ..., shortfalls: _Optional[_Iterable[_Union[VehicleShortfall, _Mapping]]] = ..., shortfall_reason: _Optional[str] = ..., intensity_sources: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class JobShards(_message.Message):
     __slots__ = ("job_id", "shards")
