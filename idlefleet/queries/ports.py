@@ -101,7 +101,8 @@ class FleetBackend(Protocol):
         ...
 
     def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
-        """The job and its accepted done results, in shard order; UnknownIdError."""
+        """The job and, per shard that has one, the done result whose output the replica
+        validator accepted, in shard order; UnknownIdError."""
         ...
 
     def fleet_status(self) -> FleetStatusView: ...

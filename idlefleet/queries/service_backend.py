@@ -80,9 +80,9 @@ class PlannerPort(Protocol):
         """The open work of every job not cancelled, read under the service's lock."""
         ...
 
-    @property
-    def accepted_results(self) -> list[Result]:
-        """Done results the ledger accepted, in order (a copy)."""
+    def job_outputs(self, job_id: str) -> list[Result]:
+        """For each shard that has one, the done result whose output the replica validator
+        accepted, in shard order."""
         ...
 
 
@@ -174,9 +174,7 @@ class ServiceBackend:
         return job_record(ledger, job_id, s.cancelled_jobs, self._pending_jobs(ledger), self.now())
 
     def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
-        record = self.job(job_id)
-        results = [r for r in self._service.accepted_results if r.job_id == job_id]
-        return record, sorted(results, key=lambda r: (r.shard_index, r.finished_at))
+        return self.job(job_id), self._service.job_outputs(job_id)
 
     def cancel_job(self, job_id: str) -> JobRecord:
         record = self.job(job_id)

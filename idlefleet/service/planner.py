@@ -306,6 +306,21 @@ class PlannerService:
     def reader_failure(self) -> BaseException | None:
         return self._site_reader.failure or self._fleet_reader.failure
 
+    def job_outputs(self, job_id: str) -> list[Result]:
+        """For each shard of `job_id` that has one, the done result whose output stands for
+        it: the car's whose output the replica validator accepted; in shard order."""
+        with self._lock:
+            chosen: dict[int, Result] = {}
+            for result in self.results.accepted:
+                shard = result.shard_index
+                if (
+                    result.job_id == job_id
+                    and shard not in chosen
+                    and self.validator.canonical(job_id, shard) == result.vehicle_id
+                ):
+                    chosen[shard] = result
+        return [chosen[shard] for shard in sorted(chosen)]
+
     @property
     def accepted_results(self) -> list[Result]:
         """Done results the ledger accepted, in order (a copy)."""

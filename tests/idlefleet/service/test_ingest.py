@@ -138,7 +138,11 @@ def test_results_read_before_their_job_are_validated_from_outputs_read_outside_t
         factories.publish(kafka_settings, [job])
         assert service.catch_up()
         assert service.ledger_snapshot().progress["checked"].accepted == 2
-        assert service.validator.canonical("checked", 0) is not None
+        canonical = service.validator.canonical("checked", 0)
+        assert canonical is not None
         assert "cannot be read" not in caplog.text
+        # the submitter is offered the output the validator accepted, once per shard
+        [output] = service.job_outputs("checked")
+        assert output.vehicle_id == canonical
     finally:
         service.stop()

@@ -140,6 +140,7 @@ def test_forged_assignments_and_a_forged_quorum_mark_no_honest_car_wrong(
     assert not any(reliability.suspect(car) for car in CARS)
     assert service.validator.canonical("checked", 0) is None
     assert service.ledger_snapshot().progress["checked"].accepted == 0
+    assert service.job_outputs("checked") == []  # no forged output is offered to anyone
 
 
 def test_a_cancelled_job_stays_cancelled_for_every_worker_and_after_a_restart(
