@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import urllib3
 
+from bench.executor import NullCharger
 from executor.agent import AgentLimits, AgentPool, VehicleAgent
 from executor.demo_model import build_demo_model
 from executor.jobdata import ItemData, ItemKeys, ModelCacheConfig
@@ -54,11 +55,6 @@ from streams.sealing import new_job_key, part_context, seal, shard_key
 T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
 SLOT = timedelta(minutes=15)
 MIB = 1024 * 1024
-
-
-class NullCharger:
-    def set_charge_power_kw(self, slot_start: datetime, slot_end: datetime, kw: float) -> None:
-        pass
 
 
 def measure_fetch(
@@ -161,7 +157,7 @@ def _run(agents: AgentPool, job: Job, job_data: JobData | None) -> list[Result]:
                 ],
             )
             if job_data is not None:
-                assignment = job_data.prepare(assignment, {job.job_id: job})
+                assignment = job_data.prepare(assignment, {job.job_id: job}, SLOT)
             results += agents.handle(assignment)
     return results
 

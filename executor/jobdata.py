@@ -34,6 +34,7 @@ from executor.storage import (
     write_output_bytes,
 )
 from executor.transfer import download, download_into, upload
+from streams.identity import write_private
 from streams.messages import WorkItem
 from streams.sealing import (
     OVERHEAD_BYTES,
@@ -92,9 +93,7 @@ class ModelCache:
             return
         temporary = self.directory / f".tmp-{secrets.token_hex(8)}"
         with self._lock:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            write_private(temporary, data)
             temporary.replace(self.directory / sha256)
             self._shrink()
 
@@ -192,22 +191,22 @@ class ItemData:
         source = f"input of {item.job_id} shard {item.shard_index}"
         limit = max_bytes + (0 if keys.shard is None else OVERHEAD_BYTES)
         url = item.input_url or (item.input_uri if _is_http(item.input_uri) else None)
-        if url is None:
+        if url is not None and item.input_sha256 is None:
+            raise InputError(f"{source}: the work item names no sha256 for a fetched input")
+        if url is not None and keys.shard is not None:
+            return _fetch_sealed_input(item, keys.shard, url, limit, source)
+        if url is not None:
+            try:
+                stored = download(url, limit, expected_sha256=item.input_sha256)
+            except StoreError as exc:
+                raise InputError(f"input {exc.reason}") from exc
+        else:
             stored = read_input_bytes(item.input_uri, limit, input_roots)
             actual = hashlib.sha256(stored).hexdigest()
             if item.input_sha256 is not None and actual != item.input_sha256:
                 raise InputError(
                     f"{source} sha256 mismatch: expected {item.input_sha256}, got {actual}"
                 )
-        elif item.input_sha256 is None:
-            raise InputError(f"{source}: the work item names no sha256 for a fetched input")
-        elif keys.shard is not None:
-            return _fetch_sealed_input(item, keys.shard, url, limit, source)
-        else:
-            try:
-                stored = download(url, limit, expected_sha256=item.input_sha256)
-            except StoreError as exc:
-                raise InputError(f"input {exc.reason}") from exc
         if keys.shard is None:
             return parse_npy(stored, source)
         context = part_context(item.job_id, "input", item.shard_index)

@@ -6,7 +6,7 @@ are read whole and checked against the sha256 their `ModelRef` promises. Inputs 
 files parsed without pickle (object arrays are refused before any byte of them is
 interpreted). Outputs are `.npy` files whose names are built only from validated ids, written
 atomically inside the output directory and returned as a `file://` URI with their sha256;
-`read_output` reads one back for whoever checks it.
+`read_output_bytes` reads one back for whoever checks it.
 """
 
 from __future__ import annotations
@@ -240,13 +240,6 @@ def read_output_bytes(uri: str, expected_sha256: str, max_bytes: int) -> bytes:
     return data
 
 
-def read_output(uri: str, expected_sha256: str, max_bytes: int) -> np.ndarray:
-    """The output array of a plain (unsealed) output file (see `read_output_bytes`), parsed
-    without pickle; OutputError otherwise."""
-    data = read_output_bytes(uri, expected_sha256, max_bytes)
-    return parse_npy(data, f"output {uri}", OutputError)
-
-
 def _file_component(value: str, field: str) -> str:
     """A validated id made safe as part of one file name (no separators, injective)."""
     if not isinstance(value, str) or not _ID_PATTERN.fullmatch(value):
@@ -283,19 +276,6 @@ def npy_bytes(array: np.ndarray, job_id: str, shard_index: int) -> bytes:
     except ValueError as exc:
         raise OutputError(f"output of {job_id} shard {shard_index} cannot be saved: {exc}") from exc
     return buffer.getvalue()
-
-
-def write_output_array(
-    output_uri: str,
-    job_id: str,
-    shard_index: int,
-    vehicle_id: str,
-    array: np.ndarray,
-    roots: Sequence[Path],
-) -> tuple[str, str]:
-    """Write `array` as `.npy` into the directory `output_uri` (see `write_output_bytes`)."""
-    data = npy_bytes(array, job_id, shard_index)
-    return write_output_bytes(output_uri, job_id, shard_index, vehicle_id, data, roots)
 
 
 def write_output_bytes(

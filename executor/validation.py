@@ -162,7 +162,7 @@ class ReplicaValidator:
     """Checks each done result against its shard's other replicas and keeps the score.
 
     A result's output is compared only when `wants_output` says so. The caller may read it
-    beforehand, outside its own locks (`executor.storage.read_output`), and hand it to
+    beforehand, outside its own locks (`idlefleet.service.jobdata`), and hand it to
     `check`; otherwise `check` reads it with `read_output(uri)` (the output location must be
     readable where the validator runs). One that cannot be read counts as wrong. Feed every
     accepted done result exactly once (`check`); the caller adds a replica or gives the

@@ -120,14 +120,8 @@ class EmbeddedBroker:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the broker: SIGTERM, then SIGKILL if it lingers."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout_s)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
@@ -139,3 +133,15 @@ class EmbeddedBroker:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """End a child process: SIGTERM, then SIGKILL when it has not exited `timeout_s` [s] later."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

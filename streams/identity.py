@@ -96,7 +96,7 @@ class Identity:
     def save(self, path: Path) -> None:
         """Write the identity to `path` (mode 0600), creating it; FileExistsError if it exists."""
         header = f"# idlefleet identity: {self.role} {self.principal}\n".encode()
-        _write_private(path, header + _pem(self.signing_key) + _pem(self.agreement_key))
+        write_private(path, header + _pem(self.signing_key) + _pem(self.agreement_key))
 
     @classmethod
     def load(cls, path: Path) -> Identity:
@@ -153,7 +153,7 @@ class Authority:
 
     def save(self, path: Path) -> None:
         """Write the key (mode 0600, PKCS #8 PEM); FileExistsError if `path` exists."""
-        _write_private(path, _pem(self.signing_key))
+        write_private(path, _pem(self.signing_key))
 
     @classmethod
     def load(cls, path: Path) -> Authority:
@@ -175,8 +175,9 @@ def _pem(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
     )
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Create `path` with mode 0600 and write `data`; FileExistsError if it exists."""
+def write_private(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 (its missing parents too) and write `data`;
+    FileExistsError if anything (a symlink too) stands at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as file:

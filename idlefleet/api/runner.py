@@ -10,7 +10,6 @@ anything starts; gRPC is imported only when serving.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from idlefleet.settings import ApiSettings
+from streams.identity import write_private
 
 if TYPE_CHECKING:
     from idlefleet.api.auth import TokenTable
@@ -127,10 +127,7 @@ def lab_api_config(args: argparse.Namespace, token_path: Path) -> ApiConfig:
             except OSError:
                 port = 0
     if args.tokens is None and not token_path.exists():
-        token_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{secrets.token_urlsafe(32)} admin lab\n")
+        write_private(token_path, f"{secrets.token_urlsafe(32)} admin lab\n".encode())
     lab = argparse.Namespace(**{**vars(args), "grpc_port": port})
     lab.tokens = args.tokens or token_path
     config = api_config(lab)

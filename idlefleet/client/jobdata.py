@@ -14,7 +14,6 @@ order.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ import numpy as np
 from executor.errors import ExecutionError, StoreError
 from executor.objects import ObjectStore
 from executor.storage import npy_bytes, parse_npy
-from streams.identity import key_id_of
+from streams.identity import key_id_of, write_private
 from streams.messages import ModelRef, WrappedKey
 from streams.sealing import (
     OVERHEAD_BYTES,
@@ -260,15 +259,11 @@ class JobKeys:
         return self.directory / f"{job_id}.key"
 
     def save(self, job_id: str, key: bytes) -> Path:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.path(job_id)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(path, flags, 0o600)
+            write_private(path, (key.hex() + "\n").encode())
         except FileExistsError:
             raise JobDataError(f"a key for job {job_id} already exists at {path}") from None
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key.hex() + "\n")
         return path
 
     def load(self, job_id: str) -> bytes:

@@ -245,7 +245,7 @@ def submit_job(args: argparse.Namespace) -> int:
         now = client.fleet_status().as_of
         try:
             deadline = parse_when(args.deadline, now)
-            release = None if args.release is None else parse_when(args.release, now)
+            release = now if args.release is None else parse_when(args.release, now)
         except ValueError as exc:
             print(f"{PROG}: --deadline/--release: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT

@@ -99,12 +99,14 @@ class JobData:
             self._job_keys[job.job_id] = key
         return key
 
-    def prepare(self, assignment: Assignment, jobs: Mapping[str, Job]) -> Assignment:
-        """`assignment` with each item's URLs (valid until its lease ends: slot end plus one
-        slot) and keys for its car."""
+    def prepare(
+        self, assignment: Assignment, jobs: Mapping[str, Job], lease_grace: timedelta
+    ) -> Assignment:
+        """`assignment` with each item's URLs (valid until its lease ends: slot end plus
+        `lease_grace`, counted from the slot's start) and keys for its car."""
         if not assignment.work:
             return assignment
-        lease = 2 * (assignment.slot_end - assignment.slot_start)
+        lease = assignment.slot_end + lease_grace - assignment.slot_start
         work = [
             self._item_for(item, jobs[item.job_id], assignment.vehicle_id, lease)
             for item in assignment.work

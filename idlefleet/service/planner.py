@@ -573,7 +573,8 @@ class PlannerService:
                 if (job := self._ledger.job(item.job_id)) is not None
             }
         # URLs and keys for each car (signing and wrapping take a while: not under the lock)
-        assignments = [self.job_data.prepare(a, jobs) for a in assignments]
+        grace = self._dispatcher.lease_grace
+        assignments = [self.job_data.prepare(a, jobs, grace) for a in assignments]
         for assignment in assignments:
             self._publisher.publish(Stream.ASSIGNMENTS, assignment)
         self._publisher.flush()

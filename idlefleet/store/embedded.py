@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from idlefleet.store.server import (
     LAB_SECRET_ACCESS_KEY,
     LOOPBACK,
 )
+from streams.broker import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +144,7 @@ class EmbeddedStore:
             return
         if process.stdout is not None and not process.stdout.closed:
             process.stdout.close()
-        if process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s)
 
     def __enter__(self) -> EmbeddedStore:
         return self.start()

@@ -7,13 +7,14 @@ Clients take a store from `IDLEFLEET_STORE_*` first; the lab file only when none
 from __future__ import annotations
 
 import json
-import os
+import secrets
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
 from idlefleet.credentials import state_dir
 from idlefleet.settings import StoreSettings
+from streams.identity import write_private
 
 LAB_STORE_FILE = "lab-store.json"
 
@@ -30,7 +31,6 @@ def lab_store_path() -> Path:
 def write_lab_store(settings: StoreSettings, path: Path | None = None) -> Path:
     """Leave `settings` for this machine's clients (replacing an older lab's)."""
     path = path or lab_store_path()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     document = {
         "url": settings.url,
         "endpoint": settings.endpoint,
@@ -38,10 +38,8 @@ def write_lab_store(settings: StoreSettings, path: Path | None = None) -> Path:
         "access_key_id": _plain(settings.access_key_id),
         "secret_access_key": _plain(settings.secret_access_key),
     }
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    write_private(temporary, json.dumps(document).encode())
     temporary.replace(path)
     return path
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from executor.demo_model import build_demo_model
+from executor.errors import OutputError
 from executor.runtime import OnnxRunner
+from executor.storage import npy_bytes, parse_npy, read_output_bytes, write_output_bytes
 from idlefleet.sim.clock import SteppedClock
 from streams.messages import Assignment, ModelRef, WorkItem
 
@@ -141,3 +143,23 @@ def make_assignment() -> MakeAssignment:
         )
 
     return make
+
+
+def write_output_array(
+    output_uri: str,
+    job_id: str,
+    shard_index: int,
+    vehicle_id: str,
+    array: np.ndarray,
+    roots: list[Path] | tuple[Path, ...],
+) -> tuple[str, str]:
+    """`array` written as a plain output file, as a car's work process writes one."""
+    data = npy_bytes(array, job_id, shard_index)
+    return write_output_bytes(output_uri, job_id, shard_index, vehicle_id, data, roots)
+
+
+def read_output(uri: str, expected_sha256: str, max_bytes: int) -> np.ndarray:
+    """A plain output file read back and parsed, as the service reads one."""
+    return parse_npy(
+        read_output_bytes(uri, expected_sha256, max_bytes), f"output {uri}", OutputError
+    )

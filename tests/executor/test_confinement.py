@@ -17,10 +17,15 @@ from executor.demo_model import build_demo_model
 from executor.errors import InputError, ModelError, OutputError
 from executor.roots import StorageRoots
 from executor.runtime import OnnxRunner
-from executor.storage import load_input_array, read_output, read_verified_model, write_output_array
+from executor.storage import load_input_array, read_verified_model
 from idlefleet.sim.clock import SteppedClock
 from streams.messages import Assignment, ModelRef, Result, WorkItem
-from tests.executor.conftest import MakeAssignment, RecordingCharger
+from tests.executor.conftest import (
+    MakeAssignment,
+    RecordingCharger,
+    read_output,
+    write_output_array,
+)
 
 MIB = 1024 * 1024
 #: A refused item comes back this fast or the agent blocked on it [s].

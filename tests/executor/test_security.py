@@ -14,10 +14,17 @@ from executor.agent import AgentLimits, VehicleAgent
 from executor.demo_model import build_demo_model
 from executor.errors import InputError, OutputError, UriError
 from executor.runtime import OnnxRunner
-from executor.storage import load_input_array, resolve_uri, write_output_array
+from executor.storage import load_input_array, resolve_uri
 from idlefleet.sim.clock import SteppedClock
 from streams.messages import ModelRef, Result
-from tests.executor.conftest import MakeAssignment, MakeItem, RecordingCharger, WriteModel, WriteNpy
+from tests.executor.conftest import (
+    MakeAssignment,
+    MakeItem,
+    RecordingCharger,
+    WriteModel,
+    WriteNpy,
+    write_output_array,
+)
 
 
 def _agent(

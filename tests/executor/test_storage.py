@@ -20,9 +20,9 @@ from executor.storage import (
     parse_npy,
     read_verified_model,
     resolve_uri,
-    write_output_array,
 )
 from streams.messages import ModelRef
+from tests.executor.conftest import write_output_array
 
 MIB = 1024 * 1024
 

@@ -114,7 +114,7 @@ class Fleet:
             charge_power_kw=3.0,
             work=items,
         )
-        prepared = self.job_data.prepare(assignment, {job.job_id: job})
+        prepared = self.job_data.prepare(assignment, {job.job_id: job}, SLOT)
         if mangle is not None:
             prepared = prepared.model_copy(update={"work": [mangle(i) for i in prepared.work]})
         return self.agent.handle(prepared)
