@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from itertools import count
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -325,6 +326,14 @@ class CentralSystem:
             state.compliance.rejected("a station limit")
         state.cap_acknowledged = accepted is True
         return accepted
+
+
+def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A server TLS context (security profile 2) from a PEM certificate chain and its key."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def station_id_of(path: str) -> str:

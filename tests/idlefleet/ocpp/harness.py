@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -89,6 +95,34 @@ async def until(condition: Callable[[], bool], within_s: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for `localhost` and its key, as PEM files in `directory`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
 
 
 def basic(user: str, password: str) -> str:
@@ -231,15 +265,17 @@ async def connected(
     protocol: str,
     password: str = PASSWORD,
     station: Station | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Station]:
     """A station connected until the block ends (then its WebSocket closes: a drop).
 
     Pass `station` to reconnect the same station object (its state kept) on a new socket.
     """
     async with websockets.connect(
-        f"ws://127.0.0.1:{port}/ocpp/{station_id}",
+        f"{'wss' if tls else 'ws'}://localhost:{port}/ocpp/{station_id}",
         subprotocols=[websockets.Subprotocol(protocol)],
         additional_headers={"Authorization": basic(station_id, password)},
+        ssl=tls,
     ) as ws:
         if station is None:
             station = VERSIONS[protocol](station_id, ws)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import websockets
 
+from idlefleet.ocpp.central import tls_context
 from idlefleet.ocpp.station import EvseRef
 from tests.idlefleet.ocpp.harness import (
     AC11,
@@ -16,6 +20,7 @@ from tests.idlefleet.ocpp.harness import (
     connected,
     plan,
     running_central,
+    self_signed,
     slot_start,
     until,
 )
@@ -191,5 +196,21 @@ def test_wrong_credentials_are_refused_before_the_websocket_opens(
                     pass
             assert refused.value.response.status_code == 401
             assert central.registry.known() == []
+
+    asyncio.run(scenario())
+
+
+def test_a_station_connects_over_tls(tmp_path: Path) -> None:
+    cert_file, key_file = self_signed(tmp_path)
+    cfg = replace(config(["CS-1"]), ssl=tls_context(cert_file, key_file))
+    client = ssl.create_default_context(cafile=str(cert_file))
+
+    async def scenario() -> None:
+        async with (
+            running_central(cfg) as (_, port, _),
+            connected(port, "CS-1", "ocpp2.0.1", tls=client) as station,
+        ):
+            await station.boot()
+            await until(lambda: "TxDefaultProfile" in station.purposes())
 
     asyncio.run(scenario())
