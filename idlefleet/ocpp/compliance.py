@@ -2,8 +2,8 @@
 
 A station is uncontrollable once it rejects a profile, or once `samples` consecutive meter
 samples draw more than the limit in force plus a tolerance (`accepted but not applied`).
-It stays so until `reset` (a new boot, or an operator); the planner then treats its cars as
-charging at full power.
+It stays so until `reset` (by an operator; a reboot does not reset it); the planner then
+treats its cars as charging at full power.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Compliance:
         self.reason = f"rejected {what}"
 
     def reset(self) -> None:
-        """Trust the station again (it rebooted, or an operator said so)."""
+        """Trust the station again (an operator said so)."""
         self.over_in_a_row = 0
         self.controllable = True
         self.reason = None
