@@ -184,7 +184,7 @@ class FleetTelemetryBridge:
         found = readings(payload)
         if not any(name in self.variable_map for name in found):
             names = sorted({_field_name(datum.key) for datum in payload.data})
-            return DeadLetter(f"no mapped signal; signals: {', '.join(names) or 'none'}")
+            return DeadLetter(f"no usable mapped signal; signals: {', '.join(names) or 'none'}")
         try:
             quantities = apply_map(found, self.variable_map)
         except ReadingError as exc:
