@@ -1,0 +1,1 @@
+"""Generated code of vendored makers' .proto files (`python -m idlefleet.bridges.codegen`)."""
