@@ -14,17 +14,21 @@ from pydantic import BaseModel
 from streams.identity import key_id_of
 from streams.messages import (
     Assignment,
+    ConsentRules,
     DemandResponseEvent,
     Enrollment,
     GridSignal,
     Heartbeat,
     Job,
     JobCancellation,
+    MeasuredState,
     Message,
     ModelRef,
+    OwnerPreferences,
     Result,
     SolarForecast,
     Telemetry,
+    VehicleRecord,
     WorkItem,
 )
 from streams.topics import STREAM_SPECS, Stream, Topics
@@ -46,6 +50,36 @@ EXAMPLES: dict[Stream, Message] = {
         expected_departure=T0 + timedelta(hours=8),
         charger_kw=11.0,
         compute_kw=0.3,
+    ),
+    Stream.MEASURED_STATE: MeasuredState(
+        vehicle_id="car-001",
+        event_time=T0,
+        source="ocpp:depot-cs-7/1",
+        site_id="berlin-depot",
+        plugged_in=True,
+        session_id="tx-4711",
+        session_energy_kwh=3.2,
+        power_kw=10.8,
+    ),
+    Stream.OWNER_PREFERENCES: OwnerPreferences(
+        vehicle_id="car-001",
+        updated_at=T0,
+        reserve_kwh=15.0,
+        target_kwh=60.0,
+        expected_departure=T0 + timedelta(hours=8),
+        rules=ConsentRules(only_at_sites=["berlin-depot"], min_soc_frac=0.6),
+        updated_by="owner-car-001",
+    ),
+    Stream.FLEET_REGISTRY: VehicleRecord(
+        vehicle_id="car-001",
+        updated_at=T0,
+        battery_kwh=75.0,
+        charger_kw=11.0,
+        compute_kw=0.3,
+        home_site_id="berlin-depot",
+        vin="5YJ3E1EA7JF000001",
+        id_tokens=["04A2B3C4D5E6F7"],
+        evse="depot-cs-7/1",
     ),
     Stream.SOLAR_FORECASTS: SolarForecast(
         site_id="berlin-depot",
@@ -156,6 +190,7 @@ TIME_FIELDS = {
     "slot_end",
     "finished_at",
     "sent_at",
+    "updated_at",
 }
 
 
@@ -211,7 +246,7 @@ def render_topic_docs(topics: Topics | None = None) -> str:
             f"| `{topics.name(stream)}` | {spec.key_field or 'source key'} | {message} "
             f"| {spec.partitions} |"
         )
-    nested: list[type[BaseModel]] = [ModelRef, WorkItem]
+    nested: list[type[BaseModel]] = [ModelRef, WorkItem, ConsentRules]
     for stream, example in EXAMPLES.items():
         model = type(example)
         lines += ["", f"## `{topics.name(stream)}`: {model.__name__}", ""]

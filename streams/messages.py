@@ -92,6 +92,128 @@ class Telemetry(Message):
         return self
 
 
+class MeasuredState(Message):
+    """What was measured of one car, by the car, its charger or a maker's stream. Topic
+    `measured-state`, key `vehicle_id`.
+
+    Each source sends what it measures: None means "this record does not say", never zero.
+    The planner keeps the newest value of each field (streams.state.VehicleSources).
+    """
+
+    vehicle_id: Identifier = Field(description="the car")
+    event_time: UtcDatetime = Field(description="when this was measured")
+    source: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="who measured it: car, ocpp:<station>/<evse>, fleet-telemetry, ..."
+    )
+    site_id: Identifier | None = Field(None, description="site the car is at; null: not said")
+    away: bool | None = Field(None, description="true: at no site; null: not said")
+    plugged_in: bool | None = Field(None, description="connected to a charger")
+    energy_kwh: NonNegativeFloat | None = Field(None, description="energy in the battery [kWh]")
+    soc_frac: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = Field(
+        None, description="state of charge [0-1] (energy_kwh wins when both are given)"
+    )
+    session_id: Identifier | None = Field(
+        None, description="the charging session (transaction) session_energy_kwh counts in"
+    )
+    session_energy_kwh: NonNegativeFloat | None = Field(
+        None, description="grid energy metered into the car since the session began [kWh]"
+    )
+    power_kw: NonNegativeFloat | None = Field(None, description="charging power now [kW]")
+    charge_limit_frac: Fraction | None = Field(None, description="the car's own charge limit [0-1]")
+    controllable: bool | None = Field(
+        None,
+        description=(
+            "false: the charger does not follow its profiles, so the car is taken to charge "
+            "at full power; null: not said"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> MeasuredState:
+        if self.away and self.site_id is not None:
+            raise ValueError("a car away from every site has no site_id")
+        if (self.session_energy_kwh is None) != (self.session_id is None):
+            raise ValueError("session_energy_kwh and session_id come together")
+        return self
+
+
+class ConsentRules(BaseModel):
+    """An owner's rules for computing, compiled to plan constraints (idlefleet.service.inputs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    only_at_sites: Annotated[list[Identifier], Field(min_length=1, max_length=20)] | None = Field(
+        None, description='compute only when parked at one of these sites ("only at home")'
+    )
+    min_soc_frac: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = Field(
+        None, description='never below this state of charge [0-1] ("never below 60 %")'
+    )
+    solar_surplus_only: bool = Field(
+        False, description="compute only in slots when the site's PV covers its import"
+    )
+
+
+class OwnerPreferences(Message):
+    """What an owner wants of their car. Topic `owner-preferences`, key `vehicle_id`.
+
+    The newest by `updated_at` counts; it replaces the whole of the previous one.
+    """
+
+    vehicle_id: Identifier = Field(description="the car")
+    updated_at: UtcDatetime = Field(description="when the owner set these")
+    reserve_kwh: NonNegativeFloat = Field(0.0, description="owner's floor [kWh]")
+    target_kwh: NonNegativeFloat | None = Field(
+        None, description="owner's wish at departure [kWh]; null: the energy the car has"
+    )
+    expected_departure: UtcDatetime | None = Field(
+        None, description="owner's planned departure; null: unknown, no target this horizon"
+    )
+    participating: bool = Field(True, description="owner consents to compute")
+    rules: ConsentRules = Field(default_factory=ConsentRules, description="consent rules")
+    updated_by: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="the API principal who set these; null: the car itself"
+    )
+
+    @model_validator(mode="after")
+    def _target_over_reserve(self) -> OwnerPreferences:
+        if self.target_kwh is not None and self.target_kwh < self.reserve_kwh:
+            raise ValueError("target_kwh is below reserve_kwh")
+        return self
+
+
+class VehicleRecord(Message):
+    """A car in the fleet registry: what it is and where it charges. Topic `fleet-registry`,
+    key `vehicle_id` (compacted: the newest record is the car's entry)."""
+
+    vehicle_id: Identifier = Field(description="the car")
+    updated_at: UtcDatetime = Field(description="when the entry was written")
+    battery_kwh: PositiveFloat = Field(description="usable battery capacity [kWh]")
+    charger_kw: NonNegativeFloat = Field(description="most grid power the car may draw [kW]")
+    charge_efficiency_frac: Fraction = Field(0.92, description="battery energy per grid energy")
+    compute_kw: NonNegativeFloat = Field(description="battery power while computing [kW]")
+    shards_per_slot: Annotated[int, Field(ge=0, le=10_000)] = Field(
+        1, description="shards the accelerator completes in one slot [count]"
+    )
+    wear_cost_per_kwh: NonNegativeFloat = Field(
+        0.0, description="battery wear per kWh of throughput [currency/kWh]"
+    )
+    accelerator: Annotated[str, Field(max_length=100)] = Field(
+        "cpu", description="the car's AI computer, e.g. cuda, tensorrt, cpu"
+    )
+    home_site_id: Identifier | None = Field(None, description="the site the car lives at")
+    vin: Annotated[str, Field(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")] | None = Field(
+        None, description="vehicle identification number (makers' streams key by it)"
+    )
+    id_tokens: Annotated[list[Identifier], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="charger idTokens or EVCCIDs that identify the car at a charging station",
+    )
+    evse: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:@-]{1,100}/[0-9]{1,4}$")] | None = Field(
+        None, description="the EVSE the car is normally plugged into: <station_id>/<evse_id>"
+    )
+    retired: bool = Field(False, description="true: the car has left the fleet")
+
+
 class SlotSeries(Message):
     """A value per slot on an explicit grid: slot i covers [start + i*Δ, start + (i+1)*Δ)."""
 

@@ -45,6 +45,9 @@ Headers = list[tuple[str, bytes]]
 #: (None: any record of the stream).
 WRITERS: dict[Stream, dict[str, str | None]] = {
     Stream.TELEMETRY: {"car": "vehicle_id", "adapter": None},
+    Stream.MEASURED_STATE: {"car": "vehicle_id", "adapter": None},
+    Stream.OWNER_PREFERENCES: {"car": "vehicle_id", "service": None},
+    Stream.FLEET_REGISTRY: {"service": None},
     Stream.HEARTBEATS: {"car": "vehicle_id"},
     Stream.RESULTS: {"car": "vehicle_id"},
     Stream.ASSIGNMENTS: {"service": None},

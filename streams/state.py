@@ -3,15 +3,29 @@
 State only moves forward in event time: telemetry older than what a vehicle already
 reported is ignored, so late, duplicated or replayed records never roll it back.
 Applying telemetry yields the fleet events that should trigger re-planning.
+
+A car reports either version-1 `Telemetry` (everything in one message) or its three sources
+apart (measured state, owner preferences, registry entry: streams.sources). The first record
+of a source for a car that reported telemetry carries that telemetry over into its sources.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from streams.messages import DemandResponseEvent, GridSignal, SolarForecast, Telemetry
+from streams.messages import (
+    DemandResponseEvent,
+    GridSignal,
+    MeasuredState,
+    OwnerPreferences,
+    SolarForecast,
+    Telemetry,
+    VehicleRecord,
+)
+from streams.sources import DataNote, VehicleSources, split_telemetry
 
 
 class FleetEventKind(StrEnum):
@@ -23,6 +37,12 @@ class FleetEventKind(StrEnum):
     CONSENT_GIVEN = "consent-given"
     #: The owner moved the departure, or changed the reserve or the target.
     WISHES_CHANGED = "wishes-changed"
+    #: The registry's entry for the car changed (battery, charger, compute, retired).
+    REGISTRY_CHANGED = "registry-changed"
+    #: The owner's consent rules changed in a way the view does not show.
+    RULES_CHANGED = "rules-changed"
+    #: The car's charger started or stopped following its profiles.
+    CONTROL_CHANGED = "control-changed"
 
 
 @dataclass(frozen=True)
@@ -76,9 +96,20 @@ class FleetState:
     solar: dict[str, SolarForecast] = field(default_factory=dict)
     grid: dict[str, GridSignal] = field(default_factory=dict)
     dr_events: dict[str, DemandResponseEvent] = field(default_factory=dict)
+    sources: dict[str, VehicleSources] = field(default_factory=dict)
 
     def apply_telemetry(self, telemetry: Telemetry) -> list[FleetEvent]:
         """Take a vehicle's report if it is newer than the last; return derived events."""
+        if telemetry.vehicle_id in self.sources:
+            measured, preferences, record = split_telemetry(telemetry)
+            return self._update(
+                telemetry.vehicle_id,
+                lambda s: (
+                    s.apply_record(record)
+                    | s.apply_preferences(preferences)
+                    | s.apply_measured(measured)
+                ),
+            )
         before = self.vehicles.get(telemetry.vehicle_id)
         if before is not None:
             if telemetry.event_time <= before.event_time:
@@ -98,6 +129,92 @@ class FleetState:
                 self.arrivals[telemetry.vehicle_id] = telemetry.event_time
             elif event.kind is FleetEventKind.DEPARTED:
                 self.arrivals.pop(telemetry.vehicle_id, None)
+        return events
+
+    def apply_measured(self, measured: MeasuredState) -> list[FleetEvent]:
+        """Take what a car, charger or bridge measured; return derived events."""
+        return self._update(measured.vehicle_id, lambda s: s.apply_measured(measured))
+
+    def apply_preferences(self, preferences: OwnerPreferences) -> list[FleetEvent]:
+        """Take an owner's newest preferences; return derived events."""
+        return self._update(preferences.vehicle_id, lambda s: s.apply_preferences(preferences))
+
+    def apply_record(self, record: VehicleRecord) -> list[FleetEvent]:
+        """Take the registry's newest entry for a car; return derived events."""
+        return self._update(record.vehicle_id, lambda s: s.apply_record(record))
+
+    def data_note(self, vehicle_id: str) -> DataNote | None:
+        """What is missing from a car's sources and how its energy is known; None for a car
+        that reports version-1 telemetry (all of it, measured)."""
+        sources = self.sources.get(vehicle_id)
+        return None if sources is None else sources.note()
+
+    def uncontrolled_kw(self) -> dict[str, float]:
+        """Per site, grid power drawn by cars the plan cannot steer [kW] (see
+        `VehicleSources.uncontrolled_kw`)."""
+        out: dict[str, float] = {}
+        for sources in self.sources.values():
+            load_kw = sources.uncontrolled_kw()
+            if load_kw > 0 and sources.site_id is not None:
+                out[sources.site_id] = out.get(sources.site_id, 0.0) + load_kw
+        return out
+
+    def controllable(self, vehicle_id: str) -> bool:
+        """False when the car's charger does not follow its profiles."""
+        sources = self.sources.get(vehicle_id)
+        return sources is None or sources.controllable
+
+    def _update(
+        self, vehicle_id: str, change: Callable[[VehicleSources], bool]
+    ) -> list[FleetEvent]:
+        sources = self.sources.get(vehicle_id)
+        if sources is None:
+            sources = self.sources[vehicle_id] = VehicleSources(vehicle_id)
+            legacy = self.vehicles.get(vehicle_id)
+            if legacy is not None:
+                measured, preferences, record = split_telemetry(legacy)
+                sources.apply_record(record)
+                sources.apply_preferences(preferences)
+                sources.apply_measured(measured)
+        before = self.vehicles.get(vehicle_id)
+        rules_before = sources.preferences.rules if sources.preferences else None
+        record_before = sources.record
+        controllable_before = sources.controllable
+        if not change(sources):
+            return []
+        after = sources.view()
+        events: list[FleetEvent] = []
+        if after is None:
+            self.vehicles.pop(vehicle_id, None)
+            if before is not None and before.site_id is not None:
+                events.append(
+                    FleetEvent(
+                        FleetEventKind.DEPARTED, vehicle_id, before.site_id, before.event_time
+                    )
+                )
+                self.arrivals.pop(vehicle_id, None)
+            return events
+        self.vehicles[vehicle_id] = after
+        events = _derive_events(before, after)
+        site = after.site_id
+        if before is not None and record_before is not sources.record:
+            events.append(
+                FleetEvent(FleetEventKind.REGISTRY_CHANGED, vehicle_id, site, after.event_time)
+            )
+        rules_after = sources.preferences.rules if sources.preferences else None
+        if before is not None and rules_after != rules_before:
+            events.append(
+                FleetEvent(FleetEventKind.RULES_CHANGED, vehicle_id, site, after.event_time)
+            )
+        if sources.controllable != controllable_before:
+            events.append(
+                FleetEvent(FleetEventKind.CONTROL_CHANGED, vehicle_id, site, after.event_time)
+            )
+        for event in events:
+            if event.kind is FleetEventKind.ARRIVED:
+                self.arrivals[vehicle_id] = after.event_time
+            elif event.kind is FleetEventKind.DEPARTED:
+                self.arrivals.pop(vehicle_id, None)
         return events
 
     def apply_solar(self, forecast: SolarForecast) -> bool:

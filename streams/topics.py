@@ -13,10 +13,13 @@ from streams.messages import (
     Heartbeat,
     Job,
     JobCancellation,
+    MeasuredState,
     Message,
+    OwnerPreferences,
     Result,
     SolarForecast,
     Telemetry,
+    VehicleRecord,
 )
 
 
@@ -24,6 +27,9 @@ class Stream(StrEnum):
     """Logical streams; the topic name is `<prefix>.<value>`."""
 
     TELEMETRY = "telemetry"
+    MEASURED_STATE = "measured-state"
+    OWNER_PREFERENCES = "owner-preferences"
+    FLEET_REGISTRY = "fleet-registry"
     SOLAR_FORECASTS = "solar-forecasts"
     GRID_SIGNALS = "grid-signals"
     JOBS = "jobs"
@@ -48,6 +54,9 @@ class StreamSpec:
 
 STREAM_SPECS: dict[Stream, StreamSpec] = {
     Stream.TELEMETRY: StreamSpec(Telemetry, "vehicle_id", 6),
+    Stream.MEASURED_STATE: StreamSpec(MeasuredState, "vehicle_id", 6),
+    Stream.OWNER_PREFERENCES: StreamSpec(OwnerPreferences, "vehicle_id", 3, compacted=True),
+    Stream.FLEET_REGISTRY: StreamSpec(VehicleRecord, "vehicle_id", 3, compacted=True),
     Stream.SOLAR_FORECASTS: StreamSpec(SolarForecast, "site_id", 3),
     Stream.GRID_SIGNALS: StreamSpec(GridSignal, "region", 3),
     Stream.JOBS: StreamSpec(Job, "job_id", 3),

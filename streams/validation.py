@@ -28,10 +28,13 @@ from streams.messages import (
     Heartbeat,
     Job,
     JobCancellation,
+    MeasuredState,
     Message,
+    OwnerPreferences,
     Result,
     SolarForecast,
     Telemetry,
+    VehicleRecord,
 )
 from streams.signing import Authenticator
 from streams.topics import STREAM_SPECS, Stream
@@ -42,6 +45,9 @@ Check = Callable[[Message, bytes | None, Enrollment | None], None]
 #: A record's own date, by message type: what state orders records of that type by.
 DATED_BY: dict[type[Message], str] = {
     Telemetry: "event_time",
+    MeasuredState: "event_time",
+    OwnerPreferences: "updated_at",
+    VehicleRecord: "updated_at",
     SolarForecast: "issued_at",
     GridSignal: "issued_at",
     Job: "submitted_at",
@@ -123,6 +129,15 @@ def _site_id(message: Any) -> list[tuple[str, str]]:
     return [] if message.site_id is None else [("site_id", message.site_id)]
 
 
+def _rule_sites(message: Any) -> list[tuple[str, str]]:
+    sites = message.rules.only_at_sites or ()
+    return [(f"rules.only_at_sites[{index}]", site) for index, site in enumerate(sites)]
+
+
+def _home_site(message: Any) -> list[tuple[str, str]]:
+    return [] if message.home_site_id is None else [("home_site_id", message.home_site_id)]
+
+
 def _job_sites(message: Any) -> list[tuple[str, str]]:
     return [(f"sites[{index}]", site) for index, site in enumerate(message.sites or ())]
 
@@ -130,6 +145,9 @@ def _job_sites(message: Any) -> list[tuple[str, str]]:
 #: (field, site id) of every site a message of each type names.
 _SITES_NAMED: dict[type[Message] | None, Callable[[Any], list[tuple[str, str]]]] = {
     Telemetry: _site_id,
+    MeasuredState: _site_id,
+    OwnerPreferences: _rule_sites,
+    VehicleRecord: _home_site,
     SolarForecast: _site_id,
     DemandResponseEvent: _site_id,
     Job: _job_sites,

@@ -8,7 +8,7 @@ planned cars, most urgent first (least laxity), never more (physics first).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,6 +34,28 @@ def slot_dispatches(plan: Plan, slot: int) -> list[SlotDispatch]:
         )
         for vehicle_id, schedule in sorted(plan.vehicles.items())
     ]
+
+
+def surplus_only(
+    dispatches: Sequence[SlotDispatch],
+    solar_only: Collection[str],
+    site_of: Mapping[str, str | None],
+    planned_import_kw: Mapping[str, float],
+) -> list[SlotDispatch]:
+    """The dispatches with no work for cars whose owners compute only from solar surplus,
+    in a slot where their site imports from the grid [kW]; their shards stay open."""
+    out = []
+    for d in dispatches:
+        site = site_of.get(d.vehicle_id)
+        importing = site is None or planned_import_kw.get(site, 0.0) > IMPORT_EPS_KW
+        if d.vehicle_id in solar_only and d.shards_by_job and importing:
+            d = SlotDispatch(vehicle_id=d.vehicle_id, charge_power_kw=d.charge_power_kw)
+        out.append(d)
+    return out
+
+
+#: Planned import below this counts as none (solver round-off) [kW].
+IMPORT_EPS_KW = 1e-6
 
 
 @dataclass

@@ -7,6 +7,7 @@ reported, the work still open in the ledger, and the DR caps in force. It is bui
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
@@ -20,6 +21,7 @@ from idlefleet.sites import SiteConfig
 from optimizer import DrEvent, Horizon, Region, Scenario, Site, Vehicle, format_timestamp
 from optimizer import Job as ScenarioJob
 from streams.messages import DemandResponseEvent, GridSignal, Job, SlotSeries, Telemetry
+from streams.sources import DataNote
 from streams.state import FleetState
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,9 @@ class RollingInputs:
 
     scenario: Scenario
     intensity: Mapping[str, RegionIntensity]
+    #: What the cars' sources lack and how each car's energy is known (cars at these sites,
+    #: or at none known), by vehicle id.
+    data_notes: tuple[DataNote, ...] = ()
 
 
 def rolling_scenario(
@@ -216,11 +221,19 @@ def rolling_inputs(
     slots = len(next(iter(intensity.values())).intensity_g_per_kwh)
     horizon = Horizon(start=now, slot_minutes=settings.slot_minutes, slots=slots)
     limits = shards_per_slot or {}
+    site_pv = {site.site_id: _site(site, state, horizon) for site in sites}
     vehicles = [
-        _vehicle(t, t.site_id, horizon, limits.get(t.vehicle_id, t.shards_per_slot))
+        _vehicle(
+            t,
+            t.site_id,
+            horizon,
+            limits.get(t.vehicle_id, t.shards_per_slot),
+            _consents_now(state, t, site_pv[t.site_id]),
+        )
         for t in state.parked()
-        if t.site_id is not None and t.site_id in site_by_id
+        if t.site_id is not None and t.site_id in site_by_id and state.controllable(t.vehicle_id)
     ]
+    uncontrolled_kw = state.uncontrolled_kw()
     regions = [
         Region(
             id=region,
@@ -233,7 +246,7 @@ def rolling_inputs(
         horizon=horizon,
         carbon_price_per_tonne=settings.carbon_price_per_tonne,
         regions=tuple(regions),
-        sites=tuple(_site(site, state, horizon) for site in sites),
+        sites=tuple(_less_uncontrolled(site_pv[site.site_id], uncontrolled_kw) for site in sites),
         vehicles=tuple(v for v in vehicles if v is not None),
         # Sorted, so that the plan does not depend on the order jobs arrived in.
         jobs=tuple(
@@ -242,14 +255,19 @@ def rolling_inputs(
             )
         ),
         dr_events=tuple(
-            dr_event_of(event)
+            _cap_less_uncontrolled(dr_event_of(event), sites, uncontrolled_kw)
             for event in sorted(state.dr_events.values(), key=lambda e: e.event_id)
             if event.end > now
             and event.start < horizon.end
             and (event.site_id in site_by_id or event.region in region_ids)
         ),
     )
-    return RollingInputs(scenario, intensity)
+    notes = tuple(
+        sources.note()
+        for _, sources in sorted(state.sources.items())
+        if sources.site_id is None or sources.site_id in site_by_id
+    )
+    return RollingInputs(scenario, intensity, notes)
 
 
 def dr_event_of(event: DemandResponseEvent) -> DrEvent:
@@ -281,7 +299,41 @@ def _site(site: SiteConfig, state: FleetState, horizon: Horizon) -> Site:
     )
 
 
-def _vehicle(t: Telemetry, site_id: str, horizon: Horizon, shards_per_slot: int) -> Vehicle | None:
+def _consents_now(state: FleetState, t: Telemetry, site: Site) -> bool:
+    """The owner's consent to compute, with the rules the view cannot hold: "only from solar
+    surplus" consents only when the site has PV in the horizon (the dispatcher then runs the
+    work only in slots whose planned import is zero: `dispatches.surplus_only`)."""
+    if not t.participating:
+        return False
+    note = state.data_note(t.vehicle_id)
+    return note is None or not note.rules.solar_surplus_only or any(site.pv_kw)
+
+
+def _less_uncontrolled(site: Site, uncontrolled_kw: Mapping[str, float]) -> Site:
+    """The site with its grid limit lowered by what cars the plan cannot steer draw [kW]."""
+    load_kw = uncontrolled_kw.get(site.id, 0.0)
+    if load_kw <= 0:
+        return site
+    return dataclasses.replace(site, grid_limit_kw=max(0.0, site.grid_limit_kw - load_kw))
+
+
+def _cap_less_uncontrolled(
+    event: DrEvent, sites: Sequence[SiteConfig], uncontrolled_kw: Mapping[str, float]
+) -> DrEvent:
+    """A DR cap lowered by what cars the plan cannot steer draw under it [kW]."""
+    load_kw = sum(
+        uncontrolled_kw.get(site.site_id, 0.0)
+        for site in sites
+        if site.site_id == event.site or (event.region is not None and site.region == event.region)
+    )
+    if load_kw <= 0:
+        return event
+    return dataclasses.replace(event, max_import_kw=max(0.0, event.max_import_kw - load_kw))
+
+
+def _vehicle(
+    t: Telemetry, site_id: str, horizon: Horizon, shards_per_slot: int, participating: bool
+) -> Vehicle | None:
     """A parked car as a scenario vehicle arriving now; None if it has no usable slot."""
     # A car with no departure given owes no target inside this horizon.
     departure = t.expected_departure or horizon.end + horizon.slot_delta
@@ -301,7 +353,7 @@ def _vehicle(t: Telemetry, site_id: str, horizon: Horizon, shards_per_slot: int)
         compute_kw=t.compute_kw,
         shards_per_slot=shards_per_slot,
         wear_cost_per_kwh=t.wear_cost_per_kwh,
-        participating=t.participating,
+        participating=participating,
     )
 
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
 from executor.validation import ReplicaValidator
-from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches
+from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches, surplus_only
 from idlefleet.service.inputs import (
     FallbackSource,
     JobDemand,
@@ -79,14 +79,18 @@ from streams.messages import (
     Heartbeat,
     Job,
     JobCancellation,
+    MeasuredState,
     Message,
+    OwnerPreferences,
     Result,
     SolarForecast,
     Telemetry,
+    VehicleRecord,
 )
 from streams.partitioning import SiteShards
 from streams.producer import Publisher
-from streams.state import FleetEventKind, FleetState
+from streams.sources import DataNote
+from streams.state import FleetEvent, FleetEventKind, FleetState
 from streams.topics import Stream
 from streams.trust import Trust
 
@@ -113,6 +117,9 @@ FLEET_STREAMS = (
     Stream.RESULTS,
     Stream.DR_EVENTS,
     Stream.HEARTBEATS,
+    Stream.MEASURED_STATE,
+    Stream.OWNER_PREFERENCES,
+    Stream.FLEET_REGISTRY,
 )
 
 #: Fleet events after which the current plan no longer fits the fleet.
@@ -124,6 +131,9 @@ REPLAN_EVENTS = {
     FleetEventKind.CONSENT_WITHDRAWN,
     FleetEventKind.CONSENT_GIVEN,
     FleetEventKind.WISHES_CHANGED,
+    FleetEventKind.REGISTRY_CHANGED,
+    FleetEventKind.RULES_CHANGED,
+    FleetEventKind.CONTROL_CHANGED,
 }
 #: Fleet events after which a car's work in flight is taken back.
 WORK_TAKEN_BACK = {
@@ -155,6 +165,9 @@ class PlanRecord:
     intensity_sources: Mapping[str, str] = field(default_factory=dict)
     #: Region -> slots of the horizon planned on the fallback intensity [count].
     fallback_slots: Mapping[str, int] = field(default_factory=dict)
+    #: Cars whose data comes from their sources apart: what each lacks, and how old and how
+    #: estimated its energy is.
+    data_notes: tuple[DataNote, ...] = ()
 
     @property
     def on_fallback(self) -> tuple[str, ...]:
@@ -398,11 +411,15 @@ class PlannerService:
         if not isinstance(message, Telemetry):
             return
         with self._lock:
-            for event in self.state.apply_telemetry(message):
-                if event.kind in REPLAN_EVENTS and event.site_id in self._owned_sites:
-                    self._replan_reasons.add(event.kind.value)
-                if event.kind in WORK_TAKEN_BACK and self._ledger.release_vehicle(event.vehicle_id):
-                    self._replan_reasons.add("work-taken-back")
+            self._apply_fleet_events(self.state.apply_telemetry(message))
+
+    def _apply_fleet_events(self, events: list[FleetEvent]) -> None:
+        """Re-plan and take work back as a car's events ask (under the state lock)."""
+        for event in events:
+            if event.kind in REPLAN_EVENTS and event.site_id in self._owned_sites:
+                self._replan_reasons.add(event.kind.value)
+            if event.kind in WORK_TAKEN_BACK and self._ledger.release_vehicle(event.vehicle_id):
+                self._replan_reasons.add("work-taken-back")
 
     def _on_fleet_record(self, stream: Stream, message: Message) -> None:
         if isinstance(message, Result):
@@ -436,6 +453,12 @@ class PlannerService:
                     self._replan_reasons.add("grid-signal")
             elif isinstance(message, JobCancellation):
                 self._apply_cancellation(message)
+            elif isinstance(message, MeasuredState):
+                self._apply_fleet_events(self.state.apply_measured(message))
+            elif isinstance(message, OwnerPreferences):
+                self._apply_fleet_events(self.state.apply_preferences(message))
+            elif isinstance(message, VehicleRecord):
+                self._apply_fleet_events(self.state.apply_record(message))
             elif isinstance(message, DemandResponseEvent) and self.state.apply_dr_event(message):
                 self._replan_reasons.add("dr-event")
             elif isinstance(message, Heartbeat):
@@ -734,6 +757,7 @@ class PlannerService:
             fallback_slots={
                 r: i.fallback_slots for r, i in inputs.intensity.items() if i.fallback_slots
             },
+            data_notes=inputs.data_notes,
         )
         with self._lock:
             self._plan = plan
@@ -800,12 +824,33 @@ class PlannerService:
             planned_import_kw = {
                 site: series[slot] for site, series in self._plan.grid_import_kw.items()
             }
-        parked = [t for t in self.state.parked() if t.site_id in self._owned_sites]
+        parked = [
+            t
+            for t in self.state.parked()
+            if t.site_id in self._owned_sites and self.state.controllable(t.vehicle_id)
+        ]
         unplanned = [t for t in parked if t.vehicle_id not in planned]
         sites = [site for site in self.sites if site.site_id in self._owned_sites]
         caps = region_cap_shares(self.state.dr_events, self.sites, sites).values()
-        room = headroom(sites, caps, now, planned_import_kw)
+        drawn_kw = dict(planned_import_kw)  # and what cars the plan cannot steer draw
+        for site_id, load_kw in self.state.uncontrolled_kw().items():
+            drawn_kw[site_id] = drawn_kw.get(site_id, 0.0) + load_kw
+        room = headroom(sites, caps, now, drawn_kw)
         fallback = owner_first(unplanned, sites, room, now, self.settings.slot_minutes)
         dispatches = [planned[t.vehicle_id] for t in parked if t.vehicle_id in planned]
+        dispatches = surplus_only(
+            dispatches,
+            self._solar_only(),
+            {t.vehicle_id: t.site_id for t in parked},
+            planned_import_kw,
+        )
         dispatches = sorted([*dispatches, *fallback], key=lambda d: d.vehicle_id)
         return dispatches, [t.vehicle_id for t in unplanned]
+
+    def _solar_only(self) -> set[str]:
+        """Cars whose owners compute only from solar surplus."""
+        return {
+            vehicle_id
+            for vehicle_id, sources in self.state.sources.items()
+            if sources.preferences is not None and sources.preferences.rules.solar_surplus_only
+        }
