@@ -202,6 +202,10 @@ class VehicleSources:
             return self.record.charger_kw
         return self.power_kw or 0.0
 
+    def rules(self) -> ConsentRules:
+        """The owner's consent rules (none without preferences)."""
+        return self.preferences.rules if self.preferences else ConsentRules()
+
     def note(self) -> DataNote:
         _, source, metered = self.energy()
         return DataNote(
@@ -214,7 +218,7 @@ class VehicleSources:
             preferences_at=self.preferences.updated_at if self.preferences else None,
             registry_at=self.record.updated_at if self.record else None,
             controllable=self.controllable,
-            rules=self.preferences.rules if self.preferences else ConsentRules(),
+            rules=self.rules(),
         )
 
     def view(self) -> Telemetry | None:
@@ -230,7 +234,7 @@ class VehicleSources:
             or self.measured_at is None
         ):
             return None
-        rules = prefs.rules if prefs else ConsentRules()
+        rules = self.rules()
         reserve_kwh = min(prefs.reserve_kwh if prefs else 0.0, record.battery_kwh)
         if rules.min_soc_frac is not None:
             reserve_kwh = max(reserve_kwh, rules.min_soc_frac * record.battery_kwh)

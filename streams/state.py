@@ -177,7 +177,7 @@ class FleetState:
                 sources.apply_preferences(preferences)
                 sources.apply_measured(measured)
         before = self.vehicles.get(vehicle_id)
-        rules_before = sources.preferences.rules if sources.preferences else None
+        rules_before = sources.rules()
         record_before = sources.record
         controllable_before = sources.controllable
         if not change(sources):
@@ -201,7 +201,7 @@ class FleetState:
             events.append(
                 FleetEvent(FleetEventKind.REGISTRY_CHANGED, vehicle_id, site, after.event_time)
             )
-        rules_after = sources.preferences.rules if sources.preferences else None
+        rules_after = sources.rules()
         if before is not None and rules_after != rules_before:
             events.append(
                 FleetEvent(FleetEventKind.RULES_CHANGED, vehicle_id, site, after.event_time)

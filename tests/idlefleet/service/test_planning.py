@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from idlefleet.service.dispatches import slot_dispatches
-from idlefleet.service.inputs import JobDemand, rolling_scenario
+from executor.dispatch import SlotDispatch
+from idlefleet.service.dispatches import slot_dispatches, surplus_only
+from idlefleet.service.inputs import JobDemand, rolling_inputs, rolling_scenario
 from idlefleet.settings import PlannerSettings
 from idlefleet.sim.catalog import demo_sites
 from optimizer import check_plan, load_scenario, plan_scenario, scenario_to_dict
 from streams.catalog import T0
-from streams.messages import Telemetry
+from streams.messages import (
+    ConsentRules,
+    DemandResponseEvent,
+    MeasuredState,
+    OwnerPreferences,
+    SolarForecast,
+    Telemetry,
+    VehicleRecord,
+)
 from streams.state import FleetState
 from tests.streams.factories import grid_signal, job, telemetry
 
@@ -76,3 +85,105 @@ def test_the_scenario_does_not_depend_on_the_order_jobs_arrived_in() -> None:
     assert rolling_scenario(T0, state, SITES, [first, second], SETTINGS) == rolling_scenario(
         T0, state, SITES, [second, first], SETTINGS
     )
+
+
+def sourced_car(state: FleetState, vehicle_id: str, **rules: object) -> None:
+    """A car known through its three sources, parked at berlin-depot with 30 of 60 kWh."""
+    state.apply_record(
+        VehicleRecord(
+            vehicle_id=vehicle_id, updated_at=T0, battery_kwh=60.0, charger_kw=11.0, compute_kw=0.3
+        )
+    )
+    state.apply_preferences(
+        OwnerPreferences(
+            vehicle_id=vehicle_id,
+            updated_at=T0,
+            target_kwh=50.0,
+            rules=ConsentRules.model_validate(rules),
+        )
+    )
+    state.apply_measured(
+        MeasuredState(
+            vehicle_id=vehicle_id,
+            event_time=T0,
+            source="car",
+            site_id="berlin-depot",
+            plugged_in=True,
+            energy_kwh=30.0,
+        )
+    )
+
+
+def test_a_car_whose_charger_ignores_profiles_is_planned_as_load_at_full_power() -> None:
+    state = state_with()
+    sourced_car(state, "car-a")
+    sourced_car(state, "car-b")
+    state.apply_dr_event(
+        DemandResponseEvent(
+            event_id="cap",
+            site_id="berlin-depot",
+            start=T0,
+            end=T0 + timedelta(hours=1),
+            max_import_kw=30.0,
+        )
+    )
+    state.apply_measured(
+        MeasuredState(vehicle_id="car-b", event_time=T0, source="ocpp:cs/1", controllable=False)
+    )
+    inputs = rolling_inputs(T0, state, SITES, [], SETTINGS)
+    assert inputs is not None
+    scenario = inputs.scenario
+    assert [v.id for v in scenario.vehicles] == ["car-a"]
+    assert scenario.sites[0].grid_limit_kw == SITES[0].grid_limit_kw - 11.0
+    assert scenario.dr_events[0].max_import_kw == 30.0 - 11.0
+    notes = {note.vehicle_id: note for note in inputs.data_notes}
+    assert not notes["car-b"].controllable and notes["car-a"].controllable
+
+
+def test_a_car_that_lacks_data_is_noted_and_not_planned() -> None:
+    state = state_with()
+    state.apply_measured(
+        MeasuredState(
+            vehicle_id="car-x",
+            event_time=T0,
+            source="ocpp:cs/2",
+            site_id="berlin-depot",
+            plugged_in=True,
+            power_kw=7.0,
+        )
+    )
+    inputs = rolling_inputs(T0, state, SITES, [], SETTINGS)
+    assert inputs is not None and inputs.scenario.vehicles == ()
+    (note,) = inputs.data_notes
+    assert "fleet registry entry (battery, charger, compute)" in note.lacks
+    assert inputs.scenario.sites[0].grid_limit_kw == SITES[0].grid_limit_kw - 7.0
+
+
+def test_solar_surplus_only_consents_only_when_the_site_has_pv() -> None:
+    state = state_with()
+    sourced_car(state, "car-a", solar_surplus_only=True)
+    inputs = rolling_inputs(T0, state, SITES, [], SETTINGS)
+    assert inputs is not None
+    assert not inputs.scenario.vehicles[0].participating  # no PV forecast: no surplus
+    state.apply_solar(
+        SolarForecast(
+            site_id="berlin-depot",
+            issued_at=T0,
+            start=T0,
+            slot_minutes=15,
+            source="test",
+            pv_kw=[20.0] * 24,
+        )
+    )
+    inputs = rolling_inputs(T0, state, SITES, [], SETTINGS)
+    assert inputs is not None and inputs.scenario.vehicles[0].participating
+
+
+def test_solar_surplus_only_cars_get_no_work_in_slots_with_import() -> None:
+    work = SlotDispatch("car-a", 0.0, {"embed-1": 1})
+    other = SlotDispatch("car-b", 0.0, {"embed-1": 1})
+    sites = {"car-a": "berlin-depot", "car-b": "berlin-depot"}
+    importing = surplus_only([work, other], {"car-a"}, sites, {"berlin-depot": 3.0})
+    assert [dict(d.shards_by_job) for d in importing] == [{}, {"embed-1": 1}]
+    on_pv = surplus_only([work, other], {"car-a"}, sites, {"berlin-depot": 0.0})
+    assert [dict(d.shards_by_job) for d in on_pv] == [{"embed-1": 1}, {"embed-1": 1}]
