@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from idlefleet.sites import SiteConfig
-from streams.messages import Telemetry
+from streams.messages import MeasuredState, OwnerPreferences, Telemetry, VehicleRecord
 
 BATTERY_SIZES_KWH = (40.0, 58.0, 64.0, 77.0)
 CHARGER_KW = 11.0
@@ -142,6 +142,51 @@ class SimulatedCar:
                 expected_departure=self.departure,
             )
         return Telemetry(**common, site_id=None, plugged_in=False)
+
+
+    # -- the three sources apart (`demo --ocpp`: chargers meter, cars read now and then) --------
+    def registry_record(self, at: datetime) -> VehicleRecord:
+        """The car's fleet registry entry, with the token it shows at its charger."""
+        return VehicleRecord(
+            vehicle_id=self.vehicle_id,
+            updated_at=at,
+            battery_kwh=self.battery_kwh,
+            charger_kw=self.charger_kw,
+            charge_efficiency_frac=self.charge_efficiency_frac,
+            compute_kw=self.compute_kw,
+            wear_cost_per_kwh=self.wear_cost_per_kwh,
+            home_site_id=self.site.site_id,
+            id_tokens=[self.id_token],
+        )
+
+    @property
+    def id_token(self) -> str:
+        """The RFID token the car's owner shows at a charger."""
+        return f"RFID-{self.vehicle_id}"
+
+    def owner_preferences(self, at: datetime) -> OwnerPreferences:
+        """What the owner sets in their app when they park."""
+        return OwnerPreferences(
+            vehicle_id=self.vehicle_id,
+            updated_at=at,
+            reserve_kwh=self.reserve_kwh,
+            target_kwh=max(self.target_kwh, self.reserve_kwh),
+            expected_departure=self.departure,
+            participating=self.participating,
+        )
+
+    def reading(self, at: datetime) -> MeasuredState:
+        """The car's own report (its app): where it is and the energy in its battery."""
+        parked = self.arrival <= at < self.departure
+        return MeasuredState(
+            vehicle_id=self.vehicle_id,
+            event_time=at,
+            source="car",
+            site_id=self.site.site_id if parked else None,
+            away=not parked,
+            plugged_in=parked,
+            energy_kwh=round(self.energy_kwh, 9),
+        )
 
 
 def generate_fleet(
