@@ -23,6 +23,7 @@ from idlefleet.store.embedded import EmbeddedStore
 from streams.broker import free_loopback_port
 from streams.clients import KafkaSettings
 from streams.identity import Authority, Identity
+from streams.topics import Stream
 from streams.trust import Trust, publish_enrollments, revocation_of
 from tests.idlefleet.client.conftest import token_file
 from tests.idlefleet.conftest import SETTINGS, SITES, ServerFactory, Tokens
@@ -80,7 +81,7 @@ def test_everything_live_is_ok(live: list[str], capsys: pytest.CaptureFixture[st
     lines = findings(capsys.readouterr().out)
     assert list(lines) == [check.name for check in CHECKS]
     assert all(line.startswith("OK ") for line in lines.values()), lines
-    assert "all 11 " in lines["kafka"] and "is SERVING" in lines["api"]
+    assert f"all {len(Stream)} " in lines["kafka"] and "is SERVING" in lines["api"]
     assert "forecast k-" in lines["keys"] and "enrolled and in force" in lines["keys"]
     assert (
         "agents ask for" in lines["onnxruntime"] and "CPUExecutionProvider" in lines["onnxruntime"]
