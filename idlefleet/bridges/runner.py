@@ -7,8 +7,9 @@ topic, signed by the publisher's (adapter) identity, or a dead letter with its r
 record's topic, partition and offset (`streams.producer.Publisher.dead_letter`). Offsets are
 committed once everything made from a poll is acknowledged: delivery is at least once, and a
 record published twice is harmless (the planner keeps each field's newest value by event
-time). A record the bridge fails on is a dead letter too; only a publish that fails stops the
-runner, with nothing of that poll committed.
+time). A record the bridge fails on is a dead letter too. Only a publish that fails, or
+records compressed with a codec kafka-python cannot read here (only gzip is installed), stop
+the runner, with nothing of that poll committed.
 
 `registry_vins` reads the fleet registry from the start (every entry checked against the
 registry of keys) into the `VinDirectory` the bridge looks VINs up in, and keeps it current.
@@ -25,20 +26,24 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, UnsupportedCodecError
 from kafka.producer.future import FutureRecordMetadata
 
 from idlefleet.bridges.measured import BridgeResult, DeadLetter, Measured
 from idlefleet.bridges.vins import VinDirectory
 from streams.clients import KafkaSettings, make_group_consumer
 from streams.consumer import StreamReader
-from streams.errors import PublishError
+from streams.errors import PublishError, StreamsError
 from streams.messages import Message, VehicleRecord
 from streams.producer import Publisher
 from streams.topics import Stream
 from streams.validation import RecordRules
 
 log = logging.getLogger(__name__)
+
+
+class UnreadableSourceError(StreamsError):
+    """The source topic's records cannot be read here, whatever the retries."""
 
 
 class RecordBridge(Protocol):
@@ -101,7 +106,8 @@ class BridgeRunner:
         """Bridge records until `stop` is set; the poll in hand is finished and committed.
 
         PublishError when a record made cannot be delivered (nothing of its poll is
-        committed, so a restart bridges it again).
+        committed, so a restart bridges it again); UnreadableSourceError when the source's
+        records are compressed with a codec not installed.
         """
         consumer = make_group_consumer(self._kafka, self._group_id, [self._topic], _LogAssignment())
         try:
@@ -110,6 +116,11 @@ class BridgeRunner:
             while not stop.is_set():
                 try:
                     self._poll_once(consumer)
+                except UnsupportedCodecError as exc:
+                    raise UnreadableSourceError(
+                        f"{self._topic}: {exc}; have its producer compress with gzip or not at "
+                        "all (librdkafka: compression.type gzip or none)"
+                    ) from exc
                 except KafkaError as exc:  # a rebalance or a broker away (not PublishError)
                     log.warning("bridge of %s: %s; retrying", self._topic, exc)
                     stop.wait(0.5)

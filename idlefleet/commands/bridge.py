@@ -1,8 +1,9 @@
 """`idlefleet bridge fleet-telemetry`: a car maker's telemetry on Kafka to measured car state.
 
 Runs until SIGINT or SIGTERM, then finishes the records in hand, commits and exits 0. Bad
-arguments exit 2 with a message naming what is wrong; losing Kafka for good (a record that
-cannot be published, a registry that cannot be read) exits 1, with nothing uncommitted lost.
+arguments exit 2 with a message naming what is wrong; what retries cannot mend (a record
+that cannot be published, a registry that cannot be read, records compressed with a codec
+not installed) exits 1, with nothing uncommitted lost.
 See docs/bridges.md.
 """
 
@@ -98,7 +99,13 @@ def run_fleet_telemetry(args: argparse.Namespace) -> int:
         FleetTelemetryBridge,
         telemetry_topic,
     )
-    from idlefleet.bridges.runner import BridgeCounts, BridgeRunner, default_group_id, registry_vins
+    from idlefleet.bridges.runner import (
+        BridgeCounts,
+        BridgeRunner,
+        UnreadableSourceError,
+        default_group_id,
+        registry_vins,
+    )
     from idlefleet.commands.serve import default_sites
     from idlefleet.sites import SitesFileError, load_sites
     from streams.clients import KafkaSettings, ensure_topics
@@ -151,7 +158,7 @@ def run_fleet_telemetry(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 runner.run(stop)
-        except (PublishError, TimeoutError, KafkaError) as exc:
+        except (PublishError, UnreadableSourceError, TimeoutError, KafkaError) as exc:
             print(f"{PROG}: {exc}", file=sys.stderr)
             return 1
         finally:

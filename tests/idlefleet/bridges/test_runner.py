@@ -10,15 +10,23 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from confluent_kafka import Producer as ConfluentProducer
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 from kafka.structs import TopicPartition
 
 from idlefleet.bridges.fleet_telemetry import FleetTelemetryBridge, telemetry_topic
 from idlefleet.bridges.proto_gen.tesla import vehicle_data_pb2 as pb
-from idlefleet.bridges.runner import BridgeRunner, default_group_id, registry_vins
+from idlefleet.bridges.runner import (
+    BridgeRunner,
+    UnreadableSourceError,
+    default_group_id,
+    registry_vins,
+)
 from idlefleet.commands.bridge import PRINCIPAL
 from idlefleet.sites import load_sites
 from streams.clients import KafkaSettings
@@ -86,22 +94,37 @@ class Sent:
     offset: int
 
 
-def produce(kafka: KafkaSettings, topic: str, records: list[tuple[str, bytes]]) -> list[Sent]:
-    """Produce (VIN, value) records as fleet-telemetry does: key the VIN, no idlefleet proof."""
-    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
-    try:
-        futures = [
-            (vin.encode(), value, producer.send(topic, key=vin.encode(), value=value))
-            for vin, value in records
-        ]
-        producer.flush()
-        sent = []
-        for key, value, future in futures:
-            metadata = future.get(timeout=WAIT_S)
-            sent.append(Sent(key, value, metadata.partition, metadata.offset))
-        return sent
-    finally:
-        producer.close()
+def produce(
+    kafka: KafkaSettings, topic: str, records: list[tuple[str, bytes]], compression: str = "gzip"
+) -> list[Sent]:
+    """Produce (VIN, value) records as fleet-telemetry does: with librdkafka (which its Go
+    client wraps), keyed by VIN, without idlefleet's proof, gzip as in its sample config."""
+    producer = ConfluentProducer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "compression.type": compression,
+            "queue.buffering.max.ms": 50,
+            "acks": "all",
+        }
+    )
+    sent: dict[int, Sent] = {}
+    errors: list[object] = []
+
+    def delivered(index: int, error: object, message: Any) -> None:
+        if error is not None:
+            errors.append(error)
+            return
+        sent[index] = Sent(message.key(), message.value(), message.partition(), message.offset())
+
+    for index, (vin, value) in enumerate(records):
+        producer.produce(
+            topic,
+            key=vin.encode(),
+            value=value,
+            on_delivery=partial(delivered, index),
+        )
+    assert producer.flush(WAIT_S) == 0 and not errors, errors
+    return [sent[index] for index in range(len(records))]
 
 
 def now() -> datetime:
@@ -129,9 +152,8 @@ class Running:
     def _run(self) -> None:
         try:
             self.runner.run(self._stop)
-        except BaseException as exc:
+        except BaseException as exc:  # kept for the test to look at
             self.failure = exc
-            raise
 
     def wait_for(self, measured: int, dead_lettered: int, sent: list[Sent]) -> None:
         """Until the runner has made this many records, and committed every record `sent`.
@@ -160,12 +182,14 @@ class Running:
         finally:
             consumer.close(autocommit=False)
 
-    def stop(self) -> None:
+    def stop(self) -> BaseException | None:
+        """Stop the runner; what it failed with, if it did."""
         self._stop.set()
         self._thread.join(WAIT_S)
+        assert not self._thread.is_alive()
         self._exit.close()
         self._publisher.close()
-        assert self.failure is None
+        return self.failure
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -259,7 +283,7 @@ def test_records_become_measured_state_of_the_registered_car_and_the_rest_dead_l
     try:
         running.wait_for(measured=2, dead_lettered=4, sent=sent)
     finally:
-        running.stop()
+        assert running.stop() is None
 
     planner = PlannerView(world)
     try:
@@ -307,13 +331,30 @@ def test_a_restarted_bridge_resumes_after_its_committed_offsets(
     try:
         first.wait_for(measured=2, dead_lettered=0, sent=sent)
     finally:
-        first.stop()
+        assert first.stop() is None
     sent += produce(world.kafka, topic, [reading(62.0), (VIN, b"\x00garbage")])
     second = Running(world, namespace)
     try:  # only what came after the first run
         second.wait_for(measured=1, dead_lettered=1, sent=sent)
     finally:
-        second.stop()
+        assert second.stop() is None
     # the counts are exact: a re-read first record would have made 2 measured more
     read_topic(world.kafka, Stream.MEASURED_STATE, 3)
     assert read_topic(world.kafka, Stream.DEAD_LETTER, 1)[0][0]["source_offset"] is not None
+
+
+def test_records_compressed_with_a_codec_not_installed_stop_the_bridge_with_the_fix(
+    world: factories.World, namespace: str
+) -> None:
+    """kafka-python reads gzip here, not snappy, lz4 or zstd: a fleet-telemetry sending those
+    is misconfigured, and the bridge says so rather than retry for ever."""
+    payload = binary(record(datum(pb.BatteryLevel, int_value=50), created=now()))
+    produce(world.kafka, telemetry_topic(namespace), [(VIN, payload)], compression="snappy")
+    running = Running(world, namespace)
+    try:
+        wait_until(lambda: running.failure is not None, "failure")
+    finally:
+        failure = running.stop()
+    assert isinstance(failure, UnreadableSourceError)
+    assert "snappy" in str(failure) and "compression.type gzip or none" in str(failure)
+    assert running.committed() == {0: 0, 1: 0}
