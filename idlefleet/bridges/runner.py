@@ -149,7 +149,7 @@ class BridgeRunner:
             log.exception(
                 "bridge failed on %s[%d]@%d", record.topic, record.partition, record.offset
             )
-            result = DeadLetter(f"bridge error: {type(exc).__name__}: {exc}")
+            result = DeadLetter(" ".join(f"bridge error: {type(exc).__name__}: {exc}".split()))
         if isinstance(result, Measured):
             self.counts.measured += 1
             return self._publisher.publish(Stream.MEASURED_STATE, result.state)
