@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from idlefleet.commands import (
     agent,
     bench,
+    bridge,
     broker,
     chaos,
     demo,
@@ -35,6 +36,7 @@ COMMANDS = (
     store,
     plan,
     forecast,
+    bridge,
     scenario,
     report,
     chaos,

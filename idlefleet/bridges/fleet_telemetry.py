@@ -12,6 +12,10 @@ and counts as absent.
 ``VARIABLE_MAP`` is the one place where Tesla's signal names and units map to ours. The
 deprecated ``ChargeState`` signal is not mapped: vehicles send it as the words ``Idle`` or
 ``Enable`` (fleet-telemetry issue #123); ``DetailedChargeState`` carries the charge state.
+
+A record becomes a `streams.messages.MeasuredState` with source ``fleet-telemetry``, for the
+car the fleet registry gives its VIN (`vins.VinDirectory`); anything else becomes a dead
+letter with a one-line reason. `runner.py` runs the bridge against Kafka.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from typing import Final
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from pydantic import ValidationError
 
 from idlefleet.bridges.geofence import SitePoint, site_at
-from idlefleet.bridges.measured import BridgeResult, DeadLetter, Measured, MeasuredState
+from idlefleet.bridges.measured import BridgeResult, DeadLetter, Measured
 from idlefleet.bridges.proto_gen.tesla import vehicle_data_pb2 as pb
 from idlefleet.bridges.variables import (
     ChargeStateVariable,
@@ -37,30 +42,35 @@ from idlefleet.bridges.variables import (
     Variable,
     apply_map,
 )
+from idlefleet.bridges.vins import VinDirectory, masked_vin
+from streams.messages import MeasuredState
 
 #: fleet-telemetry names its vehicle-data topic ``<namespace>_<record type>``; "V" is data.
 RECORD_TYPE: Final = "V"
+#: The `source` of the measured state this bridge publishes.
+SOURCE: Final = "fleet-telemetry"
+#: What Kafka allows in a topic name (and so in a namespace).
+_TOPIC_NAME: Final = re.compile(r"^[A-Za-z0-9._-]{1,247}$")
 
-_CHARGING: Final = (True, True)
-_PLUGGED_IDLE: Final = (True, False)
 #: Tesla signal -> our quantity; readings outside [low, high] dead-letter the record.
 VARIABLE_MAP: Final[dict[str, Variable]] = {
     # The level the owner sees and the charge limit refers to; Soc (the BMS's) if absent.
     "BatteryLevel": NumberVariable("soc_frac", "pct", 0.01, 0.0, 100.0),
     "Soc": NumberVariable("soc_frac", "pct", 0.01, 0.0, 100.0),
     "EnergyRemaining": NumberVariable("energy_kwh", "kWh", 1.0, 0.0, 1000.0),
-    "ChargeLimitSoc": NumberVariable("charge_limit_frac", "pct", 0.01, 0.0, 100.0),
+    # a limit of 0 % is no limit a car has (Tesla's lowest is 50 %)
+    "ChargeLimitSoc": NumberVariable("charge_limit_frac", "pct", 0.01, 1.0, 100.0),
     "ACChargingPower": NumberVariable("power_kw", "kW", 1.0, 0.0, 100.0),
     "DCChargingPower": NumberVariable("power_kw", "kW", 1.0, 0.0, 1500.0),
     "DetailedChargeState": ChargeStateVariable(
         {
             "DetailedChargeStateUnknown": None,
-            "DetailedChargeStateDisconnected": (False, False),
-            "DetailedChargeStateNoPower": _PLUGGED_IDLE,
-            "DetailedChargeStateStarting": _PLUGGED_IDLE,  # not drawing power yet
-            "DetailedChargeStateCharging": _CHARGING,
-            "DetailedChargeStateComplete": _PLUGGED_IDLE,
-            "DetailedChargeStateStopped": _PLUGGED_IDLE,
+            "DetailedChargeStateDisconnected": False,
+            "DetailedChargeStateNoPower": True,
+            "DetailedChargeStateStarting": True,
+            "DetailedChargeStateCharging": True,
+            "DetailedChargeStateComplete": True,
+            "DetailedChargeStateStopped": True,
         }
     ),
     "Location": LocationVariable(),
@@ -73,8 +83,14 @@ _LOCATION_TEXT: Final = re.compile(
 
 
 def telemetry_topic(namespace: str) -> str:
-    """The topic fleet-telemetry writes vehicle data to under `namespace`."""
-    return f"{namespace}_{RECORD_TYPE}"
+    """The topic fleet-telemetry writes vehicle data to under `namespace` (its config's
+    ``namespace``); ValueError when that makes no Kafka topic name."""
+    topic = f"{namespace}_{RECORD_TYPE}"
+    if not namespace or not _TOPIC_NAME.match(topic):
+        raise ValueError(
+            f"namespace {namespace!r}: a topic name takes 1 to 247 letters, digits, '.', '_' or '-'"
+        )
+    return topic
 
 
 class MalformedRecordError(ValueError):
@@ -151,13 +167,13 @@ class BridgeConfig:
 
 @dataclass(frozen=True)
 class FleetTelemetryBridge:
-    """Maps fleet-telemetry records of known vehicles at known sites to measured state.
+    """Maps fleet-telemetry records of registered vehicles to measured state.
 
-    `vehicles` maps VIN -> vehicle_id. The registry's car entries carry no VIN yet, so the
-    caller supplies this mapping; a VIN it lacks dead-letters the record.
+    `vehicles` gives the car of each VIN (the fleet registry's; a VIN it lacks dead-letters
+    the record); `sites` are the geofences a location is placed in.
     """
 
-    vehicles: Mapping[str, str]
+    vehicles: VinDirectory
     sites: Sequence[SitePoint]
     config: BridgeConfig = field(default_factory=BridgeConfig)
     variable_map: Mapping[str, Variable] = field(default_factory=lambda: VARIABLE_MAP)
@@ -175,9 +191,9 @@ class FleetTelemetryBridge:
         vin_or_reason = self._vin(key, payload)
         if isinstance(vin_or_reason, DeadLetter):
             return vin_or_reason
-        vehicle_id = self.vehicles.get(vin_or_reason)
-        if vehicle_id is None:
-            return DeadLetter(f"unknown VIN {_masked(vin_or_reason)}")
+        vehicle_id = self.vehicles.vehicle_of(vin_or_reason)
+        if isinstance(vehicle_id, DeadLetter):
+            return vehicle_id
         event_time = self._event_time(payload, now)
         if isinstance(event_time, DeadLetter):
             return event_time
@@ -189,24 +205,29 @@ class FleetTelemetryBridge:
             quantities = apply_map(found, self.variable_map)
         except ReadingError as exc:
             return DeadLetter(_one_line(str(exc)))
-        site_id = None
+        site_id, away = None, None
         if quantities.location_deg is not None:
             lat_deg, lon_deg = quantities.location_deg
             site_id = site_at(lat_deg, lon_deg, self.sites, self.config.geofence_radius_m)
-        return Measured(
-            MeasuredState(
+            away = site_id is None
+        try:
+            state = MeasuredState(
                 vehicle_id=vehicle_id,
                 event_time=event_time,
-                soc_frac=quantities.soc_frac,
-                energy_kwh=quantities.energy_kwh,
-                plugged_in=quantities.plugged_in,
-                charging=quantities.charging,
-                charge_limit_frac=quantities.charge_limit_frac,
-                power_kw=quantities.power_kw,
+                source=SOURCE,
                 site_id=site_id,
-                location_deg=quantities.location_deg,
+                away=away,
+                plugged_in=quantities.plugged_in,
+                energy_kwh=quantities.energy_kwh,
+                soc_frac=quantities.soc_frac,
+                power_kw=quantities.power_kw,
+                charge_limit_frac=quantities.charge_limit_frac,
             )
-        )
+        except ValidationError as exc:  # a map whose ranges are wider than the message's
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "<message>"
+            return DeadLetter(_one_line(f"invalid MeasuredState: {where}: {first['msg']}"))
+        return Measured(state)
 
     def _vin(self, key: bytes | None, payload: pb.Payload) -> str | DeadLetter:
         """The record's VIN: the payload's, which the key must match when both are there."""
@@ -216,7 +237,7 @@ class FleetTelemetryBridge:
             return DeadLetter("malformed: key is not an ASCII VIN")
         vin = payload.vin.strip()
         if vin and key_vin and vin != key_vin:
-            return DeadLetter(f"VIN mismatch: key {_masked(key_vin)}, payload {_masked(vin)}")
+            return DeadLetter(f"VIN mismatch: key {masked_vin(key_vin)}, payload {masked_vin(vin)}")
         return vin or key_vin or DeadLetter("malformed: no VIN in key or payload")
 
     def _event_time(self, payload: pb.Payload, now: datetime) -> datetime | DeadLetter:
@@ -239,11 +260,6 @@ def _field_name(number: int) -> str:
     """A Field's name, or ``Field#n`` for a signal newer than the vendored .proto."""
     known = pb.Field.DESCRIPTOR.values_by_number.get(number)
     return known.name if known is not None else f"Field#{number}"
-
-
-def _masked(vin: str) -> str:
-    """A VIN as reasons and logs show it: maker code and last four characters."""
-    return f"{vin[:3]}…{vin[-4:]}" if len(vin) > 7 else "…" * bool(vin)
 
 
 def _one_line(text: str) -> str:

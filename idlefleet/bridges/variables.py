@@ -48,11 +48,11 @@ class NumberVariable:
 
 @dataclass(frozen=True)
 class ChargeStateVariable:
-    """A signal naming a charge state: state -> (plugged_in, charging), None: says nothing."""
+    """A signal naming a charge state: state -> plugged_in; None: the state says nothing."""
 
-    states: Mapping[str, tuple[bool, bool] | None]
+    states: Mapping[str, bool | None]
 
-    def convert(self, name: str, reading: Reading) -> tuple[bool, bool] | None:
+    def convert(self, name: str, reading: Reading) -> bool | None:
         if not isinstance(reading, str) or reading not in self.states:
             raise ReadingError(f"out of range: {name} {reading!r} is no known charge state")
         return self.states[reading]
@@ -87,14 +87,13 @@ class Quantities:
     charge_limit_frac: float | None = None  # [0-1]
     power_kw: float | None = None  # into the car [kW]
     plugged_in: bool | None = None
-    charging: bool | None = None
     location_deg: tuple[float, float] | None = None  # (latitude, longitude) [deg]
 
 
 def apply_map(readings: Mapping[str, Reading], variable_map: Mapping[str, Variable]) -> Quantities:
     """Convert the mapped readings (signals not in the map are ignored); ReadingError if bad."""
     numbers: dict[NumberQuantity, float] = {}
-    charge_state: tuple[bool, bool] | None = None
+    plugged_in: bool | None = None
     location_deg: tuple[float, float] | None = None
     for name, variable in variable_map.items():
         if name not in readings:
@@ -107,9 +106,9 @@ def apply_map(readings: Mapping[str, Reading], variable_map: Mapping[str, Variab
             else:
                 numbers.setdefault(variable.quantity, value)
         elif isinstance(variable, ChargeStateVariable):
-            state = variable.convert(name, reading)
-            if charge_state is None:
-                charge_state = state
+            state = variable.convert(name, reading)  # every mapped reading is checked
+            if plugged_in is None:
+                plugged_in = state
         elif location_deg is None:
             location_deg = variable.convert(name, reading)
     return Quantities(
@@ -117,8 +116,7 @@ def apply_map(readings: Mapping[str, Reading], variable_map: Mapping[str, Variab
         energy_kwh=numbers.get("energy_kwh"),
         charge_limit_frac=numbers.get("charge_limit_frac"),
         power_kw=numbers.get("power_kw"),
-        plugged_in=None if charge_state is None else charge_state[0],
-        charging=None if charge_state is None else charge_state[1],
+        plugged_in=plugged_in,
         location_deg=location_deg,
     )
 

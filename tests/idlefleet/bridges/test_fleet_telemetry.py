@@ -2,58 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
-from google.protobuf import json_format
 
 from idlefleet.bridges.fleet_telemetry import (
     FleetTelemetryBridge,
     decode_payload,
     telemetry_topic,
 )
-from idlefleet.bridges.measured import DeadLetter, Measured, MeasuredState
+from idlefleet.bridges.measured import DeadLetter, Measured
 from idlefleet.bridges.proto_gen.tesla import vehicle_data_pb2 as pb
+from idlefleet.bridges.vins import VinDirectory
 from idlefleet.sites import SiteConfig, load_sites
+from streams.messages import MeasuredState
+from tests.idlefleet.bridges.payloads import (
+    BERLIN,
+    SITES_JSON,
+    T0,
+    VIN,
+    Encode,
+    at,
+    binary,
+    datum,
+    entry,
+    protojson,
+    record,
+)
 
-SITES_JSON = Path(__file__).resolve().parents[3] / "idlefleet" / "data" / "sites.json"
-VIN = "5YJ3E1EA7KF000001"
-T0 = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(seconds=30)
-BERLIN = (52.52, 13.405)
-
-
-def binary(payload: pb.Payload) -> bytes:
-    return payload.SerializeToString()
-
-
-def protojson(payload: pb.Payload) -> bytes:
-    """As fleet-telemetry's transmit_decoded_records writes it: enum names, unpopulated too."""
-    text = json_format.MessageToJson(
-        payload, always_print_fields_with_no_presence=True, indent=None
-    )
-    return text.encode()
-
-
-Encode = Callable[[pb.Payload], bytes]
 ENCODINGS = pytest.mark.parametrize("encode", [binary, protojson], ids=["binary", "protojson"])
-
-
-def record(*data: pb.Datum, vin: str = VIN, created: datetime | None = T0) -> pb.Payload:
-    payload = pb.Payload(vin=vin, data=list(data))
-    if created is not None:
-        payload.created_at.FromDatetime(created)
-    return payload
-
-
-def datum(key: int, **value: object) -> pb.Datum:
-    return pb.Datum(key=key, value=pb.Value(**value))  # type: ignore[arg-type]
-
-
-def at(lat_deg: float, lon_deg: float) -> pb.Datum:
-    return datum(pb.Location, location_value=pb.LocationValue(latitude=lat_deg, longitude=lon_deg))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +41,7 @@ def sites() -> list[SiteConfig]:
 
 @pytest.fixture
 def bridge(sites: list[SiteConfig]) -> FleetTelemetryBridge:
-    return FleetTelemetryBridge(vehicles={VIN: "car-a"}, sites=sites)
+    return FleetTelemetryBridge(vehicles=VinDirectory.of([entry("car-a", VIN)]), sites=sites)
 
 
 def measured(result: object) -> MeasuredState:
@@ -79,6 +57,9 @@ def dead(result: object) -> str:
 
 def test_the_topic_is_the_namespace_and_v() -> None:
     assert telemetry_topic("tesla") == "tesla_V"
+    for bad in ("", "depot fleet", "tesla/V", "x" * 250):
+        with pytest.raises(ValueError, match="namespace"):
+            telemetry_topic(bad)
 
 
 @ENCODINGS
@@ -96,19 +77,22 @@ def test_typed_values_map_to_measured_state_in_our_units(
         datum(pb.VehicleSpeed, string_value="0"),  # unmapped: ignored
     )
     state = measured(bridge.bridge(VIN.encode(), encode(payload), now=NOW))
-    assert state == MeasuredState(
-        vehicle_id="car-a",
-        event_time=T0,
-        soc_frac=pytest.approx(0.815),  # type: ignore[arg-type]
-        energy_kwh=58.25,
-        plugged_in=True,
-        charging=True,
-        charge_limit_frac=pytest.approx(0.9),  # type: ignore[arg-type]
-        power_kw=11.0,
-        site_id="berlin-depot",
-        location_deg=BERLIN,
-    )
-    assert state.away is False
+    assert state.model_dump() == {
+        "message_version": 1,
+        "vehicle_id": "car-a",
+        "event_time": T0,
+        "source": "fleet-telemetry",
+        "site_id": "berlin-depot",
+        "away": False,
+        "plugged_in": True,
+        "energy_kwh": 58.25,
+        "soc_frac": pytest.approx(0.815),
+        "session_id": None,
+        "session_energy_kwh": None,
+        "power_kw": 11.0,
+        "charge_limit_frac": pytest.approx(0.9),
+        "controllable": None,
+    }
 
 
 @ENCODINGS
@@ -128,16 +112,16 @@ def test_values_sent_as_text_read_like_typed_ones(
     assert state.soc_frac == pytest.approx(0.425)
     assert state.energy_kwh == pytest.approx(42.88)
     assert state.power_kw == pytest.approx(120.0)  # AC and DC inlets add up
-    assert (state.plugged_in, state.charging) == (True, False)
-    assert state.site_id == "london-depot"
+    assert state.plugged_in is True
+    assert (state.site_id, state.away) == ("london-depot", False)
 
 
 def test_a_record_says_only_what_it_carries(bridge: FleetTelemetryBridge) -> None:
     payload = record(datum(pb.DetailedChargeState, string_value="DetailedChargeStateDisconnected"))
     state = measured(bridge.bridge(VIN.encode(), binary(payload), now=NOW))
-    assert (state.plugged_in, state.charging) == (False, False)
+    assert state.plugged_in is False
     assert state.soc_frac is state.energy_kwh is state.power_kw is None
-    assert state.location_deg is None and state.away is None
+    assert state.site_id is None and state.away is None  # no location: where is not said
 
 
 @ENCODINGS
@@ -147,7 +131,6 @@ def test_a_location_outside_every_site_is_away(
     payload = record(at(48.137, 11.575), datum(pb.BatteryLevel, int_value=50))  # Munich
     state = measured(bridge.bridge(VIN.encode(), encode(payload), now=NOW))
     assert state.site_id is None and state.away is True
-    assert state.location_deg == (48.137, 11.575)
 
 
 def test_the_key_alone_may_carry_the_vin(bridge: FleetTelemetryBridge) -> None:
@@ -184,6 +167,26 @@ def test_an_unknown_vin_is_a_dead_letter_that_masks_it(
     payload = record(datum(pb.BatteryLevel, int_value=50), vin=other)
     reason = dead(bridge.bridge(other.encode(), encode(payload), now=NOW))
     assert reason == "unknown VIN WAU…0042"
+
+
+def test_a_retired_car_or_a_vin_two_cars_claim_is_a_dead_letter(
+    sites: list[SiteConfig],
+) -> None:
+    other = "WAUZZZ8V1KA000042"
+    vehicles = VinDirectory.of(
+        [
+            entry("car-a", VIN),
+            entry("car-a", VIN, retired=True, updated_at=T0 - timedelta(hours=1)),
+            entry("car-b", other),
+            entry("car-c", other),
+        ]
+    )
+    bridge = FleetTelemetryBridge(vehicles=vehicles, sites=sites)
+    payload = record(datum(pb.BatteryLevel, int_value=50))
+    assert dead(bridge.bridge(VIN.encode(), binary(payload), now=NOW)) == "unknown VIN 5YJ…0001"
+    payload = record(datum(pb.BatteryLevel, int_value=50), vin=other)
+    reason = dead(bridge.bridge(other.encode(), binary(payload), now=NOW))
+    assert reason == "VIN WAU…0042 is registered to 2 cars: car-b, car-c"
 
 
 def test_key_and_payload_vins_must_agree(bridge: FleetTelemetryBridge) -> None:
@@ -227,6 +230,7 @@ def test_signals_newer_than_the_vendored_proto_are_skipped(bridge: FleetTelemetr
         (datum(pb.EnergyRemaining, string_value="nan"), "out of range: EnergyRemaining nan"),
         (datum(pb.EnergyRemaining, string_value="lots"), "out of range: EnergyRemaining 'lots'"),
         (datum(pb.ChargeLimitSoc, int_value=101), "out of range: ChargeLimitSoc 101 pct"),
+        (datum(pb.ChargeLimitSoc, int_value=0), "out of range: ChargeLimitSoc 0 pct"),
         (datum(pb.ACChargingPower, float_value=-3.0), "out of range: ACChargingPower -3 kW"),
         (datum(pb.DCChargingPower, boolean_value=True), "out of range: DCChargingPower True"),
         (datum(pb.DetailedChargeState, string_value="Charging?"), "out of range: Detailed"),

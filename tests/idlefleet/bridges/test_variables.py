@@ -65,12 +65,14 @@ def test_the_first_signal_in_map_order_wins(battery_level: float, soc: float) ->
 
 def test_an_unknown_charge_state_says_nothing_and_the_next_signal_speaks() -> None:
     variable_map = {
-        "A": ChargeStateVariable({"?": None, "on": (True, True)}),
-        "B": ChargeStateVariable({"off": (False, False)}),
+        "A": ChargeStateVariable({"?": None, "on": True}),
+        "B": ChargeStateVariable({"off": False}),
     }
-    quantities = apply_map({"A": "?", "B": "off"}, variable_map)
-    assert (quantities.plugged_in, quantities.charging) == (False, False)
+    assert apply_map({"A": "?", "B": "off"}, variable_map).plugged_in is False
+    assert apply_map({"A": "on", "B": "off"}, variable_map).plugged_in is True
     assert apply_map({"A": "?"}, variable_map).plugged_in is None
+    with pytest.raises(ReadingError, match="B 'maybe' is no known charge state"):
+        apply_map({"A": "on", "B": "maybe"}, variable_map)
 
 
 @pytest.mark.parametrize("reading", [True, (1.0, 2.0), "12 kW"])
