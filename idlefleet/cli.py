@@ -19,11 +19,13 @@ from idlefleet.commands import (
     forecast,
     jobs,
     keys,
+    owner,
     plan,
     report,
     scenario,
     serve,
     store,
+    vehicles,
 )
 
 COMMANDS = (
@@ -42,6 +44,8 @@ COMMANDS = (
     jobs,
     fleet,
     flex,
+    owner,
+    vehicles,
     doctor,
 )
 
