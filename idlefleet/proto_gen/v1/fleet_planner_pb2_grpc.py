@@ -269,9 +269,10 @@ class FleetPlannerServicer:
 
     def RegisterVehicle(self, request, context):
         """Write a car's entry in the fleet registry (what it is, where it charges), replacing its
-        previous one: published on the fleet-registry topic, returned once the service has read
-        it back. A new entry, or a change of a planned car's, makes the service re-plan.
-        INVALID_ARGUMENT naming the field (`vehicle.battery_kwh: ...`). Role: admin.
+        previous one: stamped with the service's clock, published on the fleet-registry topic,
+        returned once the service has read it back. An entry that changes what the service plans
+        (a parked car's battery, charger or compute; the entry a measured car lacked) makes it
+        re-plan. INVALID_ARGUMENT naming the field (`vehicle.battery_kwh: ...`). Role: admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -290,3 +290,17 @@ def test_the_plan_says_which_car_lacks_what(live: LiveFleet) -> None:  # noqa: F
         pb.GetFleetStatusRequest(), metadata=live.metadata(Role.VIEWER), timeout=10
     )
     assert [n.vehicle_id for n in status.plan.data_notes] == ["car-c", "car-e"]
+
+    # the entry car-e lacked brings it into the next plan
+    live.clock.now = T0 + 2 * SLOT
+    entry = pb.VehicleRecord(vehicle_id="car-e", battery_kwh=50.0, charger_kw=7.4, compute_kw=0.2)
+    live.stub.RegisterVehicle(
+        pb.RegisterVehicleRequest(vehicle=entry), metadata=live.metadata(Role.ADMIN), timeout=20
+    )
+    replanned = live.tick(T0 + 2 * SLOT)
+    assert replanned is not None and {"arrived", "plugged-in"} <= set(replanned.reasons)
+    summary = live.get_plan().plan
+    assert summary.vehicles == 5
+    car_e = next(note for note in summary.data_notes if note.vehicle_id == "car-e")
+    assert list(car_e.lacks) == ["owner preferences (no consent to compute, no departure)"]
+    assert car_e.energy_source == pb.ENERGY_SOURCE_READING  # 40 % of 50 kWh
