@@ -20,11 +20,13 @@ from idlefleet.commands import (
     forecast,
     jobs,
     keys,
+    owner,
     plan,
     report,
     scenario,
     serve,
     store,
+    vehicles,
 )
 
 COMMANDS = (
@@ -44,6 +46,8 @@ COMMANDS = (
     jobs,
     fleet,
     flex,
+    owner,
+    vehicles,
     doctor,
 )
 

@@ -2,10 +2,15 @@
 servicer runs.
 
 The token file has one `TOKEN ROLE [NAME]` per line (blank lines and `#` comments are
-skipped); NAME is the principal the token speaks for (tokens may share one, as when one is
-rotated), by default the role and the first 8 hex digits of the token's SHA-256. Only
-SHA-256 digests of the tokens are kept, each presented token is compared with every digest in
+skipped); ROLE is viewer, operator, admin or `owner:VEHICLE_ID`; NAME is the principal the
+token speaks for (tokens may share one, as when one is rotated), by default the role (with
+the car, for an owner) and the first 8 hex digits of the token's SHA-256. Only SHA-256
+digests of the tokens are kept, each presented token is compared with every digest in
 constant time, and no token ever reaches a log or an error message.
+
+An owner token speaks for one car: it may call only the owner methods (`OWNER_METHODS`), and
+only with that car's `vehicle_id` (PERMISSION_DENIED naming the car asked for otherwise). It
+ranks below a viewer, so every other method refuses it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -23,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection
 
+from idlefleet.api.status import bounded
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -31,19 +38,35 @@ MIN_TOKEN_CHARS = 16
 
 
 class Role(IntEnum):
-    """Ordered: each role may do what the ones below it may."""
+    """Ordered: each role may do what the ones below it may. An owner is below a viewer: it
+    may only call the owner methods for its own car (`Owner`)."""
 
+    OWNER = 0
     VIEWER = 1
     OPERATOR = 2
     ADMIN = 3
 
 
 @dataclass(frozen=True)
+class Owner:
+    """The owner role of one car: a token file's `owner:VEHICLE_ID`."""
+
+    vehicle_id: str
+
+
+#: What a token grants: a role, or the owner role of one car.
+Grant = Role | Owner
+#: A vehicle id as the streams accept one (streams.messages.Identifier).
+_VEHICLE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:@-]{0,199}$")
+
+
+@dataclass(frozen=True)
 class Principal:
-    """Who a token speaks for, and with which role."""
+    """Who a token speaks for, with which role, and for an owner, which car."""
 
     name: str
     role: Role
+    vehicle_id: str | None = None
 
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["FleetPlanner"].full_name
@@ -69,9 +92,17 @@ REQUIRED_ROLES: Mapping[str, Role] = {
             "EnrollKey": Role.ADMIN,
             "RevokeKey": Role.ADMIN,
             "ListKeys": Role.VIEWER,
+            "GetOwnerPreferences": Role.OPERATOR,
+            "SetOwnerPreferences": Role.OPERATOR,
+            "RegisterVehicle": Role.ADMIN,
+            "ListVehicles": Role.VIEWER,
         }.items()
     },
 }
+#: Methods an owner token may call for its own car: the request's `vehicle_id` must name it.
+OWNER_METHODS = frozenset(
+    f"/{_SERVICE}/{method}" for method in ("GetOwnerPreferences", "SetOwnerPreferences")
+)
 #: Services anyone may call: health checks.
 PUBLIC_SERVICES = frozenset({health_pb2.DESCRIPTOR.services_by_name["Health"].full_name})
 
@@ -84,19 +115,41 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _principal(token: str, role: Role, name: str | None = None) -> Principal:
-    return Principal(name or f"{role.name.lower()}-{_digest(token).hex()[:8]}", role)
+def _principal(token: str, grant: Grant, name: str | None = None) -> Principal:
+    tag = _digest(token).hex()[:8]
+    if isinstance(grant, Owner):
+        return Principal(name or f"owner-{grant.vehicle_id}-{tag}", Role.OWNER, grant.vehicle_id)
+    if grant is Role.OWNER:
+        raise ValueError("an owner token needs its car: give Owner(vehicle_id)")
+    return Principal(name or f"{grant.name.lower()}-{tag}", grant)
+
+
+def parse_grant(text: str) -> Grant:
+    """`viewer`, `operator`, `admin` (any case) or `owner:VEHICLE_ID`; ValueError naming what
+    is wrong (never the token)."""
+    kind, colon, vehicle_id = text.partition(":")
+    if kind.lower() == "owner":
+        if not colon or not _VEHICLE_ID.fullmatch(vehicle_id):
+            raise ValueError("an owner's role is owner:VEHICLE_ID (a car id, e.g. owner:car-7)")
+        return Owner(vehicle_id)
+    roles = [r for r in Role if r is not Role.OWNER]
+    for role in roles:
+        if not colon and kind.upper() == role.name:
+            return role
+    names = ", ".join(r.name.lower() for r in roles)
+    raise ValueError(f"role must be one of {names} or owner:VEHICLE_ID")
 
 
 class TokenTable:
-    """Which principal and role each bearer token has; entries are (TOKEN, ROLE[, NAME])."""
+    """Which principal and role each bearer token has; entries are (TOKEN, GRANT[, NAME]),
+    GRANT a Role or an Owner."""
 
-    def __init__(self, entries: Iterable[tuple[str, Role] | tuple[str, Role, str]]) -> None:
+    def __init__(self, entries: Iterable[tuple[str, Grant] | tuple[str, Grant, str]]) -> None:
         self._entries = tuple((_digest(entry[0]), _principal(*entry)) for entry in entries)
 
     @classmethod
     def parse(cls, text: str, source: str = "token file") -> TokenTable:
-        entries: list[tuple[str, Role, str]] = []
+        entries: list[tuple[str, Grant, str]] = []
         seen: dict[bytes, int] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             parts = line.split()
@@ -107,17 +160,16 @@ class TokenTable:
                 raise TokenFileError(f"{where}: expected TOKEN ROLE [NAME]")
             token, role_name, name = (*parts, "")[:3]
             try:
-                role = Role[role_name.upper()]
-            except KeyError:
-                roles = ", ".join(r.name.lower() for r in Role)
-                raise TokenFileError(f"{where}: role must be one of {roles}") from None
+                grant = parse_grant(role_name)
+            except ValueError as exc:
+                raise TokenFileError(f"{where}: {exc}") from None
             if len(token) < MIN_TOKEN_CHARS:
                 raise TokenFileError(f"{where}: token shorter than {MIN_TOKEN_CHARS} characters")
             digest = _digest(token)
             if digest in seen:
                 raise TokenFileError(f"{where}: same token as line {seen[digest]}")
             seen[digest] = number
-            entries.append((token, role, name))
+            entries.append((token, grant, name))
         if not entries:
             raise TokenFileError(f"{source}: no tokens")
         return cls(entries)
@@ -202,6 +254,8 @@ class BearerAuth(grpc.ServerInterceptor):
             return _refused(handler, method, code, "unknown bearer token")
         role = principal.role
         needed = self._required.get(method, Role.ADMIN)
+        if role is Role.OWNER and method in OWNER_METHODS:
+            return _owner_scoped(handler, method, principal)
         if role < needed:
             name = method.rpartition("/")[2]
             return _refused(
@@ -219,3 +273,26 @@ def _refused(
     """The refusal of a call, logged with the method and the reason (never the token)."""
     log.warning("refused %s: %s (%s)", method, reason, code.name)
     return _refusal(handler, code, reason)
+
+
+def _owner_scoped(handler: grpc.RpcMethodHandler, method: str, owner: Principal) -> Any:
+    """`handler` (unary) run only when the request's `vehicle_id` is the owner's car;
+    PERMISSION_DENIED naming the car asked for otherwise."""
+    behaviour = handler.unary_unary
+    name = method.rpartition("/")[2]
+
+    def scoped(request: Any, context: grpc.ServicerContext) -> Any:
+        asked: str = request.vehicle_id
+        if asked != owner.vehicle_id:
+            reason = bounded(
+                f"vehicle_id: an owner token of {owner.vehicle_id!r} may not {name} for {asked!r}"
+            )
+            log.warning("refused %s: %s (PERMISSION_DENIED)", method, reason)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+        return behaviour(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        scoped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

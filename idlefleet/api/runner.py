@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--tokens",
         type=Path,
-        help="bearer tokens, one 'TOKEN ROLE' per line (viewer|operator|admin)",
+        help="bearer tokens, one 'TOKEN ROLE [NAME]' per line "
+        "(viewer|operator|admin|owner:VEHICLE_ID)",
     )
     group.add_argument("--tls-cert", type=Path, help="PEM certificate chain: serve over TLS")
     group.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")

@@ -19,14 +19,23 @@ from pydantic import ValidationError
 
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.queries.errors import InvalidFieldError
+from idlefleet.queries.owners import VehicleEntry, VehiclePage
 from idlefleet.queries.ports import FleetStatusView, JobRecord, JobState
 from idlefleet.queries.views import FLEET, PlanViews, Scope, ScopeKind
 from idlefleet.queries.what_if import Overrides
 from idlefleet.service.dr import Decision
 from optimizer import DrEvent, Plan, Scenario, Strategy, scenario_to_dict
 from optimizer import Job as ScenarioJob
-from streams.messages import DemandResponseEvent, Enrollment, Job, Result
+from streams.messages import (
+    DemandResponseEvent,
+    Enrollment,
+    Job,
+    OwnerPreferences,
+    Result,
+    VehicleRecord,
+)
 from streams.serde import MAX_MESSAGE_BYTES, encode
+from streams.sources import DataNote
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -58,6 +67,13 @@ _SCOPE_KINDS: dict[str, ScopeKind] = {
 }
 #: Job fields whose request name differs from the domain's.
 _JOB_FIELD_NAMES = {"sites": "site_ids"}
+_ENERGY_SOURCES = {
+    "reading": pb.ENERGY_SOURCE_READING,
+    "estimated": pb.ENERGY_SOURCE_ESTIMATED,
+    "unknown": pb.ENERGY_SOURCE_UNKNOWN,
+}
+#: Longest principal name a record keeps as its writer (OwnerPreferences.updated_by).
+_MAX_PRINCIPAL_CHARS = 200
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -84,7 +100,16 @@ def _pydantic_path(prefix: str, loc: tuple[int | str, ...]) -> str:
     path = prefix
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{_JOB_FIELD_NAMES.get(part, part)}"
-    return path
+    return path.removeprefix(".") or "request"
+
+
+def _validated(model: type[Any], fields: dict[str, Any], prefix: str) -> Any:
+    """`model` made of `fields`; InvalidFieldError naming the first field it refuses."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise InvalidFieldError(_pydantic_path(prefix, first["loc"]), first["msg"]) from exc
 
 
 def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
@@ -138,8 +163,8 @@ def job_id_of(
     return request.job_id
 
 
-def page_of(request: pb.ListJobsRequest) -> tuple[int, str]:
-    """Page size and the job_id the page starts after ("" for the first page)."""
+def page_of(request: pb.ListJobsRequest | pb.ListVehiclesRequest) -> tuple[int, str]:
+    """Page size and the id the page starts after ("" for the first page)."""
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     try:
         after = base64.urlsafe_b64decode(request.page_token.encode()).decode()
@@ -150,8 +175,70 @@ def page_of(request: pb.ListJobsRequest) -> tuple[int, str]:
     return size, after
 
 
-def page_token(last_job_id: str) -> str:
-    return base64.urlsafe_b64encode(last_job_id.encode()).decode()
+def page_token(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+def vehicle_id_of(request: pb.GetOwnerPreferencesRequest) -> str:
+    if not request.vehicle_id:
+        raise InvalidFieldError("vehicle_id", "is required")
+    return request.vehicle_id
+
+
+def preferences_of(
+    request: pb.SetOwnerPreferencesRequest, updated_at: datetime, updated_by: str
+) -> OwnerPreferences:
+    """The preferences to store, stamped; InvalidFieldError naming the request field (the
+    context's checks are `idlefleet.queries.owners.check_preferences`)."""
+    rules: dict[str, Any] = {
+        "only_at_sites": list(request.rules.only_at_sites) or None,
+        "solar_surplus_only": request.rules.solar_surplus_only,
+    }
+    if request.rules.HasField("min_soc_frac"):
+        rules["min_soc_frac"] = request.rules.min_soc_frac
+    fields: dict[str, Any] = {
+        "vehicle_id": request.vehicle_id,
+        "updated_at": updated_at,
+        "reserve_kwh": request.reserve_kwh,
+        "participating": request.participating,
+        "rules": rules,
+        "updated_by": updated_by[:_MAX_PRINCIPAL_CHARS],
+        "expected_departure": _time(request, "expected_departure", "expected_departure"),
+    }
+    if request.HasField("target_kwh"):
+        fields["target_kwh"] = request.target_kwh
+        if request.target_kwh < request.reserve_kwh:  # (NaN is refused below)
+            raise InvalidFieldError(
+                "target_kwh",
+                f"{request.target_kwh:g} kWh is below reserve_kwh ({request.reserve_kwh:g})",
+            )
+    preferences: OwnerPreferences = _validated(OwnerPreferences, fields, "")
+    return preferences
+
+
+def vehicle_record_of(request: pb.RegisterVehicleRequest, updated_at: datetime) -> VehicleRecord:
+    """The registry entry to store, stamped; InvalidFieldError naming `vehicle.<field>`."""
+    if not request.HasField("vehicle"):
+        raise InvalidFieldError("vehicle", "is required")
+    v = request.vehicle
+    fields: dict[str, Any] = {
+        "vehicle_id": v.vehicle_id,
+        "updated_at": updated_at,
+        "battery_kwh": v.battery_kwh,
+        "charger_kw": v.charger_kw,
+        "compute_kw": v.compute_kw,
+        "wear_cost_per_kwh": v.wear_cost_per_kwh,
+        "id_tokens": list(v.id_tokens),
+        "retired": v.retired,
+    }
+    for name in ("charge_efficiency_frac", "shards_per_slot"):
+        if v.HasField(name):
+            fields[name] = getattr(v, name)
+    for name in ("accelerator", "home_site_id", "vin", "evse"):
+        if getattr(v, name):
+            fields[name] = getattr(v, name)
+    record: VehicleRecord = _validated(VehicleRecord, fields, "vehicle")
+    return record
 
 
 def scope_of(
@@ -311,6 +398,7 @@ def plan_summary(
     plan_id: str = "",
     revision: int = 0,
     intensity_sources: Mapping[str, str] | None = None,
+    data_notes: tuple[DataNote, ...] = (),
 ) -> pb.PlanSummary:
     horizon = scenario.horizon
     summary = pb.PlanSummary(
@@ -336,6 +424,7 @@ def plan_summary(
         ],
         shortfall_reason=plan.reason or "",
         intensity_sources=dict(intensity_sources or {}),
+        data_notes=[data_note(note, horizon.start) for note in data_notes],
     )
     if plan.gap_frac is not None:
         summary.gap_frac = plan.gap_frac
@@ -348,15 +437,28 @@ def what_if_response(plan: Plan, scenario: Scenario) -> pb.WhatIfResponse:
     )
 
 
+#: The newest plan's summary, made once: every GetPlan, GetFlexibility, WatchPlan and fleet
+#: status carries it, with a data note per car. Callers copy it into their responses.
+_last_summary: tuple[PlanViews, pb.PlanSummary] | None = None
+
+
 def views_summary(views: PlanViews) -> pb.PlanSummary:
+    """The summary of `views`' plan; do not change it (it is shared)."""
+    global _last_summary
+    cached = _last_summary
+    if cached is not None and cached[0] is views:
+        return cached[1]
     snapshot = views.snapshot
-    return plan_summary(
+    summary = plan_summary(
         snapshot.plan,
         snapshot.scenario,
         views.plan_id,
         views.revision,
         snapshot.intensity_sources,
+        views.data_notes,
     )
+    _last_summary = (views, summary)
+    return summary
 
 
 def plan_view(views: PlanViews, scope: Scope, slots: range) -> pb.PlanView:
@@ -490,3 +592,92 @@ def key_entry(entry: Enrollment) -> pb.KeyEntry:
     if entry.revoked_at is not None:
         message.revoked_at.CopyFrom(_timestamp(entry.revoked_at))
     return message
+
+
+def data_note(note: DataNote, now: datetime) -> pb.VehicleDataNote:
+    """A car's data note, its ages [s] counted to `now`."""
+    message = pb.VehicleDataNote(
+        vehicle_id=note.vehicle_id,
+        lacks=note.lacks,
+        energy_source=_ENERGY_SOURCES[note.energy_source],
+        metered_since_kwh=note.metered_since_kwh,
+        controllable=note.controllable,
+    )
+    for name, at in (
+        ("energy_age_s", note.energy_read_at),
+        ("measured_age_s", note.measured_at),
+        ("preferences_age_s", note.preferences_at),
+        ("registry_age_s", note.registry_at),
+    ):
+        age_s = note.age_s(at, now)
+        if age_s is not None:
+            setattr(message, name, age_s)
+    return message
+
+
+def _consent_rules(preferences: OwnerPreferences) -> pb.ConsentRules:
+    rules = preferences.rules
+    message = pb.ConsentRules(
+        only_at_sites=rules.only_at_sites or (), solar_surplus_only=rules.solar_surplus_only
+    )
+    if rules.min_soc_frac is not None:
+        message.min_soc_frac = rules.min_soc_frac
+    return message
+
+
+def owner_preferences(vehicle_id: str, preferences: OwnerPreferences | None) -> pb.OwnerPreferences:
+    """The car's preferences as stored; without any, the planner's defaults (no consent)."""
+    if preferences is None:
+        return pb.OwnerPreferences(vehicle_id=vehicle_id, participating=False)
+    message = pb.OwnerPreferences(
+        vehicle_id=preferences.vehicle_id,
+        reserve_kwh=preferences.reserve_kwh,
+        participating=preferences.participating,
+        rules=_consent_rules(preferences),
+        updated_at=_timestamp(preferences.updated_at),
+        updated_by=preferences.updated_by or "",
+    )
+    if preferences.target_kwh is not None:
+        message.target_kwh = preferences.target_kwh
+    if preferences.expected_departure is not None:
+        message.expected_departure.CopyFrom(_timestamp(preferences.expected_departure))
+    return message
+
+
+def vehicle_record(record: VehicleRecord) -> pb.VehicleRecord:
+    return pb.VehicleRecord(
+        vehicle_id=record.vehicle_id,
+        battery_kwh=record.battery_kwh,
+        charger_kw=record.charger_kw,
+        charge_efficiency_frac=record.charge_efficiency_frac,
+        compute_kw=record.compute_kw,
+        shards_per_slot=record.shards_per_slot,
+        wear_cost_per_kwh=record.wear_cost_per_kwh,
+        accelerator=record.accelerator,
+        home_site_id=record.home_site_id or "",
+        vin=record.vin or "",
+        id_tokens=record.id_tokens,
+        evse=record.evse or "",
+        retired=record.retired,
+        updated_at=_timestamp(record.updated_at),
+    )
+
+
+def _vehicle_entry(entry: VehicleEntry, now: datetime) -> pb.VehicleEntry:
+    message = pb.VehicleEntry(vehicle_id=entry.vehicle_id)
+    if entry.record is not None:
+        message.record.CopyFrom(vehicle_record(entry.record))
+    if entry.note is not None:
+        message.data.CopyFrom(data_note(entry.note, now))
+    return message
+
+
+def vehicle_list(page: VehiclePage, now: datetime) -> pb.ListVehiclesResponse:
+    """A page of cars, their ages counted to `now` (the service's clock)."""
+    entries = page.entries
+    return pb.ListVehiclesResponse(
+        vehicles=[_vehicle_entry(entry, now) for entry in entries],
+        next_page_token=page_token(entries[-1].vehicle_id) if page.more and entries else "",
+        total_size=page.total,
+        as_of=_timestamp(now),
+    )

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import grpc
 
 from idlefleet.api import serde
-from idlefleet.api.auth import Role, TokenTable
+from idlefleet.api.auth import Principal, Role, TokenTable
 from idlefleet.api.status import status_of
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.proto_gen.v1 import fleet_planner_pb2_grpc as pb_grpc
@@ -141,14 +141,18 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
             plan = self._what_if.plan(scenario, strategy, time_limit_s, context.time_remaining())
             return serde.what_if_response(plan, scenario)
 
+    def _caller(self, context: grpc.ServicerContext) -> Principal:
+        caller = self._tokens.caller(context.invocation_metadata())
+        if caller is None:  # BearerAuth let the call through: a token table changed?
+            raise NotAllowedError("the caller's token is not known")
+        return caller
+
     def SubmitDemandResponse(
         self, request: pb.SubmitDemandResponseRequest, context: grpc.ServicerContext
     ) -> pb.DemandResponseDecision:
         with reported(context):
             event = serde.dr_event_of(request)
-            caller = self._tokens.caller(context.invocation_metadata())
-            if caller is None:  # BearerAuth let the call through: a token table changed?
-                raise NotAllowedError("the caller's token is not known")
+            caller = self._caller(context)
             decision = self._demand_response.submit(
                 event,
                 caller.name,
@@ -170,6 +174,36 @@ class FleetPlannerServicer(pb_grpc.FleetPlannerServicer):
     ) -> pb.ListKeysResponse:
         with reported(context):
             return pb.ListKeysResponse(keys=[serde.key_entry(e) for e in self._registry.entries()])
+
+    def GetOwnerPreferences(
+        self, request: pb.GetOwnerPreferencesRequest, context: grpc.ServicerContext
+    ) -> pb.OwnerPreferences:
+        with reported(context):
+            vehicle_id = serde.vehicle_id_of(request)
+            return serde.owner_preferences(vehicle_id, self._backend.preferences(vehicle_id))
+
+    def SetOwnerPreferences(
+        self, request: pb.SetOwnerPreferencesRequest, context: grpc.ServicerContext
+    ) -> pb.OwnerPreferences:
+        with reported(context):
+            caller = self._caller(context)
+            preferences = serde.preferences_of(request, self._backend.now(), caller.name)
+            stored = self._backend.set_preferences(preferences)
+            return serde.owner_preferences(stored.vehicle_id, stored)
+
+    def RegisterVehicle(
+        self, request: pb.RegisterVehicleRequest, context: grpc.ServicerContext
+    ) -> pb.VehicleRecord:
+        with reported(context):
+            record = serde.vehicle_record_of(request, self._backend.now())
+            return serde.vehicle_record(self._backend.register_vehicle(record))
+
+    def ListVehicles(
+        self, request: pb.ListVehiclesRequest, context: grpc.ServicerContext
+    ) -> pb.ListVehiclesResponse:
+        with reported(context):
+            size, after = serde.page_of(request)
+            return serde.vehicle_list(self._backend.vehicles(after, size), self._backend.now())
 
     def GetFleetStatus(
         self, request: pb.GetFleetStatusRequest, context: grpc.ServicerContext

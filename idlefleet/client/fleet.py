@@ -11,6 +11,7 @@ failed call raises `FleetError` with the status code's name and the server's mes
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,28 @@ class VehicleShortfall:
 
 
 @dataclass(frozen=True)
+class DataNote:
+    """What the planner knows of one car's data: what it lacks, how its energy is known
+    (`reading`, `estimated` or `unknown`) and how old each source is [s] (None: never heard)."""
+
+    vehicle_id: str
+    lacks: tuple[str, ...]
+    energy_source: str
+    energy_age_s: float | None
+    metered_since_kwh: float  # grid energy metered since the reading, which an estimate adds
+    controllable: bool  # False: its charger does not follow profiles
+    measured_age_s: float | None
+    preferences_age_s: float | None
+    registry_age_s: float | None
+
+    @property
+    def noteworthy(self) -> bool:
+        """The car lacks something, its energy is not a reading, or its charger is not
+        steered."""
+        return bool(self.lacks) or self.energy_source != "reading" or not self.controllable
+
+
+@dataclass(frozen=True)
 class PlanSummary:
     plan_id: str
     revision: int
@@ -152,6 +175,8 @@ class PlanSummary:
     shortfall_reason: str
     #: region -> where its carbon intensity came from (a live feed, or a labelled fallback)
     intensity_sources: dict[str, str] = field(default_factory=dict)
+    #: per car on sources apart: what its data lacked at horizon_start, in vehicle_id order
+    data_notes: tuple[DataNote, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,6 +257,54 @@ class FleetStatus:
     plan: PlanSummary | None  # None before the first plan
 
 
+@dataclass(frozen=True)
+class OwnerPreferences:
+    """What an owner wants of their car: floor and departure wish [kWh], departure (UTC),
+    consent to compute and its rules. `updated_at` None: none were ever set (the planner's
+    defaults: no reserve, no departure, no consent)."""
+
+    vehicle_id: str
+    reserve_kwh: float = 0.0
+    target_kwh: float | None = None  # None: the energy the car has
+    expected_departure: datetime | None = None  # None: unknown
+    participating: bool = False
+    only_at_sites: tuple[str, ...] = ()  # empty: anywhere
+    min_soc_frac: float | None = None  # never compute below this state of charge [0-1]
+    solar_surplus_only: bool = False
+    updated_at: datetime | None = None  # set by the service
+    updated_by: str = ""  # the API principal who set them; empty: the car itself
+
+
+@dataclass(frozen=True)
+class VehicleRecord:
+    """A car's fleet registry entry: what it is and where it charges."""
+
+    vehicle_id: str
+    battery_kwh: float
+    charger_kw: float
+    compute_kw: float
+    charge_efficiency_frac: float = 0.92
+    shards_per_slot: int = 1
+    wear_cost_per_kwh: float = 0.0  # [currency/kWh]
+    accelerator: str = "cpu"
+    home_site_id: str | None = None
+    vin: str | None = None
+    id_tokens: tuple[str, ...] = ()
+    evse: str | None = None  # "<station_id>/<evse_id>"
+    retired: bool = False
+    updated_at: datetime | None = None  # set by the service
+
+
+@dataclass(frozen=True)
+class VehicleEntry:
+    """A car the service knows: its registry entry (None: none yet) and what its data lacks
+    (None: it reports everything in one telemetry message)."""
+
+    vehicle_id: str
+    record: VehicleRecord | None
+    data: DataNote | None
+
+
 # --- protobuf to dataclasses ---------------------------------------------------------------
 
 
@@ -274,6 +347,98 @@ def job_status_of(message: pb.JobStatus) -> JobStatus:
     )
 
 
+def _optional(message: Any, name: str) -> Any:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def data_note_of(message: pb.VehicleDataNote) -> DataNote:
+    return DataNote(
+        vehicle_id=message.vehicle_id,
+        lacks=tuple(message.lacks),
+        energy_source=_enum_name(pb.EnergySource, message.energy_source, "ENERGY_SOURCE_"),
+        energy_age_s=_optional(message, "energy_age_s"),
+        metered_since_kwh=message.metered_since_kwh,
+        controllable=message.controllable,
+        measured_age_s=_optional(message, "measured_age_s"),
+        preferences_age_s=_optional(message, "preferences_age_s"),
+        registry_age_s=_optional(message, "registry_age_s"),
+    )
+
+
+def owner_preferences_of(message: pb.OwnerPreferences) -> OwnerPreferences:
+    rules = message.rules
+    return OwnerPreferences(
+        vehicle_id=message.vehicle_id,
+        reserve_kwh=message.reserve_kwh,
+        target_kwh=_optional(message, "target_kwh"),
+        expected_departure=(
+            _time(message.expected_departure) if message.HasField("expected_departure") else None
+        ),
+        participating=message.participating,
+        only_at_sites=tuple(rules.only_at_sites),
+        min_soc_frac=_optional(rules, "min_soc_frac"),
+        solar_surplus_only=rules.solar_surplus_only,
+        updated_at=_time(message.updated_at) if message.HasField("updated_at") else None,
+        updated_by=message.updated_by,
+    )
+
+
+def vehicle_record_of(message: pb.VehicleRecord) -> VehicleRecord:
+    return VehicleRecord(
+        vehicle_id=message.vehicle_id,
+        battery_kwh=message.battery_kwh,
+        charger_kw=message.charger_kw,
+        compute_kw=message.compute_kw,
+        charge_efficiency_frac=message.charge_efficiency_frac,
+        shards_per_slot=message.shards_per_slot,
+        wear_cost_per_kwh=message.wear_cost_per_kwh,
+        accelerator=message.accelerator,
+        home_site_id=message.home_site_id or None,
+        vin=message.vin or None,
+        id_tokens=tuple(message.id_tokens),
+        evse=message.evse or None,
+        retired=message.retired,
+        updated_at=_time(message.updated_at) if message.HasField("updated_at") else None,
+    )
+
+
+def _set_preferences_request(preferences: OwnerPreferences) -> pb.SetOwnerPreferencesRequest:
+    request = pb.SetOwnerPreferencesRequest(
+        vehicle_id=preferences.vehicle_id,
+        reserve_kwh=preferences.reserve_kwh,
+        participating=preferences.participating,
+        rules=pb.ConsentRules(
+            only_at_sites=preferences.only_at_sites,
+            solar_surplus_only=preferences.solar_surplus_only,
+        ),
+    )
+    if preferences.target_kwh is not None:
+        request.target_kwh = preferences.target_kwh
+    if preferences.expected_departure is not None:
+        request.expected_departure.CopyFrom(_timestamp(preferences.expected_departure))
+    if preferences.min_soc_frac is not None:
+        request.rules.min_soc_frac = preferences.min_soc_frac
+    return request
+
+
+def _vehicle_record_message(record: VehicleRecord) -> pb.VehicleRecord:
+    return pb.VehicleRecord(
+        vehicle_id=record.vehicle_id,
+        battery_kwh=record.battery_kwh,
+        charger_kw=record.charger_kw,
+        charge_efficiency_frac=record.charge_efficiency_frac,
+        compute_kw=record.compute_kw,
+        shards_per_slot=record.shards_per_slot,
+        wear_cost_per_kwh=record.wear_cost_per_kwh,
+        accelerator=record.accelerator,
+        home_site_id=record.home_site_id or "",
+        vin=record.vin or "",
+        id_tokens=record.id_tokens,
+        evse=record.evse or "",
+        retired=record.retired,
+    )
+
+
 def plan_summary_of(message: pb.PlanSummary) -> PlanSummary:
     k = message.kpis
     return PlanSummary(
@@ -305,6 +470,7 @@ def plan_summary_of(message: pb.PlanSummary) -> PlanSummary:
         ),
         shortfall_reason=message.shortfall_reason,
         intensity_sources=dict(sorted(message.intensity_sources.items())),
+        data_notes=tuple(data_note_of(note) for note in message.data_notes),
     )
 
 
@@ -637,6 +803,49 @@ class FleetClient:
         else:
             request, scope = pb.GetFlexibilityRequest(), "fleet"
         return flexibility_of(self._call(self._stub.GetFlexibility, request), scope)
+
+    # -- owners and the fleet's cars ----------------------------------------------------
+    def owner_preferences(self, vehicle_id: str) -> OwnerPreferences:
+        """The car's preferences (role operator, or the car's owner)."""
+        request = pb.GetOwnerPreferencesRequest(vehicle_id=vehicle_id)
+        return owner_preferences_of(self._call(self._stub.GetOwnerPreferences, request))
+
+    def set_owner_preferences(self, preferences: OwnerPreferences) -> OwnerPreferences:
+        """Replace the car's preferences as a whole (`updated_at`/`updated_by` are the
+        service's); what the service holds once it has read them."""
+        request = _set_preferences_request(preferences)
+        return owner_preferences_of(self._call(self._stub.SetOwnerPreferences, request))
+
+    def update_owner_preferences(self, vehicle_id: str, **changes: Any) -> OwnerPreferences:
+        """The car's current preferences with `changes` (fields of OwnerPreferences), set."""
+        current = self.owner_preferences(vehicle_id)
+        return self.set_owner_preferences(dataclasses.replace(current, **changes))
+
+    def register_vehicle(self, record: VehicleRecord) -> VehicleRecord:
+        """Write the car's registry entry, replacing its previous one (role admin)."""
+        request = pb.RegisterVehicleRequest(vehicle=_vehicle_record_message(record))
+        return vehicle_record_of(self._call(self._stub.RegisterVehicle, request))
+
+    def list_vehicles(self, page_size: int = 100) -> list[VehicleEntry]:
+        """Every car the service knows, in vehicle id order (read `page_size` at a time)."""
+        vehicles: list[VehicleEntry] = []
+        token = ""
+        while True:
+            page = self._call(
+                self._stub.ListVehicles,
+                pb.ListVehiclesRequest(page_size=page_size, page_token=token),
+            )
+            vehicles.extend(
+                VehicleEntry(
+                    vehicle_id=v.vehicle_id,
+                    record=vehicle_record_of(v.record) if v.HasField("record") else None,
+                    data=data_note_of(v.data) if v.HasField("data") else None,
+                )
+                for v in page.vehicles
+            )
+            token = page.next_page_token
+            if not token:
+                return vehicles
 
     # -- health -------------------------------------------------------------------------
     def health(self, service: str = "") -> str:

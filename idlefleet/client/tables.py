@@ -14,14 +14,20 @@ from datetime import datetime
 from typing import Any
 
 from idlefleet.client.fleet import (
+    DataNote,
     FleetStatus,
     Flexibility,
     JobStatus,
+    OwnerPreferences,
     PlanSummary,
     PlanView,
+    VehicleEntry,
+    VehicleRecord,
 )
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M"
+#: Cars a plan summary names for their data at most; the rest are counted.
+MAX_NOTED_CARS = 20
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -118,7 +124,140 @@ def plan_summary_text(plan: PlanSummary) -> str:
         for s in plan.shortfalls
     ]
     lines += [f"intensity {region}: {source}" for region, source in plan.intensity_sources.items()]
+    lines += _data_lines(plan.data_notes)
     return "\n".join(lines) + "\n"
+
+
+def age_text(age_s: float | None) -> str:
+    """An age [s] as `42 s`, `12 min`, `3.5 h` or `2.0 d`; `-` for None."""
+    if age_s is None:
+        return "-"
+    if age_s < 120:
+        return f"{age_s:.0f} s"
+    if age_s < 7200:
+        return f"{age_s / 60:.0f} min"
+    if age_s < 172_800:
+        return f"{age_s / 3600:.1f} h"
+    return f"{age_s / 86_400:.1f} d"
+
+
+def _energy_text(note: DataNote) -> str:
+    """How the car's energy is known, in a few words."""
+    if note.energy_source == "estimated":
+        return (
+            f"energy estimated (reading {age_text(note.energy_age_s)} old, "
+            f"+{note.metered_since_kwh:.1f} kWh metered since)"
+        )
+    if note.energy_source == "unknown":
+        return "energy unknown"
+    return f"energy reading {age_text(note.energy_age_s)} old"
+
+
+def data_note_text(note: DataNote) -> str:
+    """One line: what the car lacks (an unknown energy among it), an estimated energy, a
+    charger that is not steered; else how old its energy reading is."""
+    parts = [f"lacks {', '.join(note.lacks)}"] if note.lacks else []
+    if note.energy_source == "estimated" or (note.energy_source == "unknown" and not parts):
+        parts.append(_energy_text(note))
+    if not note.controllable:
+        parts.append("charger does not follow profiles")
+    return f"{note.vehicle_id}: {'; '.join(parts or [_energy_text(note)])}"
+
+
+def _data_lines(notes: Sequence[DataNote]) -> list[str]:
+    """A line per car whose data lacks something, is estimated or is not steered (at most
+    MAX_NOTED_CARS, then a count)."""
+    noted = [note for note in notes if note.noteworthy]
+    if not notes:
+        return []
+    cars = f"{len(notes)} car{'' if len(notes) == 1 else 's'}"
+    head = f"car data: {cars} on sources, {len(noted)} to note"
+    lines = [head, *(f"  {data_note_text(note)}" for note in noted[:MAX_NOTED_CARS])]
+    if len(noted) > MAX_NOTED_CARS:
+        lines.append(f"  ... and {len(noted) - MAX_NOTED_CARS} more (--json lists them all)")
+    return lines
+
+
+def owner_text(preferences: OwnerPreferences) -> str:
+    p = preferences
+    rules = [
+        f"only at {', '.join(p.only_at_sites)}" if p.only_at_sites else "at any site",
+        "" if p.min_soc_frac is None else f"never below {p.min_soc_frac:.0%}",
+        "only from solar surplus" if p.solar_surplus_only else "",
+    ]
+    updated = (
+        "never (the planner's defaults)"
+        if p.updated_at is None
+        else f"{_cell(p.updated_at)} UTC by {p.updated_by or 'the car'}"
+    )
+    return _fields(
+        [
+            ("vehicle", p.vehicle_id),
+            ("reserve kWh", p.reserve_kwh),
+            ("target kWh", "the energy it has" if p.target_kwh is None else p.target_kwh),
+            (
+                "departure UTC",
+                "unknown" if p.expected_departure is None else p.expected_departure,
+            ),
+            ("compute", "yes, " + ", ".join(r for r in rules if r) if p.participating else "no"),
+            ("updated", updated),
+        ]
+    )
+
+
+def vehicle_text(record: VehicleRecord) -> str:
+    r = record
+    return _fields(
+        [
+            ("vehicle", r.vehicle_id),
+            ("battery kWh", r.battery_kwh),
+            ("charger kW", r.charger_kw),
+            ("charge efficiency", f"{r.charge_efficiency_frac:.2f}"),
+            ("compute kW", r.compute_kw),
+            ("shards per slot", r.shards_per_slot),
+            ("wear cost per kWh", f"{r.wear_cost_per_kwh:g}"),
+            ("accelerator", r.accelerator),
+            ("home site", r.home_site_id),
+            ("VIN", r.vin),
+            ("id tokens", ", ".join(r.id_tokens) or None),
+            ("EVSE", r.evse),
+            ("retired", r.retired),
+            ("updated UTC", r.updated_at),
+        ]
+    )
+
+
+def vehicles_text(entries: Sequence[VehicleEntry]) -> str:
+    if not entries:
+        return "no cars\n"
+    rows = []
+    for e in entries:
+        r, d = e.record, e.data
+        rows.append(
+            (
+                e.vehicle_id,
+                None if r is None else r.battery_kwh,
+                None if r is None else r.charger_kw,
+                None if r is None else r.compute_kw,
+                None if r is None else r.home_site_id,
+                "telemetry" if d is None else d.energy_source,
+                "-" if d is None else age_text(d.energy_age_s),
+                ("yes" if r.retired else "no") if r is not None else "-",
+                "-" if d is None else "; ".join(d.lacks) or "-",
+            )
+        )
+    headers = [
+        "vehicle",
+        "battery kWh",
+        "charger kW",
+        "compute kW",
+        "home",
+        "energy",
+        "energy age",
+        "retired",
+        "lacks",
+    ]
+    return table(headers, rows)
 
 
 def fleet_text(status: FleetStatus) -> str:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from idlefleet.queries.errors import BusyError, UnavailableError
 from idlefleet.queries.views import PlanViews, build_views
 from optimizer.plan import PlanSnapshot
+from streams.sources import DataNote
 
 DEFAULT_MAX_WATCHERS = 16
 
@@ -32,11 +33,12 @@ class PlanBoard:
         """The newest plan's views, or None before the first plan."""
         return self._views
 
-    def publish(self, snapshot: PlanSnapshot) -> PlanViews:
-        """Compute the views of a new plan, make them current and wake the watchers."""
+    def publish(self, snapshot: PlanSnapshot, data_notes: tuple[DataNote, ...] = ()) -> PlanViews:
+        """Compute the views of a new plan (with what its cars' data lacked when it was
+        made), make them current and wake the watchers."""
         with self._publishing:
             revision = 1 if self._views is None else self._views.revision + 1
-            views = build_views(snapshot, revision)
+            views = build_views(snapshot, revision, data_notes)
             with self._changed:
                 self._views = views
                 self._changed.notify_all()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from idlefleet.queries.errors import PreconditionError
 from idlefleet.queries.ports import FleetStatusView, JobRecord, SiteStatusView
-from idlefleet.service.inputs import FallbackSource, JobDemand, rolling_scenario
+from idlefleet.service.inputs import FallbackSource, JobDemand, RollingInputs, rolling_inputs
 from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import Scenario
@@ -35,11 +35,23 @@ def current_scenario(
     """The scenario the planner would plan from the slot holding `now` (on the service's
     fallback intensity where nothing published covers it, when it has one);
     PreconditionError when nothing can be planned (no intensity signal covers that slot)."""
+    return current_inputs(now, state, demands, sites, settings, fallback).scenario
+
+
+def current_inputs(
+    now: datetime,
+    state: FleetState,
+    demands: Sequence[JobDemand],
+    sites: Sequence[SiteConfig],
+    settings: PlannerSettings,
+    fallback: FallbackSource | None = None,
+) -> RollingInputs:
+    """`current_scenario` with its intensity and the cars' data notes."""
     start = slot_floor(now, settings.slot_minutes)
-    scenario = rolling_scenario(start, state, sites, demands, settings, fallback=fallback)
-    if scenario is None:
+    inputs = rolling_inputs(start, state, sites, demands, settings, fallback=fallback)
+    if inputs is None:
         raise PreconditionError(f"nothing to plan at {start.isoformat()}: no intensity signal")
-    return scenario
+    return inputs
 
 
 def state_copy(state: FleetState) -> FleetState:

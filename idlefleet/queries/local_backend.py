@@ -12,12 +12,22 @@ from datetime import datetime
 from executor.ledger import JobLedger
 from idlefleet.queries.board import PlanBoard
 from idlefleet.queries.dr_owners import DrOwners
-from idlefleet.queries.fleet_status import current_scenario, fleet_status
+from idlefleet.queries.errors import UnknownIdError
+from idlefleet.queries.fleet_status import current_inputs, current_scenario, fleet_status
 from idlefleet.queries.job_records import (
     check_cancellable,
     check_resubmission,
     job_record,
     job_records,
+)
+from idlefleet.queries.owners import (
+    VehiclePage,
+    check_preferences,
+    check_record,
+    known,
+    preferences_of,
+    record_of,
+    vehicle_page,
 )
 from idlefleet.queries.ports import FleetStatusView, JobRecord
 from idlefleet.queries.views import PlanViews
@@ -26,7 +36,7 @@ from idlefleet.settings import PlannerSettings
 from idlefleet.sites import SiteConfig
 from optimizer import Scenario, plan_scenario
 from optimizer.plan import PlanSnapshot
-from streams.messages import DemandResponseEvent, Job, Result
+from streams.messages import DemandResponseEvent, Job, OwnerPreferences, Result, VehicleRecord
 from streams.state import FleetState
 
 
@@ -94,13 +104,46 @@ class LocalBackend:
             demands = open_demands(self.ledger, self.cancelled)
             return current_scenario(self.now(), self.state, demands, self.sites, self.settings)
 
+    def preferences(self, vehicle_id: str) -> OwnerPreferences | None:
+        with self.lock:
+            return preferences_of(self.state, vehicle_id)
+
+    def set_preferences(self, preferences: OwnerPreferences) -> OwnerPreferences:
+        """Check and apply them to state (no re-plan: `replan` plans)."""
+        vehicle_id = preferences.vehicle_id
+        with self.lock:
+            if not known(self.state, vehicle_id):
+                raise UnknownIdError("vehicle", vehicle_id)
+            site_ids = {site.site_id for site in self.sites}
+            check_preferences(preferences, self.now(), site_ids, record_of(self.state, vehicle_id))
+            self.state.apply_preferences(preferences)
+            stored = preferences_of(self.state, vehicle_id)
+        assert stored is not None  # just applied
+        return stored
+
+    def register_vehicle(self, record: VehicleRecord) -> VehicleRecord:
+        """Check and apply the entry to state (no re-plan: `replan` plans)."""
+        check_record(record, {site.site_id for site in self.sites})
+        with self.lock:
+            self.state.apply_record(record)
+            stored = record_of(self.state, record.vehicle_id)
+        assert stored is not None  # just applied
+        return stored
+
+    def vehicles(self, after: str = "", limit: int | None = None) -> VehiclePage:
+        with self.lock:
+            return vehicle_page(self.state, after, limit)
+
     def replan(self, strategy: str = "milp") -> PlanViews:
-        """Plan from the current slot and publish the plan."""
-        scenario = self.current_scenario()
+        """Plan from the current slot and publish the plan with its cars' data notes."""
+        with self.lock:
+            demands = open_demands(self.ledger, self.cancelled)
+            inputs = current_inputs(self.now(), self.state, demands, self.sites, self.settings)
+        scenario = inputs.scenario
         plan = plan_scenario(
             scenario,
             strategy,
             time_limit_s=self.settings.solver_time_limit_s,
             mip_gap_frac=self.settings.solver_mip_gap_frac,
         )
-        return self.board.publish(PlanSnapshot(plan, scenario))
+        return self.board.publish(PlanSnapshot(plan, scenario), inputs.data_notes)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from executor.ledger import JobProgress
 from optimizer import Scenario
-from streams.messages import DemandResponseEvent, Job, Result
+from streams.messages import DemandResponseEvent, Job, OwnerPreferences, Result, VehicleRecord
 
 if TYPE_CHECKING:
     from idlefleet.queries.board import PlanBoard
     from idlefleet.queries.dr_owners import DrOwners
+    from idlefleet.queries.owners import VehiclePage
     from idlefleet.settings import PlannerSettings
     from idlefleet.sites import SiteConfig
 
@@ -110,4 +111,25 @@ class FleetBackend(Protocol):
     def current_scenario(self) -> Scenario:
         """The scenario the planner would plan from the current slot;
         PreconditionError when nothing can be planned (no intensity signal covers it)."""
+        ...
+
+    def preferences(self, vehicle_id: str) -> OwnerPreferences | None:
+        """The owner's newest preferences; None when none were set. UnknownIdError for a
+        car the fleet does not know."""
+        ...
+
+    def set_preferences(self, preferences: OwnerPreferences) -> OwnerPreferences:
+        """Check and store a car's preferences; what the fleet holds once it has taken them
+        (a newer set wins). InvalidFieldError naming the field (`owners.check_preferences`),
+        UnknownIdError for a car the fleet does not know."""
+        ...
+
+    def register_vehicle(self, record: VehicleRecord) -> VehicleRecord:
+        """Check and store a car's registry entry; the entry the fleet holds once it has
+        taken it. InvalidFieldError naming the field (`owners.check_record`)."""
+        ...
+
+    def vehicles(self, after: str = "", limit: int | None = None) -> VehiclePage:
+        """The cars the fleet knows whose ids sort after `after`, at most `limit`, in
+        vehicle_id order (`owners.vehicle_page`)."""
         ...

@@ -22,13 +22,24 @@ from kafka.errors import KafkaError
 from executor.ledger import LedgerSnapshot
 from idlefleet.queries.board import PlanBoard
 from idlefleet.queries.dr_owners import DrOwners
-from idlefleet.queries.errors import PreconditionError, UnavailableError
+from idlefleet.queries.errors import PreconditionError, UnavailableError, UnknownIdError
 from idlefleet.queries.fleet_status import current_scenario, fleet_status, state_copy
 from idlefleet.queries.job_records import (
     check_cancellable,
     check_resubmission,
     job_record,
     job_records,
+)
+from idlefleet.queries.owners import (
+    VehiclePage,
+    check_preferences,
+    check_record,
+    known,
+    newer_or_same,
+    preferences_of,
+    record_of,
+    vehicle_page,
+    wait_for,
 )
 from idlefleet.queries.ports import FleetStatusView, JobRecord
 from idlefleet.service.inputs import FallbackSource, JobDemand
@@ -37,8 +48,16 @@ from idlefleet.sites import SiteConfig
 from optimizer import Scenario
 from optimizer.plan import PlanSnapshot
 from streams.errors import PublishError
-from streams.messages import DemandResponseEvent, Job, Result
+from streams.messages import (
+    DemandResponseEvent,
+    Job,
+    Message,
+    OwnerPreferences,
+    Result,
+    VehicleRecord,
+)
 from streams.producer import Publisher
+from streams.sources import DataNote
 from streams.state import FleetState
 from streams.topics import Stream
 from streams.trust import Trust
@@ -63,6 +82,10 @@ class PlannerPort(Protocol):
     @property
     def current_plan(self) -> PlanSnapshot | None:
         """The plan being dispatched and its scenario; replaced whole at each re-plan."""
+        ...
+
+    def current_plan_notes(self) -> tuple[PlanSnapshot | None, tuple[DataNote, ...]]:
+        """The current plan and the data notes of the run that made it, read together."""
         ...
 
     @property
@@ -132,9 +155,9 @@ class ServiceBackend:
     def _follow(self) -> None:
         published: PlanSnapshot | None = None
         while not self._stop.wait(self._poll_s):
-            snapshot = self._service.current_plan
+            snapshot, notes = self._service.current_plan_notes()
             if snapshot is not None and snapshot is not published:
-                self.board.publish(snapshot)
+                self.board.publish(snapshot, notes)
                 published = snapshot
 
     @property
@@ -199,6 +222,56 @@ class ServiceBackend:
                 view = fleet_status(state_copy(s.state), s.sites, self.jobs(), self.now())
                 self._status = (time.monotonic(), view)
             return self._status[1]
+
+    def preferences(self, vehicle_id: str) -> OwnerPreferences | None:
+        return preferences_of(self._service.state, vehicle_id)
+
+    def set_preferences(self, preferences: OwnerPreferences) -> OwnerPreferences:
+        """Publish them on the owner-preferences topic; returned once the service has read
+        them (or newer ones): it re-plans when they change what it plans."""
+        state, vehicle_id = self._service.state, preferences.vehicle_id
+        if not known(state, vehicle_id):
+            raise UnknownIdError("vehicle", vehicle_id)
+        site_ids = {site.site_id for site in self._service.sites}
+        check_preferences(preferences, self.now(), site_ids, record_of(state, vehicle_id))
+        what = f"the preferences of {vehicle_id!r}"
+        self._publish(Stream.OWNER_PREFERENCES, preferences, what)
+        self._read_back(
+            lambda: newer_or_same(preferences_of(state, vehicle_id), preferences.updated_at), what
+        )
+        stored = preferences_of(state, vehicle_id)
+        assert stored is not None  # read back
+        return stored
+
+    def register_vehicle(self, record: VehicleRecord) -> VehicleRecord:
+        """Publish the entry on the fleet-registry topic; returned once the service has read
+        it (or a newer one)."""
+        check_record(record, {site.site_id for site in self._service.sites})
+        state, vehicle_id = self._service.state, record.vehicle_id
+        what = f"the registry entry of {vehicle_id!r}"
+        self._publish(Stream.FLEET_REGISTRY, record, what)
+        self._read_back(
+            lambda: newer_or_same(record_of(state, vehicle_id), record.updated_at), what
+        )
+        stored = record_of(state, vehicle_id)
+        assert stored is not None  # read back
+        return stored
+
+    def vehicles(self, after: str = "", limit: int | None = None) -> VehiclePage:
+        return vehicle_page(self._service.state, after, limit)
+
+    def _publish(self, stream: Stream, message: Message, what: str) -> None:
+        try:
+            self._publisher.publish(stream, message).get(timeout=self._ack_timeout_s)
+        except (KafkaError, PublishError) as exc:
+            raise UnavailableError(f"the broker did not take {what}") from exc
+
+    def _read_back(self, taken: Callable[[], bool], what: str) -> None:
+        """UnavailableError unless `taken()` holds within the ack timeout."""
+        if not wait_for(taken, self._ack_timeout_s):
+            raise UnavailableError(
+                f"the service did not read {what} back within {self._ack_timeout_s:g} s"
+            )
 
     def apply_dr_event(self, event: DemandResponseEvent) -> None:
         """Publish the cap on the DR topic: the service re-plans with it."""

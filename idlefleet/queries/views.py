@@ -22,6 +22,7 @@ from optimizer import Plan, format_timestamp
 from optimizer.flexibility import FlexibilityRows, region_flexibility, site_flexibility
 from optimizer.plan import PlanSnapshot
 from optimizer.plan_arrays import FloatArray, PlanArrays, plan_arrays
+from streams.sources import DataNote
 
 ScopeKind = Literal["fleet", "site", "region", "vehicle"]
 #: Shards per job [count] run in one slot, in job_id order.
@@ -77,6 +78,8 @@ class PlanViews:
     planned_executions: Mapping[str, int]  # per job_id [count]
     arrays: PlanArrays
     vehicle_work: Mapping[str, Mapping[int, Work]]
+    #: What each car's data lacked when the plan was made, in vehicle_id order.
+    data_notes: tuple[DataNote, ...] = ()
 
     @property
     def plan(self) -> Plan:
@@ -197,7 +200,9 @@ def _flexibility_series(rows: FlexibilityRows, row: int) -> FlexibilitySeries:
     )
 
 
-def build_views(snapshot: PlanSnapshot, revision: int) -> PlanViews:
+def build_views(
+    snapshot: PlanSnapshot, revision: int, data_notes: tuple[DataNote, ...] = ()
+) -> PlanViews:
     plan, scenario = snapshot.plan, snapshot.scenario
     a = plan_arrays(snapshot)
     horizon = scenario.horizon
@@ -237,4 +242,5 @@ def build_views(snapshot: PlanSnapshot, revision: int) -> PlanViews:
         planned_executions=dict(planned),
         arrays=a,
         vehicle_work=_work_by(plan, {v: v for v in site_of}),
+        data_notes=data_notes,
     )

@@ -395,6 +395,14 @@ class PlannerService:
             notes.append(self._not_planning)
         return notes
 
+    def current_plan_notes(self) -> tuple[PlanSnapshot | None, tuple[DataNote, ...]]:
+        """The plan being dispatched and what its cars' data lacked when it was made (the
+        `data_notes` of the run that made it), read together under the state lock."""
+        with self._lock:
+            if self.current_plan is None or not self.plans:
+                return self.current_plan, ()
+            return self.current_plan, self.plans[-1].data_notes
+
     def ledger_snapshot(self) -> LedgerSnapshot:
         """Every job this worker registered and its progress, read under the state lock."""
         with self._lock:

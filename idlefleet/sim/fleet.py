@@ -143,8 +143,7 @@ class SimulatedCar:
             )
         return Telemetry(**common, site_id=None, plugged_in=False)
 
-
-    # -- the three sources apart (`demo --ocpp`: chargers meter, cars read now and then) --------
+    # -- the three sources apart (`demo --ocpp`: chargers meter, cars read now and then) ----
     def registry_record(self, at: datetime) -> VehicleRecord:
         """The car's fleet registry entry, with the token it shows at its charger."""
         return VehicleRecord(

@@ -32,6 +32,7 @@ from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
 from streams.messages import Job, Message
 from streams.producer import Publisher
+from streams.sources import DataNote
 from streams.state import FleetState
 from streams.topics import Stream
 from streams.trust import Trust
@@ -139,10 +140,18 @@ class Tokens:
         return (("authorization", f"Bearer {self.by_role[role]}"),)
 
 
+#: The car the test owner token speaks for (`Tokens.by_role[Role.OWNER]`).
+OWNED_CAR = "car-a"
+
+
 @pytest.fixture(scope="session")
 def tokens() -> Tokens:
+    """A token per role; the owner's is the owner of car-a."""
     by_role = {role: secrets.token_urlsafe(24) for role in Role}
-    text = "\n".join(f"{token} {role.name.lower()}" for role, token in by_role.items())
+    text = "\n".join(
+        f"{token} {f'owner:{OWNED_CAR}' if role is Role.OWNER else role.name.lower()}"
+        for role, token in by_role.items()
+    )
     return Tokens(TokenTable.parse(f"# test tokens\n{text}\n"), by_role)
 
 
@@ -197,6 +206,9 @@ class ReadingPlanner:
     def _on_record(self, stream: Stream, message: Message) -> None:
         assert isinstance(message, Job)
         self.ledger.register(message)
+
+    def current_plan_notes(self) -> tuple[PlanSnapshot | None, tuple[DataNote, ...]]:
+        return self.current_plan, ()
 
     def ledger_snapshot(self) -> LedgerSnapshot:
         return self.ledger.snapshot()

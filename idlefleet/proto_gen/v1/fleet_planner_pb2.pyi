@@ -32,6 +32,13 @@ class PlanStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLAN_STATUS_UNSPECIFIED: _ClassVar[PlanStatus]
     PLAN_STATUS_OPTIMAL: _ClassVar[PlanStatus]
     PLAN_STATUS_FEASIBLE: _ClassVar[PlanStatus]
+
+class EnergySource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENERGY_SOURCE_UNSPECIFIED: _ClassVar[EnergySource]
+    ENERGY_SOURCE_READING: _ClassVar[EnergySource]
+    ENERGY_SOURCE_ESTIMATED: _ClassVar[EnergySource]
+    ENERGY_SOURCE_UNKNOWN: _ClassVar[EnergySource]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_PENDING: JobState
 JOB_STATE_OPEN: JobState
@@ -46,6 +53,10 @@ STRATEGY_IMMEDIATE: Strategy
 PLAN_STATUS_UNSPECIFIED: PlanStatus
 PLAN_STATUS_OPTIMAL: PlanStatus
 PLAN_STATUS_FEASIBLE: PlanStatus
+ENERGY_SOURCE_UNSPECIFIED: EnergySource
+ENERGY_SOURCE_READING: EnergySource
+ENERGY_SOURCE_ESTIMATED: EnergySource
+ENERGY_SOURCE_UNKNOWN: EnergySource
 
 class ModelRef(_message.Message):
     __slots__ = ("uri", "sha256", "sealed")
@@ -228,7 +239,7 @@ class VehicleShortfall(_message.Message):
     def __init__(self, vehicle_id: _Optional[str] = ..., shortfall_kwh: _Optional[float] = ..., limited_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlanSummary(_message.Message):
-    __slots__ = ("plan_id", "revision", "horizon_start", "slot_minutes", "slots", "strategy", "status", "objective", "gap_frac", "solve_s", "vehicles", "kpis", "shortfalls", "shortfall_reason", "intensity_sources")
+    __slots__ = ("plan_id", "revision", "horizon_start", "slot_minutes", "slots", "strategy", "status", "objective", "gap_frac", "solve_s", "vehicles", "kpis", "shortfalls", "shortfall_reason", "intensity_sources", "data_notes")
     class IntensitySourcesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +262,7 @@ class PlanSummary(_message.Message):
     SHORTFALLS_FIELD_NUMBER: _ClassVar[int]
     SHORTFALL_REASON_FIELD_NUMBER: _ClassVar[int]
     INTENSITY_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    DATA_NOTES_FIELD_NUMBER: _ClassVar[int]
     plan_id: str
     revision: int
     horizon_start: _timestamp_pb2.Timestamp
@@ -266,7 +278,8 @@ class PlanSummary(_message.Message):
     shortfalls: _containers.RepeatedCompositeFieldContainer[VehicleShortfall]
     shortfall_reason: str
     intensity_sources: _containers.ScalarMap[str, str]
-    def __init__(self, plan_id: _Optional[str] = ..., revision: _Optional[int] = ..., horizon_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., slots: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., objective: _Optional[float] = ..., gap_frac: _Optional[float] = ..., solve_s: _Optional[float] = ..., vehicles: _Optional[int] = ..., kpis: _Optional[_Union[Kpis, _Mapping]] = ..., shortfalls: _Optional[_Iterable[_Union[VehicleShortfall, _Mapping]]] = ..., shortfall_reason: _Optional[str] = ..., intensity_sources: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    data_notes: _containers.RepeatedCompositeFieldContainer[VehicleDataNote]
+    def __init__(self, plan_id: _Optional[str] = ..., revision: _Optional[int] = ..., horizon_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., slot_minutes: _Optional[int] = ..., slots: _Optional[int] = ..., strategy: _Optional[_Union[Strategy, str]] = ..., status: _Optional[_Union[PlanStatus, str]] = ..., objective: _Optional[float] = ..., gap_frac: _Optional[float] = ..., solve_s: _Optional[float] = ..., vehicles: _Optional[int] = ..., kpis: _Optional[_Union[Kpis, _Mapping]] = ..., shortfalls: _Optional[_Iterable[_Union[VehicleShortfall, _Mapping]]] = ..., shortfall_reason: _Optional[str] = ..., intensity_sources: _Optional[_Mapping[str, str]] = ..., data_notes: _Optional[_Iterable[_Union[VehicleDataNote, _Mapping]]] = ...) -> None: ...
 
 class JobShards(_message.Message):
     __slots__ = ("job_id", "shards")
@@ -556,3 +569,145 @@ class ListKeysResponse(_message.Message):
     KEYS_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedCompositeFieldContainer[KeyEntry]
     def __init__(self, keys: _Optional[_Iterable[_Union[KeyEntry, _Mapping]]] = ...) -> None: ...
+
+class ConsentRules(_message.Message):
+    __slots__ = ("only_at_sites", "min_soc_frac", "solar_surplus_only")
+    ONLY_AT_SITES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SOC_FRAC_FIELD_NUMBER: _ClassVar[int]
+    SOLAR_SURPLUS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    only_at_sites: _containers.RepeatedScalarFieldContainer[str]
+    min_soc_frac: float
+    solar_surplus_only: bool
+    def __init__(self, only_at_sites: _Optional[_Iterable[str]] = ..., min_soc_frac: _Optional[float] = ..., solar_surplus_only: _Optional[bool] = ...) -> None: ...
+
+class GetOwnerPreferencesRequest(_message.Message):
+    __slots__ = ("vehicle_id",)
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    def __init__(self, vehicle_id: _Optional[str] = ...) -> None: ...
+
+class SetOwnerPreferencesRequest(_message.Message):
+    __slots__ = ("vehicle_id", "reserve_kwh", "target_kwh", "expected_departure", "participating", "rules")
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESERVE_KWH_FIELD_NUMBER: _ClassVar[int]
+    TARGET_KWH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DEPARTURE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPATING_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    reserve_kwh: float
+    target_kwh: float
+    expected_departure: _timestamp_pb2.Timestamp
+    participating: bool
+    rules: ConsentRules
+    def __init__(self, vehicle_id: _Optional[str] = ..., reserve_kwh: _Optional[float] = ..., target_kwh: _Optional[float] = ..., expected_departure: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., participating: _Optional[bool] = ..., rules: _Optional[_Union[ConsentRules, _Mapping]] = ...) -> None: ...
+
+class OwnerPreferences(_message.Message):
+    __slots__ = ("vehicle_id", "reserve_kwh", "target_kwh", "expected_departure", "participating", "rules", "updated_at", "updated_by")
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    RESERVE_KWH_FIELD_NUMBER: _ClassVar[int]
+    TARGET_KWH_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_DEPARTURE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPATING_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    reserve_kwh: float
+    target_kwh: float
+    expected_departure: _timestamp_pb2.Timestamp
+    participating: bool
+    rules: ConsentRules
+    updated_at: _timestamp_pb2.Timestamp
+    updated_by: str
+    def __init__(self, vehicle_id: _Optional[str] = ..., reserve_kwh: _Optional[float] = ..., target_kwh: _Optional[float] = ..., expected_departure: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., participating: _Optional[bool] = ..., rules: _Optional[_Union[ConsentRules, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
+
+class VehicleRecord(_message.Message):
+    __slots__ = ("vehicle_id", "battery_kwh", "charger_kw", "charge_efficiency_frac", "compute_kw", "shards_per_slot", "wear_cost_per_kwh", "accelerator", "home_site_id", "vin", "id_tokens", "evse", "retired", "updated_at")
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    BATTERY_KWH_FIELD_NUMBER: _ClassVar[int]
+    CHARGER_KW_FIELD_NUMBER: _ClassVar[int]
+    CHARGE_EFFICIENCY_FRAC_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_KW_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_PER_SLOT_FIELD_NUMBER: _ClassVar[int]
+    WEAR_COST_PER_KWH_FIELD_NUMBER: _ClassVar[int]
+    ACCELERATOR_FIELD_NUMBER: _ClassVar[int]
+    HOME_SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    VIN_FIELD_NUMBER: _ClassVar[int]
+    ID_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    EVSE_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    battery_kwh: float
+    charger_kw: float
+    charge_efficiency_frac: float
+    compute_kw: float
+    shards_per_slot: int
+    wear_cost_per_kwh: float
+    accelerator: str
+    home_site_id: str
+    vin: str
+    id_tokens: _containers.RepeatedScalarFieldContainer[str]
+    evse: str
+    retired: bool
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, vehicle_id: _Optional[str] = ..., battery_kwh: _Optional[float] = ..., charger_kw: _Optional[float] = ..., charge_efficiency_frac: _Optional[float] = ..., compute_kw: _Optional[float] = ..., shards_per_slot: _Optional[int] = ..., wear_cost_per_kwh: _Optional[float] = ..., accelerator: _Optional[str] = ..., home_site_id: _Optional[str] = ..., vin: _Optional[str] = ..., id_tokens: _Optional[_Iterable[str]] = ..., evse: _Optional[str] = ..., retired: _Optional[bool] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RegisterVehicleRequest(_message.Message):
+    __slots__ = ("vehicle",)
+    VEHICLE_FIELD_NUMBER: _ClassVar[int]
+    vehicle: VehicleRecord
+    def __init__(self, vehicle: _Optional[_Union[VehicleRecord, _Mapping]] = ...) -> None: ...
+
+class VehicleDataNote(_message.Message):
+    __slots__ = ("vehicle_id", "lacks", "energy_source", "energy_age_s", "metered_since_kwh", "controllable", "measured_age_s", "preferences_age_s", "registry_age_s")
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    LACKS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    METERED_SINCE_KWH_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLABLE_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    PREFERENCES_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_AGE_S_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    lacks: _containers.RepeatedScalarFieldContainer[str]
+    energy_source: EnergySource
+    energy_age_s: float
+    metered_since_kwh: float
+    controllable: bool
+    measured_age_s: float
+    preferences_age_s: float
+    registry_age_s: float
+    def __init__(self, vehicle_id: _Optional[str] = ..., lacks: _Optional[_Iterable[str]] = ..., energy_source: _Optional[_Union[EnergySource, str]] = ..., energy_age_s: _Optional[float] = ..., metered_since_kwh: _Optional[float] = ..., controllable: _Optional[bool] = ..., measured_age_s: _Optional[float] = ..., preferences_age_s: _Optional[float] = ..., registry_age_s: _Optional[float] = ...) -> None: ...
+
+class ListVehiclesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class VehicleEntry(_message.Message):
+    __slots__ = ("vehicle_id", "record", "data")
+    VEHICLE_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    vehicle_id: str
+    record: VehicleRecord
+    data: VehicleDataNote
+    def __init__(self, vehicle_id: _Optional[str] = ..., record: _Optional[_Union[VehicleRecord, _Mapping]] = ..., data: _Optional[_Union[VehicleDataNote, _Mapping]] = ...) -> None: ...
+
+class ListVehiclesResponse(_message.Message):
+    __slots__ = ("vehicles", "next_page_token", "total_size", "as_of")
+    VEHICLES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    vehicles: _containers.RepeatedCompositeFieldContainer[VehicleEntry]
+    next_page_token: str
+    total_size: int
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, vehicles: _Optional[_Iterable[_Union[VehicleEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -104,6 +104,26 @@ class FleetPlannerStub:
                 request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysRequest.SerializeToString,
                 response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysResponse.FromString,
                 _registered_method=True)
+        self.GetOwnerPreferences = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/GetOwnerPreferences',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetOwnerPreferencesRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.OwnerPreferences.FromString,
+                _registered_method=True)
+        self.SetOwnerPreferences = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/SetOwnerPreferences',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SetOwnerPreferencesRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.OwnerPreferences.FromString,
+                _registered_method=True)
+        self.RegisterVehicle = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/RegisterVehicle',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.RegisterVehicleRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.VehicleRecord.FromString,
+                _registered_method=True)
+        self.ListVehicles = channel.unary_unary(
+                '/idlefleet.v1.FleetPlanner/ListVehicles',
+                request_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListVehiclesRequest.SerializeToString,
+                response_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListVehiclesResponse.FromString,
+                _registered_method=True)
 
 
 class FleetPlannerServicer:
@@ -226,6 +246,46 @@ class FleetPlannerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOwnerPreferences(self, request, context):
+        """What the car's owner wants of it: reserve, departure target, consent to compute and its
+        rules. A car the fleet does not know is NOT_FOUND. Role: operator, or the car's owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetOwnerPreferences(self, request, context):
+        """Replace the car's preferences as a whole (unset optional fields: none). They are checked
+        (INVALID_ARGUMENT naming the field: a target below the reserve, a reserve or target above
+        the registered battery, a departure not after the service's now, an unknown site, a
+        fraction outside [0, 1]), stamped with the service's clock and the caller's principal,
+        published on the owner-preferences topic and returned as the service holds them once it
+        has read them back; the service re-plans when they change what it plans for a parked
+        car. A car the fleet does not know is NOT_FOUND. Role: operator, or the car's owner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterVehicle(self, request, context):
+        """Write a car's entry in the fleet registry (what it is, where it charges), replacing its
+        previous one: stamped with the service's clock, published on the fleet-registry topic,
+        returned once the service has read it back. An entry that changes what the service plans
+        (a parked car's battery, charger or compute; the entry a measured car lacked) makes it
+        re-plan. INVALID_ARGUMENT naming the field (`vehicle.battery_kwh: ...`). Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVehicles(self, request, context):
+        """The cars the service knows, in vehicle_id order, a page at a time: each one's newest
+        registry entry and what its data lacks. Role: viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetPlannerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -298,6 +358,26 @@ def add_FleetPlannerServicer_to_server(servicer, server):
                     servicer.ListKeys,
                     request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysRequest.FromString,
                     response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'GetOwnerPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOwnerPreferences,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetOwnerPreferencesRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.OwnerPreferences.SerializeToString,
+            ),
+            'SetOwnerPreferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetOwnerPreferences,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SetOwnerPreferencesRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.OwnerPreferences.SerializeToString,
+            ),
+            'RegisterVehicle': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterVehicle,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.RegisterVehicleRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.VehicleRecord.SerializeToString,
+            ),
+            'ListVehicles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVehicles,
+                    request_deserializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListVehiclesRequest.FromString,
+                    response_serializer=idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListVehiclesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -678,6 +758,114 @@ class FleetPlanner:
             '/idlefleet.v1.FleetPlanner/ListKeys',
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysRequest.SerializeToString,
             idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOwnerPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/GetOwnerPreferences',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.GetOwnerPreferencesRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.OwnerPreferences.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetOwnerPreferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/SetOwnerPreferences',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.SetOwnerPreferencesRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.OwnerPreferences.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterVehicle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/RegisterVehicle',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.RegisterVehicleRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.VehicleRecord.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVehicles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idlefleet.v1.FleetPlanner/ListVehicles',
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListVehiclesRequest.SerializeToString,
+            idlefleet_dot_proto__gen_dot_v1_dot_fleet__planner__pb2.ListVehiclesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,7 +40,13 @@ def test_a_token_file_maps_tokens_to_principals_and_roles() -> None:
     [
         (f"{SECRET}\n", "line 1: expected TOKEN ROLE [NAME]"),
         (f"{SECRET} admin root extra\n", "line 1: expected TOKEN ROLE [NAME]"),
-        (f"# c\n{SECRET} root\n", "line 2: role must be one of viewer, operator, admin"),
+        (
+            f"# c\n{SECRET} root\n",
+            "line 2: role must be one of viewer, operator, admin or owner:VEHICLE_ID",
+        ),
+        (f"{SECRET} owner\n", "line 1: an owner's role is owner:VEHICLE_ID"),
+        (f"{SECRET} owner:../etc\n", "line 1: an owner's role is owner:VEHICLE_ID"),
+        (f"{SECRET} viewer:car-7\n", "line 1: role must be one of"),
         ("tiny-tok admin\n", "line 1: token shorter than 16 characters"),
         (f"{SECRET} admin\n{SECRET} viewer\n", "line 2: same token as line 1"),
         ("# nothing\n", "no tokens"),
@@ -58,11 +64,12 @@ def test_every_rpc_and_reflection_need_a_role_and_reads_need_only_viewer() -> No
     rpcs = {f"/{SERVICE_NAME}/{m.name}" for m in methods}
     assert rpcs | {REFLECTION_METHOD} == set(REQUIRED_ROLES)
     writes = {"SubmitJob", "CancelJob", "WhatIf", "SubmitDemandResponse"}
-    registry_changes = {"EnrollKey", "RevokeKey"}
+    owners = {"GetOwnerPreferences", "SetOwnerPreferences"}  # (and the car's owner)
+    registry_changes = {"EnrollKey", "RevokeKey", "RegisterVehicle"}
     for method, role in REQUIRED_ROLES.items():
         name = method.rpartition("/")[2]
         expected = Role.VIEWER
-        if name in writes:
+        if name in writes | owners:
             expected = Role.OPERATOR
         elif name in registry_changes:
             expected = Role.ADMIN
