@@ -15,7 +15,7 @@ reading arrives, and is not planned (its charger's default profile charges it at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -92,7 +92,8 @@ class VehicleSources:
     power_kw: float | None = None
     preferences: OwnerPreferences | None = None
     record: VehicleRecord | None = None
-    _values: dict[str, tuple[datetime, object]] = field(default_factory=dict)
+    #: What the car last said of its owner's wishes and of itself in version-1 telemetry.
+    _reported: tuple[dict[str, object], dict[str, object]] | None = None
 
     # -- updates ------------------------------------------------------------------------
     def apply_measured(self, m: MeasuredState) -> bool:
@@ -134,6 +135,24 @@ class VehicleSources:
         ):
             changed |= m.controllable != self.controllable
             self.controllable, self.controllable_at = m.controllable, t
+        return changed
+
+    def apply_report(self, t: Telemetry) -> bool:
+        """Take a version-1 report: its measurements always, its owner's wishes and its
+        registry fields only when they differ from the car's previous report, so that what
+        an owner or an operator set since (through the API) stays until the car says
+        otherwise. True if anything changed."""
+        measured, preferences, record = split_telemetry(t)
+        reported = (
+            preferences.model_dump(exclude={"updated_at"}),
+            record.model_dump(exclude={"updated_at"}),
+        )
+        before, self._reported = self._reported, reported
+        changed = self.apply_measured(measured)
+        if before is None or before[0] != reported[0]:
+            changed |= self.apply_preferences(preferences)
+        if before is None or before[1] != reported[1]:
+            changed |= self.apply_record(record)
         return changed
 
     def apply_preferences(self, p: OwnerPreferences) -> bool:
@@ -184,7 +203,8 @@ class VehicleSources:
             out.append("an active registry entry (retired)")
         if not self.located:
             out.append("location")
-        if self.energy()[0] is None:
+        reading = self.reading
+        if reading is None or (self.arrived_at is not None and reading.at < self.arrived_at):
             out.append("energy reading since it arrived")
         if self.preferences is None:
             out.append("owner preferences (no consent to compute, no departure)")

@@ -25,7 +25,7 @@ from streams.messages import (
     Telemetry,
     VehicleRecord,
 )
-from streams.sources import DataNote, VehicleSources, split_telemetry
+from streams.sources import DataNote, VehicleSources
 
 
 class FleetEventKind(StrEnum):
@@ -82,6 +82,11 @@ def _derive_events(before: Telemetry | None, after: Telemetry) -> list[FleetEven
     return events
 
 
+def _content(record: VehicleRecord | None) -> dict[str, object] | None:
+    """A registry entry without its date: what a change of entry changes."""
+    return None if record is None else record.model_dump(exclude={"updated_at"})
+
+
 def _wishes(telemetry: Telemetry) -> tuple[object, ...]:
     """What the owner asks of a parked car: departure, reserve and target."""
     return (telemetry.expected_departure, telemetry.reserve_kwh, telemetry.target_kwh)
@@ -101,15 +106,7 @@ class FleetState:
     def apply_telemetry(self, telemetry: Telemetry) -> list[FleetEvent]:
         """Take a vehicle's report if it is newer than the last; return derived events."""
         if telemetry.vehicle_id in self.sources:
-            measured, preferences, record = split_telemetry(telemetry)
-            return self._update(
-                telemetry.vehicle_id,
-                lambda s: (
-                    s.apply_record(record)
-                    | s.apply_preferences(preferences)
-                    | s.apply_measured(measured)
-                ),
-            )
+            return self._update(telemetry.vehicle_id, lambda s: s.apply_report(telemetry))
         before = self.vehicles.get(telemetry.vehicle_id)
         if before is not None:
             if telemetry.event_time <= before.event_time:
@@ -172,13 +169,10 @@ class FleetState:
             sources = self.sources[vehicle_id] = VehicleSources(vehicle_id)
             legacy = self.vehicles.get(vehicle_id)
             if legacy is not None:
-                measured, preferences, record = split_telemetry(legacy)
-                sources.apply_record(record)
-                sources.apply_preferences(preferences)
-                sources.apply_measured(measured)
+                sources.apply_report(legacy)
         before = self.vehicles.get(vehicle_id)
         rules_before = sources.rules()
-        record_before = sources.record
+        record_before = _content(sources.record)
         controllable_before = sources.controllable
         if not change(sources):
             return []
@@ -197,7 +191,7 @@ class FleetState:
         self.vehicles[vehicle_id] = after
         events = _derive_events(before, after)
         site = after.site_id
-        if before is not None and record_before is not sources.record:
+        if before is not None and record_before != _content(sources.record):
             events.append(
                 FleetEvent(FleetEventKind.REGISTRY_CHANGED, vehicle_id, site, after.event_time)
             )

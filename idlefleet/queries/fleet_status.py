@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,7 +59,9 @@ def state_copy(state: FleetState) -> FleetState:
     """A copy of `state` whose dicts no other thread changes.
 
     The service's reader thread replaces entries while the API reads; copying a dict is one
-    C-level step under the GIL (entries are frozen messages), so the copy is consistent.
+    C-level step under the GIL (entries are frozen messages), so the copy is consistent. A
+    car's sources change in place, so each is copied too (its fields are replaced, never
+    changed, so a shallow copy of its attributes is a consistent one).
     """
     return FleetState(
         vehicles=dict(state.vehicles),
@@ -66,6 +69,7 @@ def state_copy(state: FleetState) -> FleetState:
         solar=dict(state.solar),
         grid=dict(state.grid),
         dr_events=dict(state.dr_events),
+        sources={vid: copy.copy(sources) for vid, sources in dict(state.sources).items()},
     )
 
 

@@ -322,7 +322,7 @@ def test_replicas_that_disagree_call_a_tie_breaker_and_the_wrong_car_gets_less_w
     liar = agent_service(world, ["liar"], clock, LyingRunner(), tmp_path / "spool-liar")
     running += [honest, liar]
     assert service.catch_up()
-    for k in range(3):
+    for k in range(6):  # the planner may spread the replicas and the tie-breaker over slots
         clock.now = t0 + k * SLOT + timedelta(minutes=1)
         service.tick(t0 + k * SLOT)
         assert honest.wait_caught_up() and liar.wait_caught_up()

@@ -266,3 +266,31 @@ class TestFleetState:
         assert state.vehicles["car-1"].energy_kwh > 30.0
         state.apply_telemetry(telemetry("car-1", event_time=T0 + timedelta(minutes=3)))
         assert state.data_note("car-1") is not None  # later telemetry goes through the sources
+
+
+def test_a_car_with_a_soc_but_no_registry_lacks_only_the_registry() -> None:
+    sources = VehicleSources("car-1")
+    sources.apply_preferences(PREFERENCES)
+    sources.apply_measured(parked(soc_frac=0.4))
+    assert sources.lacks() == ["fleet registry entry (battery, charger, compute)"]
+
+
+def test_version_1_reports_keep_what_the_api_set_until_the_car_says_otherwise() -> None:
+    state = FleetState()
+    state.apply_telemetry(telemetry("car-1", event_time=T0))
+    api = OwnerPreferences(
+        vehicle_id="car-1",
+        updated_at=T0 + timedelta(minutes=1),
+        reserve_kwh=20.0,
+        target_kwh=70.0,
+        updated_by="owner-car-1",
+    )
+    state.apply_preferences(api)
+    assert state.vehicles["car-1"].target_kwh == 70.0
+    # The car reports again, its own (old) wishes unchanged: the owner's API change stays,
+    # and nothing asks for a re-plan.
+    assert state.apply_telemetry(telemetry("car-1", event_time=T0 + timedelta(minutes=2))) == []
+    assert state.vehicles["car-1"].target_kwh == 70.0
+    # The car's owner changes the target in the car: the car's report wins.
+    state.apply_telemetry(telemetry("car-1", event_time=T0 + timedelta(minutes=3), target_kwh=40.0))
+    assert state.vehicles["car-1"].target_kwh == 40.0
