@@ -275,8 +275,7 @@ def test_the_plan_says_which_car_lacks_what(live: LiveFleet) -> None:  # noqa: F
     assert list(notes) == ["car-c", "car-e"]
     car_e = notes["car-e"]
     assert list(car_e.lacks) == [
-        "fleet registry entry (battery, charger, compute)",
-        "energy reading since it arrived",  # (a SoC, but no battery to size it with)
+        "fleet registry entry (battery, charger, compute)",  # a SoC, no battery to size it
         "owner preferences (no consent to compute, no departure)",
     ]
     assert car_e.energy_source == pb.ENERGY_SOURCE_UNKNOWN
