@@ -216,7 +216,9 @@ class OcppAdapter:
         except MeasurementError as exc:
             self._dead_letter(report, f"{vehicle_id}: {exc.reason}")
             return
-        if message is not None:
+        if message is None:
+            log.debug("ocpp: %s %s says nothing of a car", report.where, report.detail)
+        else:
             self._publisher.publish(Stream.MEASURED_STATE, message)
             self.published += 1
         if report.kind is ReportKind.SESSION_STARTED:

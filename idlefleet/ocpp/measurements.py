@@ -63,7 +63,8 @@ def measured_state(
                 plugged_in = True  # power flows into a car
         if report.transaction_id is not None and sample.energy_wh is not None:
             session_energy_kwh = _session_kwh(report, sample.energy_wh)
-            session_id = session_id_of(report.transaction_id)
+            if session_energy_kwh is not None:  # (the two come together)
+                session_id = session_id_of(report.transaction_id)
     says_something = (
         plugged_in is not None or sample is not None or report.kind is ReportKind.CONTROL
     )

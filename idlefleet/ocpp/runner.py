@@ -105,7 +105,8 @@ def ocpp_config(args: argparse.Namespace, sites: Sequence[SiteConfig]) -> OcppCo
             if value is not None
         ]
         if given:
-            raise OcppConfigError(f"{' and '.join(given)} need --ocpp-port")
+            verb = "needs" if len(given) == 1 else "need"
+            raise OcppConfigError(f"{' and '.join(given)} {verb} --ocpp-port")
         return None
     if args.ocpp_stations is None:
         raise OcppConfigError("--ocpp-port needs --ocpp-stations FILE")

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from ocpp.v201 import call as call201
 
+from idlefleet.ocpp.meters import parse_time
 from idlefleet.ocpp.vehicles import UnmappedError
+from optimizer.plan import PlanSnapshot
 from streams.clients import KafkaSettings
 from streams.messages import DemandResponseEvent, MeasuredState
 from tests.idlefleet.ocpp.depot import (
@@ -21,7 +23,6 @@ from tests.idlefleet.ocpp.depot import (
     Depot,
     car,
     running_depot,
-    slot_now,
     station,
     until,
     wishes,
@@ -53,6 +54,20 @@ def per_slot(periods: list[dict[str, Any]], slots: int) -> list[float]:
     ]
 
 
+def first_slot(profile: dict[str, Any], snapshot: PlanSnapshot) -> int:
+    """The plan's slot a received absolute profile starts at (slots over are left out)."""
+    schedule = profile["charging_schedule"]
+    start = (schedule[0] if isinstance(schedule, list) else schedule)["start_schedule"]
+    horizon = snapshot.scenario.horizon
+    return round((parse_time(start) - horizon.start) / horizon.slot_delta)
+
+
+def slot_of(snapshot: PlanSnapshot, moment: datetime) -> int:
+    """The plan's slot holding `moment`."""
+    horizon = snapshot.scenario.horizon
+    return int((moment - horizon.start) / horizon.slot_delta)
+
+
 def newest(depot: Depot, vehicle_id: str, **fields: Any) -> MeasuredState | None:
     """The newest measured state of the car on the topic with all of `fields`."""
     matching = [
@@ -73,10 +88,10 @@ def test_a_session_is_measured_for_its_car_and_gets_the_plan_as_a_profile(
         if protocol == "ocpp2.0.1"
         else car("car-a", evse="CS-1/1")
     )
-    boundary = slot_now()
 
     async def scenario(depot: Depot) -> None:
-        depot.publish([record, wishes("car-a", 40.0, boundary + timedelta(hours=2))], "planner")
+        departure = depot.slot_start + timedelta(hours=2)
+        depot.publish([record, wishes("car-a", 40.0, departure)], "planner")
         async with connected(depot.port, "CS-1", protocol) as cs:
             await cs.boot()
             await until(lambda: "TxDefaultProfile" in cs.purposes())
@@ -89,7 +104,7 @@ def test_a_session_is_measured_for_its_car_and_gets_the_plan_as_a_profile(
             metered_kwh = 0.0 if protocol == "ocpp2.0.1" else 12.5
             assert state.session_energy_kwh == pytest.approx(metered_kwh)
             assert state.session_id is not None
-            await depot.tick(boundary)
+            await depot.tick()
             snapshot = depot.service.current_plan
             assert snapshot is not None and "car-a" in snapshot.plan.vehicles
             planned_kw = snapshot.plan.vehicles["car-a"].charge_kw
@@ -97,8 +112,10 @@ def test_a_session_is_measured_for_its_car_and_gets_the_plan_as_a_profile(
             await until(lambda: "TxProfile" in cs.purposes())
             evse, profile, periods = cs.last("TxProfile")
             assert evse == 1 and str(profile["transaction_id"]) == state.session_id
-            got_kw = [g * 3 * 230.0 / 1000.0 for g in per_slot(periods, len(planned_kw))]
-            for got, planned in zip(got_kw, planned_kw, strict=True):
+            remaining_kw = planned_kw[first_slot(profile, snapshot) :]
+            got_kw = [g * 3 * 230.0 / 1000.0 for g in per_slot(periods, len(remaining_kw))]
+            assert remaining_kw and snapshot.scenario.horizon.slots - len(remaining_kw) <= 1
+            for got, planned in zip(got_kw, remaining_kw, strict=True):
                 # the planned power as the EVSE draws it: in whole 0.1 A steps (69 W), never
                 # above the plan nor the EVSE; under the car's least current (6 A) a pause
                 assert got <= min(planned, AC11.max_power_kw) + 1e-9
@@ -178,7 +195,6 @@ def test_a_station_that_ignores_its_profile_makes_its_car_uncontrolled(
     """The plan pauses the car in the dirty first slot; the station keeps drawing 11 kW. After
     three samples the car's measured state says uncontrollable, and the next plan leaves it
     out and lowers the site's limit by its charger; the session gets full power back."""
-    boundary = slot_now()
 
     async def scenario(depot: Depot) -> None:
         depot.publish([car("car-a", evse="CS-1/1")], "planner")
@@ -186,15 +202,16 @@ def test_a_station_that_ignores_its_profile_makes_its_car_uncontrolled(
             await cs.boot()
             await cs.start_session("tx-9", soc_pct=50.0, power_w=11000.0)
             await until(lambda: newest(depot, "car-a", soc_frac=0.5))
-            await depot.tick(boundary)
+            await depot.tick()
             first = depot.service.current_plan
-            assert first is not None and first.plan.vehicles["car-a"].charge_kw[0] == 0.0
+            assert first is not None  # a pause now: the slot is dirty and nothing is owed
+            assert first.plan.vehicles["car-a"].charge_kw[slot_of(first, datetime.now(UTC))] == 0
             await until(lambda: "TxProfile" in cs.purposes())
             for _ in range(3):
                 await cs.meter(soc_pct=50.0, power_w=11000.0)
             lost = await until(lambda: newest(depot, "car-a", controllable=False))
             assert lost.source == "ocpp:CS-1/1" and lost.power_kw == 11.0
-            await depot.tick(boundary)
+            await depot.tick()
             second = depot.service.current_plan
             assert second is not None and second is not first
             assert "car-a" not in second.plan.vehicles
