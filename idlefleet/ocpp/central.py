@@ -314,6 +314,8 @@ class CentralSystem:
             if evse is None:
                 if samples and transaction_id is not None:
                     self._unknown_transaction(state, transaction_id, "meter values")
+                elif samples:  # the station's own meter (connector 0): no car's
+                    LOG.debug("%s: %d station meter sample(s)", station_id, len(samples))
                 return
             evse_id = evse.evse_id
         evse = state.evse(evse_id)

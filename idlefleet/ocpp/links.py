@@ -21,6 +21,7 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201 import enums as en201
+from websockets.exceptions import ConnectionClosed
 
 from idlefleet.ocpp.meters import MeterError, MeterSample, parse_time, samples_v16, samples_v201
 from idlefleet.ocpp.profiles import Schedule, to_v16, to_v201
@@ -333,8 +334,9 @@ class Link16(ChargePoint16):
 async def send_or_timeout(
     link: Link, evse_id: int, schedule: Schedule, profile_id: int, transaction_id: str | None
 ) -> bool | None:
-    """`send_profile`; None if the station did not answer (no verdict, send again later)."""
+    """`send_profile`; None if the station did not answer or went away meanwhile (no verdict,
+    send again later)."""
     try:
         return await link.send_profile(evse_id, schedule, profile_id, transaction_id)
-    except (TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError, ConnectionClosed):
         return None

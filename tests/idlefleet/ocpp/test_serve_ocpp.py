@@ -15,16 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from idlefleet.cli import main
+from idlefleet.cli import build_parser, main
 from idlefleet.commands import EXIT_BAD_INPUT
+from idlefleet.commands.serve import default_sites
 from idlefleet.ocpp.passwords import PasswordHash
+from idlefleet.ocpp.runner import OcppConfigError, describe, ocpp_config
 from streams.clients import KafkaSettings
 from streams.consumer import StreamReader
 from streams.identity import Authority, Identity
 from streams.messages import MeasuredState, Message, VehicleRecord
 from streams.topics import Stream
 from streams.trust import Trust, publish_enrollments
-from tests.idlefleet.ocpp.harness import PASSWORD, connected
+from tests.idlefleet.ocpp.harness import PASSWORD, connected, self_signed
 from tests.idlefleet.test_serve import IDLEFLEET, Lines
 from tests.streams import factories
 from tests.streams.test_reader import read_dead_letters
@@ -49,7 +51,8 @@ def stations_file(directory: Path, text: str, mode: int = 0o600) -> Path:
 def lab_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A state directory of the test's own (a lab serve writes its token there)."""
     monkeypatch.setenv("IDLEFLEET_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("IDLEFLEET_OCPP_PORT", raising=False)
+    for name in ("IDLEFLEET_OCPP_PORT", "IDLEFLEET_OCPP_HOST"):
+        monkeypatch.delenv(name, raising=False)
     return tmp_path
 
 
@@ -198,3 +201,22 @@ def test_the_password_hash_tool_prints_a_hash_the_central_system_accepts() -> No
     hashed = PasswordHash.parse(done.stdout.strip())
     assert hashed.matches("correct horse") and not hashed.matches("correct horse ")
     assert "correct horse" not in done.stdout
+
+
+def test_tls_options_make_a_wss_central_system_and_unreadable_files_are_refused(
+    lab_state: Path,
+) -> None:
+    tmp_path = lab_state
+    cert_file, key_file = self_signed(tmp_path)
+    stations = stations_file(tmp_path, f"CS-1 {SITE} plain:pw\n")
+    flags = ["serve", "--ocpp-port", "9000", "--ocpp-stations", str(stations)]
+    tls = ["--ocpp-tls-cert", str(cert_file), "--ocpp-tls-key", str(key_file)]
+    config = ocpp_config(build_parser().parse_args([*flags, *tls]), default_sites())
+    assert config is not None and config.tls and config.port == 9000
+    assert describe(config, 9000) == (
+        f"OCPP central system on wss://0.0.0.0:9000/ocpp/<station id> for 1 station(s) of "
+        f"{stations}"
+    )
+    missing = ["--ocpp-tls-cert", str(tmp_path / "none.pem"), "--ocpp-tls-key", str(key_file)]
+    with pytest.raises(OcppConfigError, match="--ocpp-tls-cert/--ocpp-tls-key: "):
+        ocpp_config(build_parser().parse_args([*flags, *missing]), default_sites())
