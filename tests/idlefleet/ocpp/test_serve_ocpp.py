@@ -27,6 +27,7 @@ from streams.messages import MeasuredState, Message, VehicleRecord
 from streams.topics import Stream
 from streams.trust import Trust, publish_enrollments
 from tests.idlefleet.ocpp.harness import PASSWORD, connected, self_signed
+from tests.idlefleet.test_packaging import modules_after
 from tests.idlefleet.test_serve import IDLEFLEET, Lines
 from tests.streams import factories
 from tests.streams.test_reader import read_dead_letters
@@ -220,3 +221,10 @@ def test_tls_options_make_a_wss_central_system_and_unreadable_files_are_refused(
     missing = ["--ocpp-tls-cert", str(tmp_path / "none.pem"), "--ocpp-tls-key", str(key_file)]
     with pytest.raises(OcppConfigError, match="--ocpp-tls-cert/--ocpp-tls-key: "):
         ocpp_config(build_parser().parse_args([*flags, *missing]), default_sites())
+
+
+def test_serve_loads_the_charger_libraries_only_when_ocpp_is_on() -> None:
+    """`ocpp` and `websockets` come with the chargers extra: a serve without chargers runs
+    without them."""
+    loaded = modules_after("import idlefleet.cli, idlefleet.commands.serve, idlefleet.ocpp.runner")
+    assert not {"ocpp", "websockets"} & loaded
