@@ -215,3 +215,33 @@ class ElectricityMapsSettings(_FeedSettings):
     @property
     def configured(self) -> bool:
         return self.api_key is not None and bool(self.api_key.get_secret_value())
+
+
+class OcppSettings(BaseSettings):
+    """The OCPP central system of `idlefleet serve` (`idlefleet.ocpp`). Environment:
+    IDLEFLEET_OCPP_<NAME>; the `--ocpp-*` flags override port and host."""
+
+    model_config = SettingsConfigDict(env_prefix="IDLEFLEET_OCPP_", extra="forbid", frozen=True)
+
+    port: int = Field(0, ge=0, le=65535, description="where stations connect; 0: no OCPP")
+    host: str = Field("0.0.0.0", min_length=1, description="address stations connect to")
+    heartbeat_s: int = Field(300, gt=0, le=86_400, description="heartbeat stations are told [s]")
+    response_timeout_s: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="how long a station has to answer [s]"
+    )
+    tolerance_kw: float = Field(
+        0.5, ge=0, allow_inf_nan=False, description="metered power allowed over a limit [kW]"
+    )
+    tolerance_frac: float = Field(
+        0.05, ge=0, lt=1, description="metered power allowed over a limit [share of it]"
+    )
+    violation_samples: int = Field(
+        3, ge=1, le=1000, description="samples over a limit in a row: uncontrollable [count]"
+    )
+    poll_s: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="how often new plans and DR caps are looked for [s]",
+    )

@@ -30,6 +30,9 @@ from idlefleet.commands import EXIT_BAD_INPUT
 from idlefleet.credentials import CredentialsError, credentials_from_args
 from idlefleet.credentials import add_arguments as add_identity_arguments
 from idlefleet.lifecycle import bootstrap_or_embedded, stop_on_signals
+from idlefleet.ocpp.runner import OcppConfigError, ocpp_config, ocpp_credentials, running_ocpp
+from idlefleet.ocpp.runner import add_arguments as add_ocpp_arguments
+from idlefleet.ocpp.runner import describe as describe_ocpp
 from idlefleet.openadr.runner import add_arguments as add_ven_arguments
 from idlefleet.openadr.runner import running_ven, vtn_of
 from idlefleet.openadr.trust import VtnTrustError
@@ -82,6 +85,7 @@ def register(commands: Any) -> None:
     add_identity_arguments(parser)
     add_api_arguments(parser)
     add_ven_arguments(parser)
+    add_ocpp_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -128,13 +132,21 @@ def run(args: argparse.Namespace) -> int:
         # A lab always serves the API (on loopback, with a lab token); elsewhere: --grpc-port.
         api = lab_api_config(args, lab_token_path()) if lab else api_config(args)
         vtn = vtn_of(args)  # None without --openadr-vtn-url
-    except (ApiConfigError, VtnTrustError) as exc:
+        ocpp = ocpp_config(args, sites)  # None without --ocpp-port
+    except (ApiConfigError, VtnTrustError, OcppConfigError) as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if ocpp is not None and speed != 1:
+        print(
+            "idlefleet serve: --ocpp-port needs --clock-speed 1: chargers run on the wall clock",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         credentials = credentials_from_args(
             args, ["planner"], "service", lab=not args.bootstrap_servers
         )
+        ocpp_identity = None if ocpp is None else ocpp_credentials(args, lab=lab)
     except CredentialsError as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -169,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         print(describe_store(store, store_settings), file=sys.stderr)
         publisher = trust.publisher()
         feed_publisher = trust.publisher()
+        ocpp_trust = None if ocpp_identity is None else ocpp_identity.trust(kafka)
 
         def publish_signal(signal: GridSignal) -> None:
             feed_publisher.publish(Stream.GRID_SIGNALS, signal)
@@ -189,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
                     health_notes=lambda: [*service.health_notes(), *poller.notes()],
                 ) as grpc_port,
                 running_ven(vtn, args, service, kafka, publisher, clock) as ven,
+                running_ocpp(ocpp, service, kafka, ocpp_trust) as chargers,
             ):
                 if grpc_port is not None:
                     print(f"gRPC API on port {grpc_port}", file=sys.stderr)
@@ -200,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
                         )
                 if ven is not None:
                     print(f"OpenADR VEN for {args.openadr_vtn_url}", file=sys.stderr)
+                if ocpp is not None and chargers is not None:
+                    print(describe_ocpp(ocpp, chargers.port), file=sys.stderr, flush=True)
                 tick_every_slot(service.tick, settings.slot_minutes, stop, clock, report_tick)
         finally:
             service.stop()

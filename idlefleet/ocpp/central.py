@@ -7,10 +7,14 @@ station or a wrong password gets HTTP 401); profile 2: the same over TLS (`ssl`)
 
 On boot a station gets the default profile (full power, `profiles.default_schedule`). The
 service calls `apply_plan` with each car's planned slots per EVSE and `apply_cap` with each
-station's share of an accepted DR cap; `on_measurement` hears every meter sample. A station
-that rejects a profile or draws more than it allows is marked uncontrollable
-(`controllable`). A station that reconnects finds its state as it left it, and is sent any
-profile it had not yet acknowledged.
+station's share of an accepted DR cap; `on_measurement` hears every meter sample and
+`on_report` everything heard about an EVSE (`reports.EvseReport`); `view` shows what each
+station is doing. A station that rejects a profile or draws more than it allows is marked
+uncontrollable (`controllable`). A station that reconnects finds its state as it left it, and
+is sent any profile it had not yet acknowledged.
+
+Threads: everything here runs on the central system's event loop; another thread calls the
+coroutines with `asyncio.run_coroutine_threadsafe`, and callbacks must not block.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ from websockets.typing import Subprotocol
 from idlefleet.ocpp.compliance import ComplianceRule
 from idlefleet.ocpp.links import OCPP16, OCPP201, Link, Link16, Link201, send_or_timeout
 from idlefleet.ocpp.meters import MeterSample
+from idlefleet.ocpp.passwords import digest, is_hashed, password_matches
 from idlefleet.ocpp.profiles import (
     CAP_PROFILE_ID,
     DEFAULT_PROFILE_ID,
+    EvseLimits,
     ProfileError,
     SlotPower,
     cap_schedule,
@@ -49,12 +55,21 @@ from idlefleet.ocpp.profiles import (
     plan_schedule,
     tx_profile_id,
 )
-from idlefleet.ocpp.station import EvseRef, StationConfig, StationRegistry, StationState
+from idlefleet.ocpp.reports import EvseReport, ReportKind, plugged_in_of
+from idlefleet.ocpp.station import (
+    EvseRef,
+    EvseState,
+    StationConfig,
+    StationRegistry,
+    StationState,
+)
 
 LOG = logging.getLogger(__name__)
 
 MeasurementCallback = Callable[[str, int, MeterSample], None]
 """`on_measurement(station_id, evse_id, sample)`: called for every meter sample."""
+ReportCallback = Callable[[EvseReport], None]
+"""`on_report(report)`: called for everything heard about an EVSE; must not block."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,34 @@ class CentralConfig:
     response_timeout_s: float = 30.0
 
 
+@dataclass(frozen=True)
+class EvseView:
+    """One EVSE as the central system sees it: its session, limits and compliance.
+
+    `tx_profile` is whether the running session holds a TxProfile the station answered.
+    """
+
+    evse_id: int
+    limits: EvseLimits
+    transaction_id: str | None
+    id_token: str | None
+    controllable: bool
+    tx_profile: bool
+
+
+@dataclass(frozen=True)
+class StationView:
+    """One station that has connected: whether it is connected now, its site and limits, the
+    station limit it acknowledged and is in force now [kW] (None: none), and its EVSEs."""
+
+    station_id: str
+    site_id: str | None
+    connected: bool
+    limits: EvseLimits
+    cap_kw: float | None
+    evses: tuple[EvseView, ...]
+
+
 class CentralSystem:
     """Accepts stations and sends them profiles; one event loop, started with `start`."""
 
@@ -81,10 +124,14 @@ class CentralSystem:
         config: CentralConfig,
         on_measurement: MeasurementCallback | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_report: ReportCallback | None = None,
     ) -> None:
         self._config = config
         self._on_measurement = on_measurement
+        self._on_report = on_report
         self._clock = clock
+        # SHA-256 of each station's last checked password: skips the slow check of a hash.
+        self._checked: dict[str, bytes] = {}
         self.registry = StationRegistry(config.stations, config.rule)
         self._links: dict[str, Link] = {}
         self._server: Server | None = None
@@ -118,17 +165,28 @@ class CentralSystem:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
-        """HTTP Basic against the station's password; None lets the WebSocket open."""
+    async def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
+        """HTTP Basic against the station's password; None lets the WebSocket open.
+
+        A hashed password is checked on a worker thread (it takes tens of milliseconds);
+        once a station's password matched, the same password is known by its SHA-256.
+        """
         station_id = station_id_of(request.path)
         config = self.registry.config(station_id)
         credentials = basic_credentials(request.headers.get("Authorization"))
-        if config is None or credentials is None:
+        if config is None or credentials is None or credentials[0] != station_id:
             return _unauthorized(connection)
-        user, password = credentials
-        expected = config.password.get_secret_value().encode()
-        if not (user == station_id and hmac.compare_digest(password.encode(), expected)):
+        password = credentials[1]
+        known = self._checked.get(station_id)
+        if known is not None and hmac.compare_digest(known, digest(password)):
+            return None
+        if is_hashed(config.password):
+            matches = await asyncio.to_thread(password_matches, config.password, password)
+        else:
+            matches = password_matches(config.password, password)
+        if not matches:
             return _unauthorized(connection)
+        self._checked[station_id] = digest(password)
         return None
 
     async def _serve_station(self, connection: ServerConnection) -> None:
@@ -186,26 +244,61 @@ class CentralSystem:
         state.default_acknowledged = False
         await self._resume(state)
 
-    async def session_started(
-        self, station_id: str, evse_id: int, transaction_id: str, id_token: str | None
-    ) -> None:
-        """A car started charging; it gets its plan, if the EVSE has one."""
+    def session_started(
+        self,
+        station_id: str,
+        evse_id: int,
+        transaction_id: str,
+        id_token: str | None,
+        meter_start_wh: float | None,
+        at: datetime | None = None,
+    ) -> bool:
+        """A car's session on an EVSE, started `at` (None: now); True if new (an update that
+        names the EVSE of a session already known only adds the id token, if it brings one)."""
         state = self.registry.state(station_id)
         evse = state.evse(evse_id)
+        at = at or self._clock()
+        if evse.transaction_id == transaction_id:
+            if id_token is not None and evse.id_token != id_token:
+                evse.id_token = id_token
+                self._report(state, evse, ReportKind.SESSION_STARTED, plugged_in=True, at=at)
+            return False
         evse.transaction_id, evse.id_token = transaction_id, id_token
         evse.tx_schedule, evse.tx_acknowledged = None, False
-        if evse.planned:
+        evse.session_start_wh = meter_start_wh
+        start = None if meter_start_wh is None else MeterSample(at, meter_start_wh)
+        self._report(state, evse, ReportKind.SESSION_STARTED, plugged_in=True, sample=start, at=at)
+        return True
+
+    async def session_ready(self, station_id: str, evse_id: int) -> None:
+        """A new session was answered: it gets the plan its EVSE holds, if any."""
+        state = self.registry.state(station_id)
+        evse = state.evse(evse_id)
+        if evse.planned and evse.transaction_id is not None:
             await self._send_plan(state, evse_id)
 
-    def session_ended(self, station_id: str, transaction_id: str) -> None:
-        """A session ended: its EVSE forgets it."""
-        evse = self.registry.state(station_id).by_transaction(transaction_id)
-        if evse is not None:
-            evse.end_transaction()
+    def session_ended(
+        self, station_id: str, transaction_id: str, final: MeterSample | None = None
+    ) -> None:
+        """A session ended (`final`: the register at its end, when the station said): its
+        EVSE forgets it."""
+        state = self.registry.state(station_id)
+        evse = state.by_transaction(transaction_id)
+        if evse is None:
+            self._unknown_transaction(state, transaction_id, "a session end")
+            return
+        self._report(state, evse, ReportKind.SESSION_ENDED, sample=final)
+        evse.end_transaction()
 
-    def status(self, station_id: str, evse_id: int, status: str) -> None:
-        """A connector's status (Available, Occupied, Charging, ...)."""
-        self.registry.state(station_id).evse(evse_id).status = status
+    def status(
+        self, station_id: str, evse_id: int, status: str, at: datetime | None = None
+    ) -> None:
+        """A connector's status (Available, Occupied, Charging, ...) since `at` (None: now)."""
+        state = self.registry.state(station_id)
+        evse = state.evse(evse_id)
+        evse.status = status
+        plugged_in = plugged_in_of(status)
+        self._report(state, evse, ReportKind.STATUS, plugged_in=plugged_in, detail=status, at=at)
 
     def measured(
         self,
@@ -219,15 +312,78 @@ class CentralSystem:
         if evse_id is None or evse_id == 0:
             evse = state.by_transaction(transaction_id) if transaction_id else None
             if evse is None:
+                if samples and transaction_id is not None:
+                    self._unknown_transaction(state, transaction_id, "meter values")
+                elif samples:  # the station's own meter (connector 0): no car's
+                    LOG.debug("%s: %d station meter sample(s)", station_id, len(samples))
                 return
             evse_id = evse.evse_id
         evse = state.evse(evse_id)
         for sample in samples:
             evse.last_sample = sample
+            if (
+                evse.transaction_id is not None
+                and evse.session_start_wh is None
+                and sample.energy_wh is not None
+            ):
+                evse.session_start_wh = sample.energy_wh
             if sample.power_kw is not None:
                 evse.compliance.observe(sample.power_kw, state.limit_kw_at(evse_id, sample.time))
             if self._on_measurement is not None:
                 self._on_measurement(station_id, evse_id, sample)
+            self._report(state, evse, ReportKind.METER, sample=sample, at=sample.time)
+
+    def unreadable(
+        self, station_id: str, evse_id: int | None, transaction_id: str | None, reason: str
+    ) -> None:
+        """A station's message about an EVSE that could not be read: reported with why."""
+        state = self.registry.state(station_id)
+        evse = state.by_transaction(transaction_id) if transaction_id else None
+        if evse is None:
+            evse = state.evse(evse_id or 0)
+        self._report(state, evse, ReportKind.UNREADABLE, detail=reason)
+
+    def _unknown_transaction(self, state: StationState, transaction_id: str, what: str) -> None:
+        reason = f"{what} for transaction {transaction_id!r}, which no EVSE is running"
+        self._report(state, state.evse(0), ReportKind.UNREADABLE, detail=reason)
+
+    def _report(
+        self,
+        state: StationState,
+        evse: EvseState,
+        kind: ReportKind,
+        *,
+        plugged_in: bool | None = None,
+        sample: MeterSample | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        if self._on_report is None:
+            return
+        report = EvseReport(
+            station_id=state.station_id,
+            evse_id=evse.evse_id,
+            kind=kind,
+            time=at or self._clock(),
+            controllable=state.controllable(evse.evse_id),
+            plugged_in=plugged_in,
+            sample=sample,
+            transaction_id=evse.transaction_id,
+            id_token=evse.id_token,
+            session_start_wh=evse.session_start_wh,
+            detail=detail,
+        )
+        try:
+            self._on_report(report)
+        except Exception:  # a listener's bug must not break the station's handler
+            LOG.exception("on_report failed for %s (%s)", report.where, kind.value)
+
+    def _control_lost(self, state: StationState, evse_ids: Sequence[int]) -> None:
+        """Report EVSEs running a session that no longer follow their profiles."""
+        for evse_id in evse_ids:
+            evse = state.evse(evse_id)
+            if evse.transaction_id is not None:
+                self._report(state, evse, ReportKind.CONTROL, detail=_reason(state, evse))
 
     # -- what the service asks ----------------------------------------------------------------
 
@@ -241,6 +397,38 @@ class CentralSystem:
         state.compliance.reset()
         for evse in state.evses.values():
             evse.compliance.reset()
+
+    async def view(self) -> tuple[StationView, ...]:
+        """Every station that has connected, as it is now (a coroutine: read on the loop)."""
+        now = self._clock()
+        views = []
+        for state in self.registry.known():
+            cap_kw = None
+            if state.cap_schedule is not None and state.cap_acknowledged:
+                cap_kw = state.cap_schedule.limit_kw_at(now, state.config.limits(0))
+            evses = tuple(
+                EvseView(
+                    evse.evse_id,
+                    evse.limits,
+                    evse.transaction_id,
+                    evse.id_token,
+                    state.controllable(evse.evse_id),
+                    evse.tx_schedule is not None and evse.tx_acknowledged,
+                )
+                for evse in sorted(state.evses.values(), key=lambda e: e.evse_id)
+                if evse.evse_id != 0
+            )
+            views.append(
+                StationView(
+                    state.station_id,
+                    state.config.site_id,
+                    state.connected,
+                    state.config.limits(0),
+                    cap_kw,
+                    evses,
+                )
+            )
+        return tuple(views)
 
     async def apply_plan(
         self, plans: Mapping[EvseRef, Sequence[SlotPower]]
@@ -291,6 +479,7 @@ class CentralSystem:
             accepted = await send_or_timeout(link, 0, schedule, DEFAULT_PROFILE_ID, None)
             if accepted is False:
                 state.compliance.rejected("the default profile")
+                self._control_lost(state, list(state.evses))
             state.default_acknowledged = accepted is not None
         if state.cap_schedule is not None and not state.cap_acknowledged:
             await self._send_cap(state)
@@ -313,6 +502,7 @@ class CentralSystem:
         )
         if accepted is False:
             evse.compliance.rejected("a TxProfile")
+            self._control_lost(state, [evse_id])
         if accepted is not None:
             evse.tx_schedule, evse.tx_acknowledged = schedule, accepted
         return accepted
@@ -324,8 +514,14 @@ class CentralSystem:
         accepted = await send_or_timeout(link, 0, state.cap_schedule, CAP_PROFILE_ID, None)
         if accepted is False:
             state.compliance.rejected("a station limit")
+            self._control_lost(state, list(state.evses))
         state.cap_acknowledged = accepted is True
         return accepted
+
+
+def _reason(state: StationState, evse: EvseState) -> str:
+    """Why an EVSE does not follow its profiles."""
+    return evse.compliance.reason or state.compliance.reason or "not controllable"
 
 
 def tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from pydantic import SecretStr
-
 from idlefleet.ocpp.compliance import Compliance, ComplianceRule
 from idlefleet.ocpp.meters import MeterSample
+from idlefleet.ocpp.passwords import Password
 from idlefleet.ocpp.profiles import EvseLimits, Schedule, SlotPower
 
 
@@ -31,15 +30,17 @@ class EvseRef(NamedTuple):
 class StationConfig:
     """What the operator declares about a station.
 
-    `password` is its HTTP Basic password (security profile 1/2; the user name is the station
-    id). `evse` are the limits of each EVSE unless `evses` names one; `station` the limits of
-    the whole station, for DR caps (default: `evse`).
+    `password` is its HTTP Basic password or a hash of it (security profile 1/2; the user
+    name is the station id). `evse` are the limits of each EVSE unless `evses` names one;
+    `station` the limits of the whole station, for DR caps (default: `evse`). `site_id` is
+    the site the station stands at (its measurements are that site's; None: not said).
     """
 
-    password: SecretStr
+    password: Password
     evse: EvseLimits
     evses: Mapping[int, EvseLimits] = field(default_factory=dict)
     station: EvseLimits | None = None
+    site_id: str | None = None
 
     def limits(self, evse_id: int) -> EvseLimits:
         """The limits of one EVSE (0: the whole station)."""
@@ -55,6 +56,9 @@ class EvseState:
     `planned` are the car's planned slots, kept so that a session starting later, or a station
     reconnecting before it acknowledged the profile, gets them; `tx_schedule` is the TxProfile
     sent for the running transaction and `tx_acknowledged` whether the station accepted it.
+    `session_start_wh` [Wh] is the energy register when the session began (1.6 meterStart,
+    else the session's first reading of the register): what the session has metered is the
+    register now minus it.
     """
 
     evse_id: int
@@ -67,13 +71,17 @@ class EvseState:
     planned: tuple[SlotPower, ...] = ()
     tx_schedule: Schedule | None = None
     tx_acknowledged: bool = False
+    session_start_wh: float | None = None
 
     def end_transaction(self) -> None:
-        """The session ended: forget it and its profile (the plan stays for the next one)."""
+        """The session ended: forget it, its profile and its plan (the next session may be
+        another car's)."""
         self.transaction_id = None
         self.id_token = None
         self.tx_schedule = None
         self.tx_acknowledged = False
+        self.session_start_wh = None
+        self.planned = ()
 
 
 @dataclass
