@@ -16,7 +16,7 @@ reading arrives, and is not planned (its charger's default profile charges it at
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from streams.messages import (
@@ -28,6 +28,11 @@ from streams.messages import (
 )
 
 EnergySource = Literal["reading", "estimated", "unknown"]
+
+#: A reading this much older than the record that placed the car at its site still counts:
+#: the car and its charger keep clocks of their own [s]. A minute's drive moves a battery by
+#: a few hundred Wh at most.
+ARRIVAL_SKEW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ class VehicleSources:
         reading, record = self.reading, self.record
         if record is None or reading is None:
             return None, "unknown", 0.0
-        if self.arrived_at is not None and reading.at < self.arrived_at:
+        if not self._since_arrival(reading):
             return None, "unknown", 0.0  # read before the drive that brought it here
         read_kwh = (
             reading.energy_kwh
@@ -194,6 +199,10 @@ class VehicleSources:
         energy = min(record.battery_kwh, read_kwh + metered_kwh * record.charge_efficiency_frac)
         return energy, "estimated", metered_kwh
 
+    def _since_arrival(self, reading: _Reading) -> bool:
+        """The reading was taken here: since the car arrived (within `ARRIVAL_SKEW`)."""
+        return self.arrived_at is None or reading.at >= self.arrived_at - ARRIVAL_SKEW
+
     def lacks(self) -> list[str]:
         """What the car's data does not say that planning it needs, in words."""
         out = []
@@ -204,7 +213,7 @@ class VehicleSources:
         if not self.located:
             out.append("location")
         reading = self.reading
-        if reading is None or (self.arrived_at is not None and reading.at < self.arrived_at):
+        if reading is None or not self._since_arrival(reading):
             out.append("energy reading since it arrived")
         if self.preferences is None:
             out.append("owner preferences (no consent to compute, no departure)")

@@ -294,3 +294,8 @@ def test_version_1_reports_keep_what_the_api_set_until_the_car_says_otherwise() 
     # The car's owner changes the target in the car: the car's report wins.
     state.apply_telemetry(telemetry("car-1", event_time=T0 + timedelta(minutes=3), target_kwh=40.0))
     assert state.vehicles["car-1"].target_kwh == 40.0
+
+
+def test_a_reading_a_few_seconds_before_the_chargers_arrival_record_counts() -> None:
+    sources = car(measured(-0.5, energy_kwh=33.0), parked(0))
+    assert sources.energy() == (33.0, "reading", 0.0)
