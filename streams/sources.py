@@ -8,14 +8,16 @@ and makes the car's `Telemetry` view when the three together say enough to plan 
 
 Energy without a SoC reading: most AC chargers meter the energy they deliver but never the
 car's state of charge. The estimate is the newest reading plus the grid energy metered since,
-times the charge efficiency, up to the battery's size. A reading from before the car's last
-arrival is not carried across the drive in between: such a car lacks energy until a new
-reading arrives, and is not planned (its charger's default profile charges it at full power).
+times the charge efficiency, less what computing could have drawn in the slots the car was
+given work since (its compute power all slot: never more than it had), within the battery.
+A reading from before the car's last arrival is not carried across the drive in between:
+such a car lacks energy until a new reading arrives, and is not planned (its charger's
+default profile charges it at full power).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -97,6 +99,8 @@ class VehicleSources:
     power_kw: float | None = None
     preferences: OwnerPreferences | None = None
     record: VehicleRecord | None = None
+    #: Slots the car was given work in, since its energy reading: (start, end).
+    compute_slots: list[tuple[datetime, datetime]] = field(default_factory=list)
     #: What the car last said of its owner's wishes and of itself in version-1 telemetry.
     _reported: tuple[dict[str, object], dict[str, object]] | None = None
 
@@ -125,6 +129,7 @@ class VehicleSources:
             self.reading is None or t >= self.reading.at
         ):
             meter = self.meter if self.meter is not None and self.meter.at <= t else None
+            self.compute_slots = [(s, e) for s, e in self.compute_slots if e > t]
             self.reading = _Reading(
                 t,
                 m.energy_kwh,
@@ -160,6 +165,10 @@ class VehicleSources:
             changed |= self.apply_record(record)
         return changed
 
+    def apply_compute(self, start: datetime, end: datetime) -> None:
+        """The car was given work over `[start, end)` (for the energy estimate)."""
+        self.compute_slots.append((start, end))
+
     def apply_preferences(self, p: OwnerPreferences) -> bool:
         """Take the owner's newest preferences; True when they replaced others."""
         if self.preferences is not None and p.updated_at <= self.preferences.updated_at:
@@ -191,13 +200,18 @@ class VehicleSources:
         read_kwh = min(read_kwh, record.battery_kwh)
         meter = self.meter
         if meter is None or meter.at <= reading.at:
-            return read_kwh, "reading", 0.0
+            meter = _Meter(reading.at, reading.session_id or "", reading.metered_kwh)
         baseline = reading.metered_kwh if meter.session_id == reading.session_id else 0.0
         metered_kwh = max(0.0, meter.energy_kwh - baseline)
-        if metered_kwh == 0.0:
+        computed_kwh = record.compute_kw * sum(
+            (end - max(start, reading.at)).total_seconds() / 3600.0
+            for start, end in self.compute_slots
+            if end > reading.at
+        )
+        if metered_kwh == 0.0 and computed_kwh == 0.0:
             return read_kwh, "reading", 0.0
-        energy = min(record.battery_kwh, read_kwh + metered_kwh * record.charge_efficiency_frac)
-        return energy, "estimated", metered_kwh
+        energy = read_kwh + metered_kwh * record.charge_efficiency_frac - computed_kwh
+        return min(record.battery_kwh, max(0.0, energy)), "estimated", metered_kwh
 
     def _since_arrival(self, reading: _Reading) -> bool:
         """The reading was taken here: since the car arrived (within `ARRIVAL_SKEW`)."""

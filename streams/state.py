@@ -140,6 +140,13 @@ class FleetState:
         """Take the registry's newest entry for a car; return derived events."""
         return self._update(record.vehicle_id, lambda s: s.apply_record(record))
 
+    def apply_compute(self, vehicle_id: str, start: datetime, end: datetime) -> None:
+        """The car was given work over `[start, end)`: the energy estimate of a car whose
+        energy is not read takes that much off (no events: the next plan sees it)."""
+        sources = self.sources.get(vehicle_id)
+        if sources is not None:
+            sources.apply_compute(start, end)
+
     def data_note(self, vehicle_id: str) -> DataNote | None:
         """What is missing from a car's sources and how its energy is known; None for a car
         that reports version-1 telemetry (all of it, measured)."""

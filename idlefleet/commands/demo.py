@@ -27,6 +27,12 @@ def register(commands: Any) -> None:
         help="mlp: a small model on real EV sessions; magika: Google's pre-trained file-type "
         "classifier (from the magika wheel) on real files",
     )
+    parser.add_argument(
+        "--ocpp",
+        action="store_true",
+        help="every car charges at an OCPP 2.0.1 station of its own, connected over "
+        "WebSockets to the central system; the summary compares dispatched and metered energy",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-slot progress")
     parser.set_defaults(handler=run)
 
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         bootstrap_servers=args.bootstrap_servers,
         shared_data_dir=Path(args.shared_data) if args.shared_data else None,
         model=args.model,
+        ocpp=args.ocpp,
     )
     try:
         summary = run_demo(config, progress=not args.quiet)

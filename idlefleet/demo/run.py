@@ -8,6 +8,7 @@ advances in lock-step: a slot ends once every hop has handled it, so a day takes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -17,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from executor.agent import AgentLimits, AgentPool, VehicleAgent
+from executor.agent import AgentLimits, AgentPool, LoggedCharger, VehicleAgent
 from executor.jobdata import ModelCacheConfig
 from executor.objects import ObjectStore
 from executor.pretrained import find_magika_model, magika_labels
@@ -47,6 +49,9 @@ from streams.producer import Publisher
 from streams.topics import Stream
 from streams.trust import Trust
 
+if TYPE_CHECKING:
+    from idlefleet.demo.ocpp import OcppWorld
+
 log = logging.getLogger(__name__)
 
 #: Largest model or input shard the demo uploads [bytes].
@@ -69,6 +74,8 @@ class DemoConfig:
     #: "mlp": a small model built here, on features of the real Caltech sessions;
     #: "magika": Google's pre-trained file-type classifier from its wheel, on real files.
     model: str = "mlp"
+    #: Every car charges at an OCPP 2.0.1 station of its own (idlefleet.demo.ocpp).
+    ocpp: bool = False
 
 
 def in_store(
@@ -161,10 +168,18 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     planner = Identity.generate("planner", "service")
     world = [Identity.generate(car.vehicle_id, "car") for car in fleet]
     world += [Identity.generate("demo-feeds", "adapter")]
+    # With OCPP: the operator's registry writer, and the central system's adapter.
+    ocpp_identity = Identity.generate("ocpp", "adapter")
+    chargers = None
+    if config.ocpp:  # the ocpp and websockets libraries load only then
+        from idlefleet.demo.ocpp import OcppWorld
+
+        chargers = OcppWorld(fleet, timedelta(minutes=config.slot_minutes))
+        world += [Identity.generate("fleet-admin", "service")]
 
     with kafka_for(config) as kafka, store_or_embedded(config.store) as store_settings:
         ensure_topics(kafka)
-        enroll(kafka, authority, [planner, *world])
+        enroll(kafka, authority, [planner, *world, ocpp_identity])
         world_trust = Trust(kafka, authority.public_key, world).start()
         publisher = world_trust.publisher()
         store = ObjectStore(store_settings.store_config())
@@ -179,13 +194,16 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
             sites,
             trust=Trust(kafka, authority.public_key, [planner]),
             store=store,
+            # With OCPP the chargers' clock is the simulated one: so is the service's.
+            clock=clock if chargers is not None else None,
         ).start()
         keys = {identity.principal: identity for identity in world}
         agents = AgentPool(
             VehicleAgent(
                 car.vehicle_id,
                 OnnxRunner(),
-                car,
+                # With OCPP the car's station, not its agent, sets what the car draws.
+                car if chargers is None else LoggedCharger(car.vehicle_id),
                 car.compute_kw,
                 clock,
                 charger_kw=car.charger_kw,
@@ -199,7 +217,9 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
         def run_assignment(stream: Stream, message: Message) -> None:
             assert isinstance(message, Assignment)
             results = agents.handle(message)
-            if message.work:
+            if chargers is not None:
+                chargers.dispatched(message)
+            if any(result.status == "done" for result in results):  # it ran, so it drew
                 cars[message.vehicle_id].compute_slots.add(message.slot_start)
             for result in results:
                 publisher.publish(Stream.RESULTS, result)
@@ -212,7 +232,25 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
         try:
             for stream, message in forecasts:
                 publisher.publish(stream, message)
-            _run_slots(grid, fleet, jobs, publisher, service, agents, agent_reader, clock, progress)
+            with contextlib.ExitStack() as stack:
+                if chargers is not None:
+                    chargers.publish_registry(publisher, start)
+                    adapter_trust = Trust(kafka, authority.public_key, [ocpp_identity]).start()
+                    stack.enter_context(
+                        chargers.running(service, kafka, adapter_trust, out_dir, start)
+                    )
+                _run_slots(
+                    grid,
+                    fleet,
+                    jobs,
+                    publisher,
+                    service,
+                    agents,
+                    agent_reader,
+                    clock,
+                    progress,
+                    chargers,
+                )
             summary = summarise(
                 grid,
                 sites,
@@ -223,6 +261,8 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                 elapsed_s=time.perf_counter() - started,
                 data_dir=config.shared_data_dir,
             )
+            if chargers is not None:
+                summary = dataclasses.replace(summary, ocpp=chargers.summary())
             if config.model == "magika":
                 by_id = {job.job_id: job for _, job in jobs}
                 summary = dataclasses.replace(
@@ -248,7 +288,10 @@ def _run_slots(
     agent_reader: StreamReader,
     clock: SteppedClock,
     progress: bool,
+    chargers: OcppWorld | None = None,
 ) -> None:
+    """Step the world slot by slot. Without `chargers` each car reports version-1 telemetry
+    and charges as its agent is told; with them its station meters and its profiles rule."""
     pending_jobs = sorted(jobs, key=lambda pair: pair[0])
     for slot in range(grid.slots + 1):
         now = grid.slot_start(slot) if slot < grid.slots else grid.end
@@ -256,22 +299,33 @@ def _run_slots(
         for car in fleet:
             telemetry = car.telemetry(now)
             if telemetry is not None:
-                publisher.publish(Stream.TELEMETRY, telemetry)
+                if chargers is None:
+                    publisher.publish(Stream.TELEMETRY, telemetry)
                 agent = agents.get(car.vehicle_id)
                 if agent is not None:  # what the car's own agent reads of its car
                     agent.observe(telemetry)
+        if chargers is not None:
+            chargers.before_plan(now, slot, publisher)
         while pending_jobs and pending_jobs[0][0] <= now:
             publisher.publish(Stream.JOBS, pending_jobs.pop(0)[1])
         publisher.flush()
+        if chargers is not None and not chargers.settle():
+            log.warning("OCPP measurements not bridged at slot %s", now.isoformat())
         if slot == grid.slots:
             service.catch_up()
             break
         report = service.tick(now)
+        if chargers is not None and not chargers.settle():
+            log.warning("OCPP profiles not acknowledged at slot %s", now.isoformat())
         if not agent_reader.wait_caught_up(timeout_s=60):
             log.warning("agents did not catch up with slot %s", now.isoformat())
         publisher.flush()
+        if chargers is not None:
+            chargers.draw(now)
         for car in fleet:
             car.advance(now, now + timedelta(minutes=grid.slot_minutes))
+        if chargers is not None:
+            chargers.after_slot()
         if progress:
             planned = ""
             if report.replanned is not None:

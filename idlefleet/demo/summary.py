@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from forecasting.carbon import intensity_on_grid
 from forecasting.timegrid import SlotGrid
@@ -32,6 +33,9 @@ from optimizer import (
 from optimizer.plan import Assignment, SolveStatus
 from streams.messages import Job, Message, SolarForecast
 from streams.topics import Stream
+
+if TYPE_CHECKING:
+    from idlefleet.demo.ocpp import OcppSummary
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ class DemoSummary:
     elapsed_s: float
     #: Files per content type, when the jobs ran Magika [count].
     content_types: dict[str, int] = field(default_factory=dict)
+    #: Planned against metered energy, when the cars charged at OCPP stations.
+    ocpp: OcppSummary | None = None
 
     @property
     def owners_met(self) -> int:
@@ -154,6 +160,8 @@ class DemoSummary:
         if self.content_types:
             top = ", ".join(f"{label} {n}" for label, n in list(self.content_types.items())[:8])
             lines.append(f"magika labelled {sum(self.content_types.values())} files: {top}")
+        if self.ocpp is not None:
+            lines += ["", *self.ocpp.lines()]
         for s in self.strategies:
             for violation in s.violations[:5]:
                 lines.append(f"VIOLATION ({s.strategy}): {violation}")

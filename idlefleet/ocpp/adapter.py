@@ -28,6 +28,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class OcppAdapter:
         self._plan_seen: PlanSnapshot | None = None
         self._caps_sent: dict[str, _SentCap] = {}
         self._letters: list[FutureRecordMetadata] = []
+        self._pending: set[Future[Any]] = set()  # calls into the central system not yet answered
+        self._steps = 0  # the adapter thread's finished steps
+        self._stepped = threading.Condition()
         self.published = 0
         self.dead_lettered = 0
 
@@ -154,6 +158,25 @@ class OcppAdapter:
         """The central system's `on_report`: queued for the adapter's thread."""
         self._reports.put(report)
 
+    def wait_settled(self, timeout_s: float = 30.0) -> bool:
+        """Block until the adapter has handled every report queued before the call, sent the
+        current plan and caps, and every station answered (a lock-step driver, like `demo
+        --ocpp`, calls it after each plan). False if that took longer than `timeout_s` [s]."""
+        deadline = time.monotonic() + timeout_s
+        with self._stepped:
+            target = self._steps + 2  # a step that began after this call has finished
+            while True:
+                settled = (
+                    self._steps >= target
+                    and self._reports.empty()
+                    and self._plan_seen is self._service.current_plan
+                    and not self._pending
+                )
+                left = deadline - time.monotonic()
+                if settled or left <= 0:
+                    return settled
+                self._stepped.wait(min(left, self._poll_s))
+
     def _on_registry(self, stream: Stream, message: Message) -> None:
         if isinstance(message, VehicleRecord):
             self.vehicles.apply(message)
@@ -162,6 +185,9 @@ class OcppAdapter:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._step(self._poll_s)
+            with self._stepped:
+                self._steps += 1
+                self._stepped.notify_all()
         self._step(0.0)  # what was queued before the stop
 
     def _step(self, wait_s: float) -> None:
@@ -337,7 +363,14 @@ class OcppAdapter:
     def _call(self, work: Any, what: str) -> None:
         """Run `work` on the central system's loop; its answers are logged when they come."""
         future = asyncio.run_coroutine_threadsafe(work, self._event_loop())
-        future.add_done_callback(lambda done: _log_answers(done, what))
+        self._pending.add(future)
+        future.add_done_callback(lambda done: self._answered(done, what))
+
+    def _answered(self, done: Future[Any], what: str) -> None:
+        _log_answers(done, what)
+        with self._stepped:
+            self._pending.discard(done)
+            self._stepped.notify_all()
 
     def _central_system(self) -> CentralSystem:
         assert self._central is not None, "start the adapter first"

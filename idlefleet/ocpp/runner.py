@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,11 @@ from idlefleet.credentials import Credentials, credentials_from_args, state_dir
 from idlefleet.settings import OcppSettings
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from idlefleet.ocpp.adapter import OcppAdapter, PlannerView
     from idlefleet.ocpp.central import CentralConfig, CentralSystem
+    from idlefleet.ocpp.station import StationConfig
     from idlefleet.sites import SiteConfig
     from streams.clients import KafkaSettings
     from streams.trust import Trust
@@ -113,8 +116,7 @@ def ocpp_config(args: argparse.Namespace, sites: Sequence[SiteConfig]) -> OcppCo
     if (args.ocpp_tls_cert is None) != (args.ocpp_tls_key is None):
         raise OcppConfigError("--ocpp-tls-cert and --ocpp-tls-key go together")
     try:
-        from idlefleet.ocpp.central import CentralConfig, tls_context
-        from idlefleet.ocpp.compliance import ComplianceRule
+        from idlefleet.ocpp.central import tls_context
         from idlefleet.ocpp.stations_file import StationsFileError, load_stations
     except ImportError as exc:
         raise OcppConfigError(
@@ -130,19 +132,29 @@ def ocpp_config(args: argparse.Namespace, sites: Sequence[SiteConfig]) -> OcppCo
             ssl = tls_context(args.ocpp_tls_cert, args.ocpp_tls_key)
         except OSError as exc:
             raise OcppConfigError(f"--ocpp-tls-cert/--ocpp-tls-key: {exc}") from exc
+    central = central_config(stations, settings, ssl)
+    return OcppConfig(settings.host, settings.port, central, settings, args.ocpp_stations)
+
+
+def central_config(
+    stations: Mapping[str, StationConfig], settings: OcppSettings, ssl: SSLContext | None = None
+) -> CentralConfig:
+    """The central system's configuration for `stations` under `settings`."""
+    from idlefleet.ocpp.central import CentralConfig
+    from idlefleet.ocpp.compliance import ComplianceRule
+
     rule = ComplianceRule(
         tolerance_kw=settings.tolerance_kw,
         tolerance_frac=settings.tolerance_frac,
         samples=settings.violation_samples,
     )
-    central = CentralConfig(
+    return CentralConfig(
         stations,
         rule=rule,
         ssl=ssl,
         heartbeat_s=settings.heartbeat_s,
         response_timeout_s=settings.response_timeout_s,
     )
-    return OcppConfig(settings.host, settings.port, central, settings, args.ocpp_stations)
 
 
 def identity_path(args: argparse.Namespace) -> Path:

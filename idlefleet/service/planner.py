@@ -597,6 +597,9 @@ class PlannerService:
                 dispatches, now, slot_end, plan_id, self._plan_revision
             )
             self.results.issued(assignments)
+            for a in assignments:  # what the estimate of a car without SoC must take off
+                if a.work:
+                    self.state.apply_compute(a.vehicle_id, a.slot_start, a.slot_end)
             jobs = {
                 job.job_id: job
                 for a in assignments

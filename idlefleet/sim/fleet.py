@@ -144,8 +144,9 @@ class SimulatedCar:
         return Telemetry(**common, site_id=None, plugged_in=False)
 
     # -- the three sources apart (`demo --ocpp`: chargers meter, cars read now and then) ----
-    def registry_record(self, at: datetime) -> VehicleRecord:
-        """The car's fleet registry entry, with the token it shows at its charger."""
+    def registry_record(self, at: datetime, evse: str | None = None) -> VehicleRecord:
+        """The car's fleet registry entry, with the token it shows at its charger and the
+        EVSE (`<station>/<evse>`) it is normally plugged into."""
         return VehicleRecord(
             vehicle_id=self.vehicle_id,
             updated_at=at,
@@ -156,6 +157,7 @@ class SimulatedCar:
             wear_cost_per_kwh=self.wear_cost_per_kwh,
             home_site_id=self.site.site_id,
             id_tokens=[self.id_token],
+            evse=evse,
         )
 
     @property

@@ -98,6 +98,7 @@ class SimulatedStation(ChargePoint):
         self.reports_soc = reports_soc
         self.ignore_profiles = ignore_profiles
         self.profiles: dict[str, ReceivedProfile] = {}
+        self.profiles_received = 0
         self.register_kwh = 0.0  # the meter's lifetime energy register [kWh]
         self.transaction_id: str | None = None
         self.session_start: datetime | None = None
@@ -110,6 +111,7 @@ class SimulatedStation(ChargePoint):
         del evse_id  # one EVSE; 0 (the station) and 1 are the same here
         profile = ReceivedProfile.from_payload(charging_profile)
         self.profiles[profile.purpose] = profile
+        self.profiles_received += 1
         return call_result.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
@@ -150,7 +152,8 @@ class SimulatedStation(ChargePoint):
         return self.register_kwh - self.session_start_kwh if self.transaction_id else 0.0
 
     # -- what the station says ----------------------------------------------------------
-    async def boot(self) -> None:
+    async def boot(self, at: datetime) -> None:
+        """Boot at `at`: BootNotification, then the connector's status."""
         await self.call(
             call.BootNotification(
                 charging_station={"model": "SimWallbox", "vendor_name": "idlefleet-sim"},
@@ -159,7 +162,7 @@ class SimulatedStation(ChargePoint):
         )
         await self.call(
             call.StatusNotification(
-                timestamp=_iso(datetime.now(UTC)),
+                timestamp=_iso(at),
                 connector_status="Available",
                 evse_id=1,
                 connector_id=1,
@@ -208,6 +211,10 @@ class SimulatedStation(ChargePoint):
             )
         )
         self.transaction_id, self.session_start = None, None
+
+    async def close(self) -> None:
+        """Close the station's WebSocket."""
+        await self._connection.close()
 
     def _meter_value(self, at: datetime, power_kw: float) -> dict[str, Any]:
         sampled: list[dict[str, Any]] = [

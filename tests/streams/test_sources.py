@@ -299,3 +299,15 @@ def test_version_1_reports_keep_what_the_api_set_until_the_car_says_otherwise() 
 def test_a_reading_a_few_seconds_before_the_chargers_arrival_record_counts() -> None:
     sources = car(measured(-0.5, energy_kwh=33.0), parked(0))
     assert sources.energy() == (33.0, "reading", 0.0)
+
+
+def test_the_estimate_takes_off_what_computing_could_have_drawn() -> None:
+    sources = car(parked(0, energy_kwh=30.0, session_id="tx-1", session_energy_kwh=0.0))
+    sources.apply_compute(T0, T0 + timedelta(minutes=15))
+    sources.apply_compute(T0 + timedelta(minutes=15), T0 + timedelta(minutes=30))
+    energy_kwh, source, _ = sources.energy()
+    assert source == "estimated" and energy_kwh == 30.0 - 0.3 * 0.5
+    sources.apply_measured(measured(30, session_id="tx-1", session_energy_kwh=1.0))
+    assert sources.energy()[0] == 30.0 + 0.9 - 0.15
+    sources.apply_measured(measured(31, energy_kwh=30.5))  # a reading: computing is in it
+    assert sources.energy() == (30.5, "reading", 0.0)

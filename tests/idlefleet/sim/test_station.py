@@ -45,7 +45,7 @@ async def a_session(ignore_profiles: bool) -> list[float]:
         )
         task = asyncio.create_task(station.start())
         try:
-            await station.boot()
+            await station.boot(datetime.now(UTC))
             await until(lambda: "TxDefaultProfile" in station.profiles)
             now = datetime.now(UTC)
             await station.plug_in(now)
