@@ -154,8 +154,10 @@ class OcppWorld:
             finally:
                 for charger in self._chargers.values():
                     self._run(charger.station.close())
+                self._run(_wind_down())
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(timeout=10)
+                self._loop.close()
 
     async def _connect(
         self, url: str, car: SimulatedCar, reports_soc: bool, start: datetime
@@ -175,11 +177,13 @@ class OcppWorld:
     # -- each slot ------------------------------------------------------------------------
     def publish_registry(self, publisher: Publisher, at: datetime) -> None:
         """Every car's fleet registry entry (an admin's `vehicles register`), before the
-        central system starts: its adapter reads the registry to the end first."""
+        central system starts (its adapter reads the registry to the end first), through
+        `publisher` (a service's), which is closed then."""
         for car in self._fleet:
             evse = f"{_station_id(car)}/1"
             publisher.publish(Stream.FLEET_REGISTRY, car.registry_record(at, evse))
         publisher.flush()
+        publisher.close()
 
     def before_plan(self, now: datetime, slot: int, publisher: Publisher) -> None:
         """Cars arrive and leave (sessions start and end), and every station meters."""
@@ -251,6 +255,15 @@ class OcppWorld:
                 for vehicle_id, c in sorted(self._chargers.items())
             ],
         )
+
+
+async def _wind_down() -> None:
+    """Cancel what still runs on the stations' loop (their listeners), as `asyncio.run` does."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _listen(station: SimulatedStation) -> None:

@@ -168,14 +168,13 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
     planner = Identity.generate("planner", "service")
     world = [Identity.generate(car.vehicle_id, "car") for car in fleet]
     world += [Identity.generate("demo-feeds", "adapter")]
-    # With OCPP: the operator's registry writer, and the central system's adapter.
+    # With OCPP: the central system's adapter.
     ocpp_identity = Identity.generate("ocpp", "adapter")
     chargers = None
     if config.ocpp:  # the ocpp and websockets libraries load only then
         from idlefleet.demo.ocpp import OcppWorld
 
         chargers = OcppWorld(fleet, timedelta(minutes=config.slot_minutes))
-        world += [Identity.generate("fleet-admin", "service")]
 
     with kafka_for(config) as kafka, store_or_embedded(config.store) as store_settings:
         ensure_topics(kafka)
@@ -233,8 +232,10 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
             for stream, message in forecasts:
                 publisher.publish(stream, message)
             with contextlib.ExitStack() as stack:
-                if chargers is not None:
-                    chargers.publish_registry(publisher, start)
+                if chargers is not None:  # an admin registers the cars through the service
+                    chargers.publish_registry(
+                        Trust(kafka, authority.public_key, [planner]).publisher(), start
+                    )
                     adapter_trust = Trust(kafka, authority.public_key, [ocpp_identity]).start()
                     stack.enter_context(
                         chargers.running(service, kafka, adapter_trust, out_dir, start)

@@ -73,3 +73,35 @@ def test_the_demo_runs_magikas_pretrained_model_on_real_files(
     assert sum(summary.content_types.values()) > 0
     assert summary.content_types.get("python", 0) > 0
     assert "magika labelled" in (tmp_path / "summary.txt").read_text()
+
+
+def test_the_demo_over_ocpp_charges_cars_as_their_stations_profiles_say(
+    broker: EmbeddedBroker, embedded_store: EmbeddedStore, tmp_path: Path
+) -> None:
+    config = DemoConfig(
+        cars=8,
+        sites=2,
+        hours=12,
+        seed=7,  # cars that leave, and charge, within the 12 hours
+        out_dir=tmp_path,
+        bootstrap_servers=broker.bootstrap_servers,
+        store=embedded_store.settings(),
+        ocpp=True,
+    )
+    summary = run_demo(config, progress=False)
+    ocpp = summary.ocpp
+    assert ocpp is not None and ocpp.stations == 8
+    # Physics first, by any path: no rule broken, no floor crossed.
+    assert summary.floors_held
+    assert all(strategy.violations == [] for strategy in summary.strategies)
+    # The real path: every station got its boot default and plans as profiles; what stations
+    # measured reached the planner, nothing was unreadable or unmapped.
+    assert ocpp.profiles_received >= 2 * ocpp.stations
+    assert ocpp.measured_states > 0 and ocpp.dead_letters == 0 and summary.dead_letters == 0
+    # Cars charged what their stations allowed: never more than they were dispatched (a
+    # power below the station's least current is a pause), and most of it.
+    assert ocpp.metered_kwh <= ocpp.dispatched_kwh + 1e-6
+    assert ocpp.metered_kwh >= 0.5 * ocpp.dispatched_kwh > 0
+    assert sum(c.reports_soc for c in ocpp.chargers) == 4  # the rest are estimated
+    assert sum(job.accepted for job in summary.jobs) > 0
+    assert "OCPP: 8 stations" in (tmp_path / "summary.txt").read_text()
