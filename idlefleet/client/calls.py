@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from idlefleet.client.connection import (
     Connection,
@@ -34,6 +34,23 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     """The connection's options and `--json`."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_connection_arguments(parser)
+
+
+def add_view_action(
+    actions: Any, name: str, description: str, example: str, handler: Callable[..., int]
+) -> argparse.ArgumentParser:
+    """A sub-command parser (`jobs list`, `owner set`, ...) with the connection's options,
+    `--json` and an example in its help."""
+    parser: argparse.ArgumentParser = actions.add_parser(
+        name,
+        help=description,
+        description=description,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_view_arguments(parser)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def run_with_client(

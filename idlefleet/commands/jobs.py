@@ -9,7 +9,7 @@ jobs submit MODEL --inputs ARRAY.npy|DIR --deadline WHEN
 jobs results JOB --out OUT.npy
                           fetch, check and open every shard's output, joined in order
 
-Each action is one `_add_action` call in `register` and one handler here.
+Each action is one `add_view_action` call in `register` and one handler here.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from idlefleet.client.calls import EXIT_BAD_INPUT, add_view_arguments, run_with_client, show
+from idlefleet.client.calls import EXIT_BAD_INPUT, add_view_action, run_with_client, show
 from idlefleet.settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -39,12 +39,14 @@ EXIT_INTERRUPTED = 130
 def register(commands: Any) -> None:
     parser = commands.add_parser("jobs", help="list, watch and cancel inference jobs")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _add_action(actions, "list", "every job and its executions", "idlefleet jobs list", list_jobs)
-    status = _add_action(
+    add_view_action(
+        actions, "list", "every job and its executions", "idlefleet jobs list", list_jobs
+    )
+    status = add_view_action(
         actions, "status", "one job in full", "idlefleet jobs status embed-1", job_status
     )
     status.add_argument("job_id", metavar="JOB")
-    watch = _add_action(
+    watch = add_view_action(
         actions,
         "watch",
         "a progress bar of accepted executions until the job settles "
@@ -56,7 +58,7 @@ def register(commands: Any) -> None:
     watch.add_argument(
         "--interval", type=float, default=2.0, help="seconds between polls (default 2)"
     )
-    cancel = _add_action(
+    cancel = add_view_action(
         actions,
         "cancel",
         "stop planning and dispatching the job's open work (role: operator)",
@@ -64,7 +66,7 @@ def register(commands: Any) -> None:
         cancel_job,
     )
     cancel.add_argument("job_id", metavar="JOB")
-    submit = _add_action(
+    submit = add_view_action(
         actions,
         "submit",
         "cut the inputs into shards along their first axis, check them against the model's "
@@ -109,7 +111,7 @@ def register(commands: Any) -> None:
         "--store", help="s3://bucket[/prefix] (default IDLEFLEET_STORE_URL, else the lab store)"
     )
     submit.add_argument("--keys-dir", type=Path, help="where job keys are kept")
-    results = _add_action(
+    results = add_view_action(
         actions,
         "results",
         "download every shard's accepted output, check its sha256, open it with the job's "
@@ -121,22 +123,6 @@ def register(commands: Any) -> None:
     results.add_argument("--out", type=Path, required=True, metavar="OUT.npy")
     results.add_argument("--store", help="s3://bucket[/prefix] (as for submit)")
     results.add_argument("--keys-dir", type=Path, help="where job keys are kept")
-
-
-def _add_action(
-    actions: Any, name: str, description: str, example: str, handler: Any
-) -> argparse.ArgumentParser:
-    """A `jobs NAME` parser with the connection's options, --json and an example."""
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=description,
-        description=description,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_view_arguments(parser)
-    parser.set_defaults(handler=handler)
-    return parser
 
 
 def list_jobs(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from idlefleet.client.calls import EXIT_BAD_INPUT, add_view_arguments, run_with_client, show
+from idlefleet.client.calls import EXIT_BAD_INPUT, add_view_action, run_with_client, show
 
 if TYPE_CHECKING:
     from idlefleet.client.fleet import FleetClient
@@ -27,7 +27,7 @@ PROG = "idlefleet owner"
 def register(commands: Any) -> None:
     parser = commands.add_parser("owner", help="a car's owner preferences, through the API")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show_ = _add_action(
+    show_ = add_view_action(
         actions,
         "show",
         "the car's reserve, departure wish and consent to compute (role operator, or the "
@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
         show_preferences,
     )
     show_.add_argument("--vehicle", required=True, help="the car")
-    set_ = _add_action(
+    set_ = add_view_action(
         actions,
         "set",
         "change the car's preferences: what is given replaces, the rest is kept; the "
@@ -77,22 +77,6 @@ def register(commands: Any) -> None:
         default=None,
         help="compute only in slots when the site's PV covers its import",
     )
-
-
-def _add_action(
-    actions: Any, name: str, description: str, example: str, handler: Any
-) -> argparse.ArgumentParser:
-    """An `owner NAME` parser with the connection's options, --json and an example."""
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=description,
-        description=description,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_view_arguments(parser)
-    parser.set_defaults(handler=handler)
-    return parser
 
 
 def show_preferences(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from idlefleet.client.calls import add_view_arguments, show
+from idlefleet.client.calls import add_view_action, show
 
 PROG = "idlefleet vehicles"
 
@@ -19,7 +19,7 @@ PROG = "idlefleet vehicles"
 def register(commands: Any) -> None:
     parser = commands.add_parser("vehicles", help="the fleet registry's cars, through the API")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _add_action(
+    add_view_action(
         actions,
         "list",
         "every car the service knows: its registry entry, how its energy is known and what "
@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
         "idlefleet vehicles list",
         list_vehicles,
     )
-    entry = _add_action(
+    entry = add_view_action(
         actions,
         "register",
         "write a car's fleet registry entry (what it is, where it charges), replacing its "
@@ -61,22 +61,6 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
-
-
-def _add_action(
-    actions: Any, name: str, description: str, example: str, handler: Any
-) -> argparse.ArgumentParser:
-    """A `vehicles NAME` parser with the connection's options, --json and an example."""
-    parser: argparse.ArgumentParser = actions.add_parser(
-        name,
-        help=description,
-        description=description,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_view_arguments(parser)
-    parser.set_defaults(handler=handler)
-    return parser
 
 
 def list_vehicles(args: argparse.Namespace) -> int:
