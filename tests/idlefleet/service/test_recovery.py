@@ -247,10 +247,15 @@ def test_two_workers_share_the_sites_and_one_takes_over_from_a_killed_one(
         owner_a.kill()
         publish(kafka_settings, [done(*work_a[1])])  # in flight when its worker died
 
+        # The survivor owns both sites, has replayed the taken-over partition's cars (a read
+        # from the earliest offset that may end after the results are in) and their results.
         taken_over = owner_b.status_until(
-            lambda s: set(s["owned_sites"]) == {site_a, site_b} and s["results_accepted"] == 2
+            lambda s: (
+                set(s["owned_sites"]) == {site_a, site_b}
+                and s["results_accepted"] == 2
+                and set(s["vehicles"]) == set(cars)
+            )
         )
-        assert set(taken_over["vehicles"]) == set(cars)
         assert sorted(map(tuple, taken_over["accepted"]["job-a"])) == sorted(
             (item.shard_index, assignment.vehicle_id) for assignment, item in work_a
         )
