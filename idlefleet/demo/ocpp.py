@@ -46,6 +46,11 @@ READING_EVERY_SLOTS = 4
 POLL_S = 0.02
 #: The least power the stations' cars charge at [kW] (IEC 61851: 6 A, three phases, 230 V).
 MIN_POWER_KW = 6.0 * 3 * 230.0 / 1000.0
+#: A slot's closing meter sample is taken this long before the next slot starts, so that it
+#: is judged against the limit in force while its power flowed.
+SAMPLE_LEAD = timedelta(seconds=1)
+#: How finely the stations' profiles are followed within a slot.
+DRAW_STEP = timedelta(minutes=1)
 #: The stations' password in the run's stations file (loopback, one run).
 PASSWORD_PREFIX = "demo-station-"
 
@@ -59,8 +64,8 @@ class ChargerOutcome:
     reports_soc: bool
     dispatched_kwh: float
     metered_kwh: float
-    #: Slots dispatched above 0 but below the station's least current (a pause) [count].
-    paused_slots: int
+    #: Slots dispatched above 0 but below the station's least current [count].
+    short_slots: int
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,9 @@ class OcppSummary:
             f"  energy dispatched {self.dispatched_kwh:.1f} kWh, metered "
             f"{self.metered_kwh:.1f} kWh; largest difference {worst.vehicle_id} "
             f"({worst.dispatched_kwh:.1f} dispatched, {worst.metered_kwh:.1f} metered)",
-            f"  {sum(c.paused_slots for c in self.chargers)} slots were dispatched below a "
-            f"station's least current ({MIN_POWER_KW:.2f} kW, 6 A on three phases): paused",
+            f"  {sum(c.short_slots for c in self.chargers)} slots were dispatched below a "
+            f"station's least current ({MIN_POWER_KW:.2f} kW, 6 A on three phases): carried "
+            f"out at it for part of the slot where the site had room",
             f"  {sum(c.reports_soc for c in self.chargers)} stations report the car's SoC, "
             f"the others' energy is estimated from metered energy",
         ]
@@ -103,7 +109,8 @@ class _Charger:
     car: SimulatedCar
     station: SimulatedStation
     plugged: bool = False
-    power_kw: float = 0.0
+    power_kw: float = 0.0  # mean over the slot [kW]
+    end_kw: float = 0.0  # as the slot ends [kW]
     dispatched: dict[datetime, tuple[int, float]] = field(default_factory=dict)
 
 
@@ -199,8 +206,8 @@ class OcppWorld:
                 self._run(station.unplug(now))
                 publisher.publish(Stream.MEASURED_STATE, car.reading(now))
                 charger.plugged = False
-            elif parked:
-                self._run(station.report(now, charger.power_kw))
+            elif parked:  # the sample that ends the last slot: its power and register
+                self._run(station.report(now - SAMPLE_LEAD, charger.end_kw))
                 if slot % READING_EVERY_SLOTS == 0:
                     publisher.publish(Stream.MEASURED_STATE, car.reading(now))
 
@@ -223,10 +230,19 @@ class OcppWorld:
 
     def draw(self, now: datetime) -> None:
         """Each plugged car charges over the slot at what its station allows now."""
+        hours = self._slot / timedelta(hours=1)
+        steps = [now + (i + 0.5) * DRAW_STEP for i in range(round(self._slot / DRAW_STEP))]
         for charger in self._chargers.values():
-            charger.power_kw = charger.station.power_kw(now) if charger.plugged else 0.0
-            if charger.plugged:
-                charger.car.set_charge_power_kw(now, now + self._slot, charger.power_kw)
+            if not charger.plugged:
+                charger.power_kw = charger.end_kw = 0.0
+                continue
+            # The profile may change within the slot (a least power for part of it): the car
+            # takes the mean; a full battery draws no more, whatever the station allows.
+            mean_kw = sum(charger.station.power_kw(t) for t in steps) / len(steps)
+            room_kw = charger.car.room_kw(hours)
+            charger.power_kw = min(mean_kw, room_kw)
+            charger.end_kw = min(charger.station.power_kw(now + self._slot - SAMPLE_LEAD), room_kw)
+            charger.car.set_charge_power_kw(now, now + self._slot, charger.power_kw)
 
     def after_slot(self) -> None:
         """Each station meters the slot's energy."""
@@ -250,7 +266,7 @@ class OcppWorld:
                     reports_soc=c.station.reports_soc,
                     dispatched_kwh=round(sum(p for _, p in c.dispatched.values()) * hours, 3),
                     metered_kwh=round(c.station.register_kwh, 3),
-                    paused_slots=sum(0 < p < MIN_POWER_KW for _, p in c.dispatched.values()),
+                    short_slots=sum(0 < p < MIN_POWER_KW for _, p in c.dispatched.values()),
                 )
                 for vehicle_id, c in sorted(self._chargers.items())
             ],
@@ -277,11 +293,12 @@ def _station_id(car: SimulatedCar) -> str:
 
 
 def _write_stations_file(path: Path, fleet: list[SimulatedCar]) -> Path:
-    """The run's stations file: one 11 kW, three-phase station per car at its site."""
+    """The run's stations file: one three-phase station per car at its site, as strong as
+    the car's charger, whose profiles are in watts (no rounding to 0.1 A)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         f"{_station_id(car)} {car.site.site_id} plain:{PASSWORD_PREFIX}{_station_id(car)} "
-        f"evse_kw={car.charger_kw:g} unit=A"
+        f"evse_kw={car.charger_kw:g} unit=W"
         for car in fleet
     ]
     path.write_text("# demo --ocpp: one station per simulated car\n" + "\n".join(lines) + "\n")

@@ -41,8 +41,8 @@ from kafka.producer.future import FutureRecordMetadata
 from idlefleet.ocpp.caps import SiteCap, site_caps_now, split_cap
 from idlefleet.ocpp.central import CentralSystem, StationView
 from idlefleet.ocpp.measurements import MeasurementError, dead_letter_value, measured_state
-from idlefleet.ocpp.plans import full_power_slots, planned_slots
-from idlefleet.ocpp.profiles import SlotPower
+from idlefleet.ocpp.plans import Headroom, full_power_slots, least_power, planned_slots
+from idlefleet.ocpp.profiles import EvseLimits, SlotPower
 from idlefleet.ocpp.reports import EvseReport, ReportKind
 from idlefleet.ocpp.station import EvseRef
 from idlefleet.ocpp.vehicles import UnmappedError, VehicleMap
@@ -113,6 +113,8 @@ class OcppAdapter:
         self._thread = threading.Thread(target=self._run, name="ocpp-adapter", daemon=True)
         self._session_cars: dict[tuple[str, int], str] = {}
         self._plan_seen: PlanSnapshot | None = None
+        #: The import the newest plan leaves free, as sessions' least powers take it.
+        self._room: tuple[PlanSnapshot, Headroom] | None = None
         self._caps_sent: dict[str, _SentCap] = {}
         self._letters: list[FutureRecordMetadata] = []
         self._pending: set[Future[Any]] = set()  # calls into the central system not yet answered
@@ -282,9 +284,33 @@ class OcppAdapter:
     # -- in: plans and caps to profiles ----------------------------------------------------
     def _send_current_plan(self, report: EvseReport, vehicle_id: str) -> None:
         snapshot = self._service.current_plan
-        slots = None if snapshot is None else planned_slots(snapshot, vehicle_id)
+        if snapshot is None:
+            return
+        limits = self._limits_of(EvseRef(report.station_id, report.evse_id))
+        slots = self._car_slots(snapshot, vehicle_id, limits)
         if slots:
             self._apply_plan({EvseRef(report.station_id, report.evse_id): slots})
+
+    def _car_slots(
+        self, snapshot: PlanSnapshot, vehicle_id: str, limits: EvseLimits | None
+    ) -> list[SlotPower] | None:
+        """The car's planned slots, each below the EVSE's least power carried out at it for
+        part of the slot where the site has room (`plans.least_power`)."""
+        slots = planned_slots(snapshot, vehicle_id)
+        vehicle = snapshot.scenario.vehicle_by_id.get(vehicle_id)
+        if not slots or vehicle is None or limits is None or limits.min_power_kw <= 0:
+            return slots
+        if self._room is None or self._room[0] is not snapshot:
+            self._room = (snapshot, Headroom(snapshot))
+        return least_power(slots, limits.min_power_kw, vehicle.site, self._room[1])
+
+    def _limits_of(self, ref: EvseRef) -> EvseLimits | None:
+        for station in self._view():
+            if station.station_id == ref.station_id:
+                for evse in station.evses:
+                    if evse.evse_id == ref.evse_id:
+                        return evse.limits
+        return None
 
     def _follow_plan(self) -> None:
         """Every running session gets the new plan's powers for its car."""
@@ -302,7 +328,7 @@ class OcppAdapter:
                     )
                 except UnmappedError:
                     continue  # its reports are dead-lettered with the reason
-                slots = planned_slots(snapshot, vehicle_id)
+                slots = self._car_slots(snapshot, vehicle_id, evse.limits)
                 if slots is None and evse.tx_profile:
                     slots = full_power_slots(snapshot, evse.limits.max_power_kw)
                 if slots:

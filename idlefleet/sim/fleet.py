@@ -88,6 +88,11 @@ class SimulatedCar:
             raise ValueError(f"{power_kw} kW exceeds the {self.charger_kw} kW charger")
         self.charge_kw_by_slot[slot_start] = power_kw
 
+    def room_kw(self, hours: float) -> float:
+        """The most grid power the car takes for `hours` [h] before its battery is full [kW]."""
+        room_kwh = max(0.0, self.battery_kwh - self.energy_kwh)
+        return min(self.charger_kw, room_kwh / (self.charge_efficiency_frac * hours))
+
     def is_parked(self, slot_start: datetime, slot_end: datetime) -> bool:
         return self.arrival <= slot_start and slot_end <= self.departure
 

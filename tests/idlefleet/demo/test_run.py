@@ -98,10 +98,10 @@ def test_the_demo_over_ocpp_charges_cars_as_their_stations_profiles_say(
     # measured reached the planner, nothing was unreadable or unmapped.
     assert ocpp.profiles_received >= 2 * ocpp.stations
     assert ocpp.measured_states > 0 and ocpp.dead_letters == 0 and summary.dead_letters == 0
-    # Cars charged what their stations allowed: never more than they were dispatched (a
-    # power below the station's least current is a pause), and most of it.
-    assert ocpp.metered_kwh <= ocpp.dispatched_kwh + 1e-6
-    assert ocpp.metered_kwh >= 0.5 * ocpp.dispatched_kwh > 0
+    # Cars charged what they were dispatched, a power below the station's least current
+    # included (at that current for part of the slot; rounded up to whole seconds).
+    assert ocpp.dispatched_kwh > 0
+    assert abs(ocpp.metered_kwh - ocpp.dispatched_kwh) <= 0.01 * ocpp.dispatched_kwh
     assert sum(c.reports_soc for c in ocpp.chargers) == 4  # the rest are estimated
     assert sum(job.accepted for job in summary.jobs) > 0
     assert "OCPP: 8 stations" in (tmp_path / "summary.txt").read_text()
