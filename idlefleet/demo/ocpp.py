@@ -50,7 +50,7 @@ MIN_POWER_KW = 6.0 * 3 * 230.0 / 1000.0
 #: is judged against the limit in force while its power flowed.
 SAMPLE_LEAD = timedelta(seconds=1)
 #: How finely the stations' profiles are followed within a slot.
-DRAW_STEP = timedelta(minutes=1)
+DRAW_STEP = timedelta(seconds=10)
 #: The stations' password in the run's stations file (loopback, one run).
 PASSWORD_PREFIX = "demo-station-"
 
