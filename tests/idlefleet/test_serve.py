@@ -148,9 +148,7 @@ def test_a_fresh_serve_plans_on_the_fallback_then_on_the_live_feed(
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
                 assert health.status == health_pb2.HealthCheckResponse.SERVING
-                view = pb_grpc.FleetPlannerStub(channel).GetPlan(
-                    pb.GetPlanRequest(), metadata=(("authorization", f"Bearer {viewer}"),)
-                )
+                view = plan_when_published(channel, viewer)
                 assert view.plan.slots == 96 and view.plan.slot_minutes == 15
                 # every plan says where its intensity came from
                 assert view.plan.intensity_sources["DE"].startswith("fallback: DE 2020")
@@ -168,3 +166,20 @@ def test_a_fresh_serve_plans_on_the_fallback_then_on_the_live_feed(
             assert process.wait(timeout=30) == 0
         finally:
             process.kill()
+
+
+def plan_when_published(channel: grpc.Channel, token: str, within_s: float = 15.0) -> pb.PlanView:
+    """GetPlan once the API has the plan the service logged: its board takes up a new plan
+    within a poll of the service (FAILED_PRECONDITION "no plan yet" until then)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return pb_grpc.FleetPlannerStub(channel).GetPlan(
+                pb.GetPlanRequest(), metadata=(("authorization", f"Bearer {token}"),)
+            )
+        except grpc.RpcError as exc:
+            if exc.code() is not grpc.StatusCode.FAILED_PRECONDITION or (
+                time.monotonic() > deadline
+            ):
+                raise
+            time.sleep(0.1)
