@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from idlefleet.bridges.fleet_telemetry import telemetry_topic
@@ -25,30 +25,11 @@ from streams.messages import MeasuredState
 from streams.serde import decode
 from streams.topics import Stream
 from tests.idlefleet.bridges.payloads import BERLIN, VIN, at, binary, datum, entry, record
+from tests.idlefleet.bridges.test_runner import read_topic
 from tests.streams import factories
 
 IDLEFLEET = [sys.executable, "-m", "idlefleet.cli"]
 WAIT_S = 30.0
-
-
-def first_records(kafka: KafkaSettings, stream: Stream, count: int) -> list[tuple[dict, bytes]]:
-    """The first `count` records of an idlefleet topic: (headers, value)."""
-    consumer = KafkaConsumer(
-        kafka.topics.name(stream),
-        bootstrap_servers=kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=int(WAIT_S * 1000),
-    )
-    found = []
-    try:
-        for message in consumer:
-            found.append((dict(message.headers), message.value))
-            if len(found) == count:
-                break
-    finally:
-        consumer.close()
-    assert len(found) == count
-    return found
 
 
 def test_the_command_bridges_records_until_sigterm(
@@ -95,8 +76,8 @@ def test_the_command_bridges_records_until_sigterm(
         reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
         reader.start()
         try:
-            ((headers, value),) = first_records(kafka_settings, Stream.MEASURED_STATE, 1)
-            first_records(kafka_settings, Stream.DEAD_LETTER, 1)
+            ((headers, value),) = read_topic(kafka_settings, Stream.MEASURED_STATE, 1)
+            read_topic(kafka_settings, Stream.DEAD_LETTER, 1)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=WAIT_S) == 0
         finally:
