@@ -57,8 +57,8 @@ def only_loopback(urls: list[str]) -> None:
 
 def test_viewer_reads_fleet_and_health(
     console: str,
-    live: LiveFleet,
-    tmp_path: Path,  # noqa: F811
+    live: LiveFleet,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     with chromium(tmp_path / "profile") as driver:
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
@@ -96,8 +96,8 @@ def test_viewer_reads_fleet_and_health(
 
 def test_wrong_and_owner_tokens_are_refused(
     console: str,
-    live: LiveFleet,
-    tmp_path: Path,  # noqa: F811
+    live: LiveFleet,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     with chromium(tmp_path / "profile") as driver:
         sign_in(driver, console, "not-a-token-of-this-fleet-0123456789")
@@ -116,8 +116,8 @@ def test_wrong_and_owner_tokens_are_refused(
 
 def test_phone_width_and_keyboard(
     console: str,
-    live: LiveFleet,
-    tmp_path: Path,  # noqa: F811
+    live: LiveFleet,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     with chromium(tmp_path / "profile", width=390, height=844) as driver:
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
