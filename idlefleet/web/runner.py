@@ -8,6 +8,7 @@ serves plain HTTP only there: elsewhere it needs `--tls-cert` and `--tls-key` li
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import logging
 import threading
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What the console runs on (the `web` extra).
+WEB_MODULES = ("fastapi", "uvicorn", "jinja2", "python_multipart", "itsdangerous")
 #: How long the console may take to start listening [s].
 START_TIMEOUT_S = 15.0
 
@@ -66,6 +69,11 @@ def web_config(args: argparse.Namespace) -> WebConfig | None:
         return None
     if not 0 < port < 65536:
         raise WebConfigError(f"--web-port must be 0 (off) or a port 1-65535, got {port}")
+    missing = [name for name in WEB_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise WebConfigError(
+            f"the web console needs {', '.join(missing)}: pip install 'idlefleet[web]'"
+        )
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     if cert is None and not _loopback(args.web_host):
         raise WebConfigError(
