@@ -15,14 +15,8 @@ ranks below a viewer, so every other method refuses it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from enum import IntEnum
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -31,43 +25,34 @@ from grpc_reflection.v1alpha import reflection
 
 from idlefleet.api.status import bounded
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
+from idlefleet.tokens import (
+    MIN_TOKEN_CHARS,
+    Grant,
+    Owner,
+    Principal,
+    Role,
+    TokenFileError,
+    TokenTable,
+    bearer_token,
+    parse_grant,
+)
+
+__all__ = [
+    "MIN_TOKEN_CHARS",
+    "OWNER_METHODS",
+    "PUBLIC_SERVICES",
+    "REQUIRED_ROLES",
+    "BearerAuth",
+    "Grant",
+    "Owner",
+    "Principal",
+    "Role",
+    "TokenFileError",
+    "TokenTable",
+    "parse_grant",
+]
 
 log = logging.getLogger(__name__)
-
-MIN_TOKEN_CHARS = 16
-
-
-class Role(IntEnum):
-    """Ordered: each role may do what the ones below it may. An owner is below a viewer: it
-    may only call the owner methods for its own car (`Owner`)."""
-
-    OWNER = 0
-    VIEWER = 1
-    OPERATOR = 2
-    ADMIN = 3
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The owner role of one car: a token file's `owner:VEHICLE_ID`."""
-
-    vehicle_id: str
-
-
-#: What a token grants: a role, or the owner role of one car.
-Grant = Role | Owner
-#: A vehicle id as the streams accept one (streams.messages.Identifier).
-_VEHICLE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._:@-]{0,199}$")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a token speaks for, with which role, and for an owner, which car."""
-
-    name: str
-    role: Role
-    vehicle_id: str | None = None
-
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["FleetPlanner"].full_name
 #: Reflection, when served: the schema to callers with a token.
@@ -107,106 +92,6 @@ OWNER_METHODS = frozenset(
 PUBLIC_SERVICES = frozenset({health_pb2.DESCRIPTOR.services_by_name["Health"].full_name})
 
 
-class TokenFileError(ValueError):
-    """A token file that cannot be used; the message names the line, never the token."""
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-def _principal(token: str, grant: Grant, name: str | None = None) -> Principal:
-    tag = _digest(token).hex()[:8]
-    if isinstance(grant, Owner):
-        return Principal(name or f"owner-{grant.vehicle_id}-{tag}", Role.OWNER, grant.vehicle_id)
-    if grant is Role.OWNER:
-        raise ValueError("an owner token needs its car: give Owner(vehicle_id)")
-    return Principal(name or f"{grant.name.lower()}-{tag}", grant)
-
-
-def parse_grant(text: str) -> Grant:
-    """`viewer`, `operator`, `admin` (any case) or `owner:VEHICLE_ID`; ValueError naming what
-    is wrong (never the token)."""
-    kind, colon, vehicle_id = text.partition(":")
-    if kind.lower() == "owner":
-        if not colon or not _VEHICLE_ID.fullmatch(vehicle_id):
-            raise ValueError("an owner's role is owner:VEHICLE_ID (a car id, e.g. owner:car-7)")
-        return Owner(vehicle_id)
-    roles = [r for r in Role if r is not Role.OWNER]
-    for role in roles:
-        if not colon and kind.upper() == role.name:
-            return role
-    names = ", ".join(r.name.lower() for r in roles)
-    raise ValueError(f"role must be one of {names} or owner:VEHICLE_ID")
-
-
-class TokenTable:
-    """Which principal and role each bearer token has; entries are (TOKEN, GRANT[, NAME]),
-    GRANT a Role or an Owner."""
-
-    def __init__(self, entries: Iterable[tuple[str, Grant] | tuple[str, Grant, str]]) -> None:
-        self._entries = tuple((_digest(entry[0]), _principal(*entry)) for entry in entries)
-
-    @classmethod
-    def parse(cls, text: str, source: str = "token file") -> TokenTable:
-        entries: list[tuple[str, Grant, str]] = []
-        seen: dict[bytes, int] = {}
-        for number, line in enumerate(text.splitlines(), start=1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            where = f"{source} line {number}"
-            if len(parts) not in (2, 3):
-                raise TokenFileError(f"{where}: expected TOKEN ROLE [NAME]")
-            token, role_name, name = (*parts, "")[:3]
-            try:
-                grant = parse_grant(role_name)
-            except ValueError as exc:
-                raise TokenFileError(f"{where}: {exc}") from None
-            if len(token) < MIN_TOKEN_CHARS:
-                raise TokenFileError(f"{where}: token shorter than {MIN_TOKEN_CHARS} characters")
-            digest = _digest(token)
-            if digest in seen:
-                raise TokenFileError(f"{where}: same token as line {seen[digest]}")
-            seen[digest] = number
-            entries.append((token, grant, name))
-        if not entries:
-            raise TokenFileError(f"{source}: no tokens")
-        return cls(entries)
-
-    @classmethod
-    def load(cls, path: Path) -> TokenTable:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TokenFileError(f"{path}: {exc.strerror}") from exc
-        return cls.parse(text, str(path))
-
-    def principal_of(self, token: str) -> Principal | None:
-        """The token's principal, or None; the time taken does not depend on which entry
-        matches."""
-        presented = _digest(token)
-        found: Principal | None = None
-        for digest, principal in self._entries:
-            if hmac.compare_digest(presented, digest):
-                found = principal
-        return found
-
-    def caller(self, metadata: Iterable[tuple[str, str | bytes]]) -> Principal | None:
-        """The principal of the bearer token in a call's metadata, or None."""
-        token = _bearer_token(metadata)
-        return None if token is None else self.principal_of(token)
-
-
-def _bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
-    for key, value in metadata:
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
-
-
 def _refusal(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: str) -> Any:
     """A handler of the same kind as `handler` that ends the call with `code`."""
 
@@ -243,7 +128,7 @@ class BearerAuth(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None or method.lstrip("/").partition("/")[0] in PUBLIC_SERVICES:
             return handler
-        token = _bearer_token(details.invocation_metadata or ())
+        token = bearer_token(details.invocation_metadata or ())
         if token is None:
             return _refused(
                 handler, method, grpc.StatusCode.UNAUTHENTICATED, "no bearer token in authorization"

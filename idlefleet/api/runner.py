@@ -25,7 +25,7 @@ from streams.identity import write_private
 if TYPE_CHECKING:
     from idlefleet.api.auth import TokenTable
     from idlefleet.api.server import TlsConfig
-    from idlefleet.queries.service_backend import PlannerPort
+    from idlefleet.queries.service_backend import PlannerPort, ServiceBackend
     from streams.clients import KafkaSettings
     from streams.identity import Authority
     from streams.producer import Publisher
@@ -158,13 +158,16 @@ def serving_api(
     publisher: Publisher,
     authority: Authority | None = None,
     health_notes: Callable[[], Sequence[str]] | None = None,
+    backend: ServiceBackend | None = None,
 ) -> Iterator[int | None]:
     """Serve the API over `service` while the block runs; the bound port (None: no API).
 
     Submitted jobs and DR caps go out through `publisher` (the service's, signing with its
     key). Admins enroll and revoke keys when the service holds the fleet `authority`'s key.
     `clock` is the service's time (default: the wall clock, UTC). `health_notes` say why the
-    service is degraded while it serves (logged by the health monitor when they change)."""
+    service is degraded while it serves (logged by the health monitor when they change).
+    `backend` is one already following `service` that other adapters share (the caller
+    starts and closes it); by default the API starts its own."""
     if config is None:
         yield None
         return
@@ -174,7 +177,9 @@ def serving_api(
     from idlefleet.queries.service_backend import ServiceBackend, wall_clock
     from idlefleet.queries.solver import ApiSolver
 
-    backend = ServiceBackend(service, publisher, clock or wall_clock).start()
+    own = backend is None
+    if backend is None:
+        backend = ServiceBackend(service, publisher, clock or wall_clock).start()
     solver = ApiSolver(config.settings.solves_max_waiting).start()
     try:
         server, port = create_server(
@@ -196,4 +201,5 @@ def serving_api(
             server.stop()
     finally:
         solver.close()
-        backend.close()
+        if own:
+            backend.close()

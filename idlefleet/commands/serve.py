@@ -40,6 +40,8 @@ from idlefleet.settings import StoreSettings
 from idlefleet.sim.clock import ScaledClock
 from idlefleet.store.embedded import store_or_embedded
 from idlefleet.store.lab import lab_store_path, write_lab_store
+from idlefleet.web.runner import WebConfigError, serving_web, web_config
+from idlefleet.web.runner import add_arguments as add_web_arguments
 
 if TYPE_CHECKING:
     from idlefleet.forecast_messages import IntensityFallback
@@ -86,6 +88,7 @@ def register(commands: Any) -> None:
     add_api_arguments(parser)
     add_ven_arguments(parser)
     add_ocpp_arguments(parser)
+    add_web_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -95,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from executor.objects import ObjectStore
     from idlefleet.forecast_messages import IntensityFallback
     from idlefleet.gridfeeds.runner import feed_sources, polling_feeds
+    from idlefleet.queries.health import health_source
+    from idlefleet.queries.service_backend import ServiceBackend
     from idlefleet.service.planner import PlannerService
     from idlefleet.settings import ElectricityMapsSettings, PlannerSettings, WattTimeSettings
     from idlefleet.sites import SitesFileError, load_sites
@@ -133,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
         api = lab_api_config(args, lab_token_path()) if lab else api_config(args)
         vtn = vtn_of(args)  # None without --openadr-vtn-url
         ocpp = ocpp_config(args, sites)  # None without --ocpp-port
-    except (ApiConfigError, VtnTrustError, OcppConfigError) as exc:
+        web = web_config(args)  # None without --web-port
+        if web is not None and api is None:
+            raise WebConfigError("--web-port needs --grpc-port and --tokens: the same tokens")
+    except (ApiConfigError, VtnTrustError, OcppConfigError, WebConfigError) as exc:
         print(f"idlefleet serve: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if ocpp is not None and speed != 1:
@@ -187,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
             feed_publisher.publish(Stream.GRID_SIGNALS, signal)
             feed_publisher.flush()
 
+        # One backend follows the service for every adapter that reads through it.
+        backend = ServiceBackend(service, publisher, clock).start()
         try:
             with (
                 polling_feeds(
@@ -200,7 +210,17 @@ def run(args: argparse.Namespace) -> int:
                     publisher=publisher,
                     authority=credentials.authority,
                     health_notes=lambda: [*service.health_notes(), *poller.notes()],
+                    backend=backend,
                 ) as grpc_port,
+                serving_web(
+                    web,
+                    backend,
+                    api.tokens if api is not None else None,
+                    health_source(
+                        lambda: [*service.health_notes(), *poller.notes()],
+                        lambda: service.dead_letters,
+                    ),
+                ) as web_port,
                 running_ven(vtn, args, service, kafka, publisher, clock) as ven,
                 running_ocpp(ocpp, service, kafka, ocpp_trust) as chargers,
             ):
@@ -212,12 +232,15 @@ def run(args: argparse.Namespace) -> int:
                             f"token in {lab_token_path()}",
                             file=sys.stderr,
                         )
+                if web is not None and web_port is not None:
+                    print(f"web console on {web.url(web_port)}", file=sys.stderr, flush=True)
                 if ven is not None:
                     print(f"OpenADR VEN for {args.openadr_vtn_url}", file=sys.stderr)
                 if ocpp is not None and chargers is not None:
                     print(describe_ocpp(ocpp, chargers.port), file=sys.stderr, flush=True)
                 tick_every_slot(service.tick, settings.slot_minutes, stop, clock, report_tick)
         finally:
+            backend.close()
             service.stop()
             publisher.close()
             feed_publisher.close()

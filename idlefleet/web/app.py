@@ -1,0 +1,171 @@
+"""The console's FastAPI app: login, logout, and the Fleet and Health pages.
+
+Pages need a signed session of at least the viewer role; a login exchanges a token from the
+same token file as the gRPC API (`idlefleet.tokens`) for one. Every form carries a CSRF
+token; every response forbids loading anything but the console's own files (CSP).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib import resources
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from idlefleet.queries.health import HealthSource
+from idlefleet.queries.ports import FleetBackend
+from idlefleet.tokens import Role, TokenTable
+from idlefleet.web.fleet_page import fleet_page
+from idlefleet.web.formatting import FILTERS
+from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
+
+log = logging.getLogger(__name__)
+
+#: Sent with every response: only the console's own scripts, styles and images.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+#: The least role that may open the console's pages.
+PAGE_ROLE = Role.VIEWER
+#: Longest token a login form may post [characters]: bounds the work of a bad request.
+MAX_TOKEN_CHARS = 512
+
+
+class _SecurityHeaders(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def create_app(
+    backend: FleetBackend,
+    tokens: TokenTable,
+    health: HealthSource,
+    signer: SessionSigner | None = None,
+    *,
+    secure_cookies: bool = False,
+) -> FastAPI:
+    """The console over `backend`, signing in callers with `tokens`; `secure_cookies` marks
+    the session cookie Secure (set it when serving over TLS)."""
+    signer = signer or SessionSigner()
+    package = resources.files("idlefleet.web")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(package / "templates")), autoescape=True
+    )
+    env.filters.update(FILTERS)
+    templates = Jinja2Templates(env=env)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(_SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=str(package / "static")), name="static")
+
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def signed_in(request: Request) -> Session | None:
+        return signer.session(request.cookies.get(SESSION_COOKIE))
+
+    def page(handler: Callable[[Request, Session], Response]) -> Callable[[Request], Response]:
+        def guarded(request: Request) -> Response:
+            session = signed_in(request)
+            if session is None:
+                return RedirectResponse("/login", status_code=303)
+            if session.role < PAGE_ROLE:
+                return render(
+                    request, "refused.html", 403, session=session, needed=PAGE_ROLE.name.lower()
+                )
+            return handler(request, session)
+
+        return guarded
+
+    def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
+        token, cookie = signer.login_csrf()
+        response = render(request, "login.html", status, csrf=token, error=error, session=None)
+        _set_cookie(response, LOGIN_CSRF_COOKIE, cookie, 600, secure_cookies)
+        return response
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request) -> Response:
+        return login_form(request)
+
+    @app.post("/login", response_class=HTMLResponse)
+    def login(
+        request: Request,
+        token: Annotated[str, Form(max_length=MAX_TOKEN_CHARS)] = "",
+        csrf: Annotated[str, Form(max_length=MAX_TOKEN_CHARS)] = "",
+    ) -> Response:
+        if not signer.login_csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), csrf):
+            return login_form(request, "The form expired: sign in again.", 400)
+        principal = tokens.principal_of(token.strip()) if token.strip() else None
+        if principal is None:
+            log.warning("web console: refused a sign-in: unknown token")
+            return login_form(request, "Unknown token.", 401)
+        if principal.role < PAGE_ROLE:
+            return login_form(
+                request,
+                f"An owner token cannot open these pages yet: they need role "
+                f"{PAGE_ROLE.name.lower()}.",
+                403,
+            )
+        _, cookie = signer.new_session(principal)
+        response = RedirectResponse("/fleet", status_code=303)
+        _set_cookie(response, SESSION_COOKIE, cookie, signer.max_age_s, secure_cookies)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+        log.info("web console: %s signed in (%s)", principal.name, principal.role.name.lower())
+        return response
+
+    @app.post("/logout")
+    def logout(
+        request: Request, csrf: Annotated[str, Form(max_length=MAX_TOKEN_CHARS)] = ""
+    ) -> Response:
+        session = signed_in(request)
+        if session is not None and not session.csrf_matches(csrf):
+            return Response("CSRF token missing or wrong", status_code=400, media_type="text/plain")
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/")
+    def home() -> Response:
+        return RedirectResponse("/fleet", status_code=303)
+
+    def fleet(request: Request, session: Session) -> Response:
+        return render(request, "fleet.html", session=session, page=fleet_page(backend))
+
+    def health_page(request: Request, session: Session) -> Response:
+        view = health()
+        status = backend.fleet_status()
+        views = backend.board.views
+        return render(
+            request,
+            "health.html",
+            session=session,
+            health=view,
+            as_of=status.as_of,
+            latest_telemetry=status.latest_telemetry,
+            plan_start=None if views is None else views.snapshot.scenario.horizon.start,
+        )
+
+    app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/health", page(health_page), methods=["GET"], response_class=HTMLResponse)
+    return app
+
+
+def _set_cookie(response: Response, name: str, value: str, max_age_s: int, secure: bool) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age_s, path="/", httponly=True, samesite="strict", secure=secure
+    )

@@ -1,0 +1,149 @@
+"""The console's options of `idlefleet serve`, and serving it on its own thread (uvicorn).
+
+`--web-port P [--web-host H]` (P 0: off, the default). It signs callers in with the gRPC
+API's token file (`--tokens`, or a lab's token), binds loopback unless told otherwise and
+serves plain HTTP only there: elsewhere it needs `--tls-cert` and `--tls-key` like the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idlefleet.queries.health import HealthSource
+    from idlefleet.queries.ports import FleetBackend
+    from idlefleet.tokens import TokenTable
+
+log = logging.getLogger(__name__)
+
+#: What the console runs on (the `web` extra).
+WEB_MODULES = ("fastapi", "uvicorn", "jinja2", "python_multipart", "itsdangerous")
+#: How long the console may take to start listening [s].
+START_TIMEOUT_S = 15.0
+
+
+class WebConfigError(ValueError):
+    """The console's options do not fit together."""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Where the console listens (`port` 0: any free port) and over which TLS files."""
+
+    host: str
+    port: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def url(self, port: int) -> str:
+        """Where a browser finds the console listening on `port`."""
+        scheme = "http" if self.tls_cert is None else "https"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{port}/"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("web console")
+    group.add_argument(
+        "--web-port", type=int, default=0, help="serve the web console on this port (0: off)"
+    )
+    group.add_argument(
+        "--web-host", default="127.0.0.1", help="address the console binds (default: 127.0.0.1)"
+    )
+
+
+def web_config(args: argparse.Namespace) -> WebConfig | None:
+    """The console's configuration, or None when `--web-port` is 0."""
+    port: int = args.web_port
+    if port == 0:
+        return None
+    if not 0 < port < 65536:
+        raise WebConfigError(f"--web-port must be 0 (off) or a port 1-65535, got {port}")
+    missing = [name for name in WEB_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise WebConfigError(
+            f"the web console needs {', '.join(missing)}: pip install 'idlefleet[web]'"
+        )
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if cert is None and not _loopback(args.web_host):
+        raise WebConfigError(
+            f"--web-host {args.web_host} is not loopback: serve the console there only over "
+            "TLS (--tls-cert and --tls-key)"
+        )
+    return WebConfig(args.web_host, port, cert, key)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextmanager
+def serving_web(
+    config: WebConfig | None,
+    backend: FleetBackend,
+    tokens: TokenTable | None,
+    health: HealthSource,
+) -> Iterator[int | None]:
+    """Serve the console over `backend` on a thread while the block runs, signing callers in
+    with `tokens`; the bound port (None: no console). RuntimeError when it does not start
+    listening."""
+    if config is None:
+        yield None
+        return
+    if tokens is None:
+        raise WebConfigError("the web console needs a token file to sign callers in")
+    import uvicorn
+
+    from idlefleet.web.app import create_app
+
+    app = create_app(backend, tokens, health, secure_cookies=config.tls_cert is not None)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=None if config.tls_cert is None else str(config.tls_cert),
+            ssl_keyfile=None if config.tls_key is None else str(config.tls_key),
+        )
+    )
+    thread = threading.Thread(target=server.run, name="web-console", daemon=True)
+    thread.start()
+    try:
+        yield _bound_port(server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _bound_port(server: object, thread: threading.Thread) -> int:
+    """The port uvicorn listens on, once it does."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if getattr(server, "started", False):
+            servers = getattr(server, "servers", [])
+            for listening in servers:
+                for sock in listening.sockets:
+                    port: int = sock.getsockname()[1]
+                    return port
+        if not thread.is_alive():
+            raise RuntimeError("the web console stopped while starting (is the port taken?)")
+        time.sleep(0.02)
+    raise RuntimeError(f"the web console did not start within {START_TIMEOUT_S:.0f} s")

@@ -1,0 +1,142 @@
+"""The web console in a real browser (headless chromium) over the real planner service on
+the test broker: sign in with a viewer token, read the Fleet and Health pages, be refused
+with a wrong or an owner token, and find that no request leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from idlefleet.queries.health import health_source
+from idlefleet.tokens import Role
+from idlefleet.web.runner import WebConfig, serving_web
+from streams.catalog import T0
+from tests.idlefleet.conftest import SITES
+from tests.idlefleet.live import LiveFleet, live  # noqa: F401  (the fixture)
+from tests.idlefleet.web.browser import chromium, requested_urls
+
+
+@pytest.fixture
+def console(live: LiveFleet) -> Iterator[str]:  # noqa: F811
+    """The console over the live service after its first plan; its base URL."""
+    assert live.tick(T0) is not None, "the service made no plan"
+    health = health_source(live.service.health_notes, lambda: live.service.dead_letters)
+    config = WebConfig("127.0.0.1", 0)
+    with serving_web(config, live.backend, live.tokens.table, health) as port:
+        assert port is not None
+        yield config.url(port)
+
+
+def sign_in(driver: WebDriver, base: str, token: str) -> None:
+    driver.get(base + "login")
+    field = driver.find_element(By.ID, "token")
+    field.send_keys(token)
+    field.send_keys(Keys.ENTER)
+
+
+#: Schemes served inside the browser itself (its own new-tab page, inline data): no network.
+IN_BROWSER = frozenset({"data", "blob", "about", "chrome", "chrome-untrusted"})
+
+
+def only_loopback(urls: list[str]) -> None:
+    """Every request is in the browser or to 127.0.0.1, and some were to 127.0.0.1."""
+    outside = [
+        url
+        for url in urls
+        if urlsplit(url).scheme not in IN_BROWSER and urlsplit(url).hostname != "127.0.0.1"
+    ]
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+    assert any(urlsplit(url).hostname == "127.0.0.1" for url in urls), "no request was logged"
+
+
+def test_viewer_reads_fleet_and_health(
+    console: str,
+    live: LiveFleet,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with chromium(tmp_path / "profile") as driver:
+        sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
+        assert urlsplit(driver.current_url).path == "/fleet"
+        driver.save_screenshot(str(tmp_path / "fleet.png"))
+        sites = driver.find_element(By.ID, "sites-table").text
+        for site in SITES:
+            assert site.site_id in sites
+        assert "revision 1" in driver.find_element(By.ID, "last-plan").text
+        slot_tables = driver.find_elements(By.CSS_SELECTOR, "table.slots")
+        assert len(slot_tables) == len(SITES)
+        assert "Import [kW]" in slot_tables[0].text
+        cookie = driver.get_cookie("idlefleet_session")
+        assert cookie is not None
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+        driver.find_element(By.LINK_TEXT, "Health").click()
+        assert urlsplit(driver.current_url).path == "/health"
+        assert driver.find_element(By.ID, "dead-letters").text == "0"
+        assert driver.find_element(By.ID, "service-state").text in ("serving", "degraded")
+        driver.save_screenshot(str(tmp_path / "health.png"))
+
+        only_loopback(requested_urls(driver))
+        urls = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+            ".concat([location.href])"
+        )
+        only_loopback(urls)
+
+        driver.find_element(By.CSS_SELECTOR, "nav form button").click()
+        assert urlsplit(driver.current_url).path == "/login"
+        driver.get(console + "fleet")
+        assert urlsplit(driver.current_url).path == "/login", "signed out, the page stays shut"
+
+
+def test_wrong_and_owner_tokens_are_refused(
+    console: str,
+    live: LiveFleet,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with chromium(tmp_path / "profile") as driver:
+        sign_in(driver, console, "not-a-token-of-this-fleet-0123456789")
+        assert urlsplit(driver.current_url).path == "/login"
+        assert "Unknown token" in driver.find_element(By.ID, "login-error").text
+        driver.save_screenshot(str(tmp_path / "refused.png"))
+        assert driver.get_cookie("idlefleet_session") is None
+
+        sign_in(driver, console, live.tokens.by_role[Role.OWNER])
+        assert "owner token" in driver.find_element(By.ID, "login-error").text
+        assert driver.get_cookie("idlefleet_session") is None
+        driver.get(console + "health")
+        assert urlsplit(driver.current_url).path == "/login"
+        only_loopback(requested_urls(driver))
+
+
+def test_phone_width_and_keyboard(
+    console: str,
+    live: LiveFleet,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with chromium(tmp_path / "profile", width=390, height=844) as driver:
+        sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
+        assert urlsplit(driver.current_url).path == "/fleet"
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page is {overflow} px wider than a phone's screen"
+        driver.save_screenshot(str(tmp_path / "fleet-phone.png"))
+
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.TAB)
+        first = driver.switch_to.active_element
+        assert first.text == "Skip to content"
+        first.send_keys(Keys.TAB)  # past the skip link: Fleet, then Health
+        assert driver.switch_to.active_element.text == "Fleet"
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        health_link = driver.switch_to.active_element
+        assert health_link.text == "Health"
+        health_link.send_keys(Keys.ENTER)
+        assert urlsplit(driver.current_url).path == "/health"
+        driver.save_screenshot(str(tmp_path / "health-phone.png"))
