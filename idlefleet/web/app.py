@@ -7,14 +7,15 @@ token; every response forbids loading anything but the console's own files (CSP)
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Annotated, Any
 
 import jinja2
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -40,6 +41,10 @@ SECURITY_HEADERS = {
 }
 #: The least role that may open the console's pages.
 PAGE_ROLE = Role.VIEWER
+#: How often an open page's event stream looks for a new plan [s].
+EVENT_POLL_S = 1.0
+#: Longest silence on an event stream before a keepalive comment [s].
+KEEPALIVE_S = 15.0
 #: Longest token a login form may post [characters]: bounds the work of a bad request.
 MAX_TOKEN_CHARS = 512
 
@@ -79,14 +84,18 @@ def create_app(
     def signed_in(request: Request) -> Session | None:
         return signer.session(request.cookies.get(SESSION_COOKIE))
 
-    def page(handler: Callable[[Request, Session], Response]) -> Callable[[Request], Response]:
+    def page(
+        handler: Callable[[Request, Session], Response], least: Role = PAGE_ROLE
+    ) -> Callable[[Request], Response]:
+        """`handler` for a signed-in caller of role `least` or above."""
+
         def guarded(request: Request) -> Response:
             session = signed_in(request)
             if session is None:
                 return RedirectResponse("/login", status_code=303)
-            if session.role < PAGE_ROLE:
+            if session.role < least:
                 return render(
-                    request, "refused.html", 403, session=session, needed=PAGE_ROLE.name.lower()
+                    request, "refused.html", 403, session=session, needed=least.name.lower()
                 )
             return handler(request, session)
 
@@ -114,15 +123,8 @@ def create_app(
         if principal is None:
             log.warning("web console: refused a sign-in: unknown token")
             return login_form(request, "Unknown token.", 401)
-        if principal.role < PAGE_ROLE:
-            return login_form(
-                request,
-                f"An owner token cannot open these pages yet: they need role "
-                f"{PAGE_ROLE.name.lower()}.",
-                403,
-            )
         _, cookie = signer.new_session(principal)
-        response = RedirectResponse("/fleet", status_code=303)
+        response = RedirectResponse(_home(principal.role), status_code=303)
         _set_cookie(response, SESSION_COOKIE, cookie, signer.max_age_s, secure_cookies)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
         log.info("web console: %s signed in (%s)", principal.name, principal.role.name.lower())
@@ -140,8 +142,19 @@ def create_app(
         return response
 
     @app.get("/")
-    def home() -> Response:
-        return RedirectResponse("/fleet", status_code=303)
+    def home(request: Request) -> Response:
+        session = signed_in(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        return RedirectResponse(_home(session.role), status_code=303)
+
+    @app.get("/events")
+    async def events(request: Request) -> Response:
+        """Server-sent events: `plan` (data: its revision) whenever a new plan is published,
+        and a comment every `KEEPALIVE_S` so proxies keep the stream open."""
+        if signed_in(request) is None:
+            return Response("sign in first", status_code=401, media_type="text/plain")
+        return StreamingResponse(_plan_events(request, backend), media_type="text/event-stream")
 
     def fleet(request: Request, session: Session) -> Response:
         return render(request, "fleet.html", session=session, page=fleet_page(backend))
@@ -163,6 +176,30 @@ def create_app(
     app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/health", page(health_page), methods=["GET"], response_class=HTMLResponse)
     return app
+
+
+def _home(role: Role) -> str:
+    """Where a caller lands after signing in: an owner on their car, everyone else on Fleet."""
+    return "/my-car" if role is Role.OWNER else "/fleet"
+
+
+async def _plan_events(request: Request, backend: FleetBackend) -> AsyncIterator[str]:
+    """The `/events` stream of one page: polls the board's revision (a field read, no lock)
+    every `EVENT_POLL_S`, so an open page costs the service no thread while it waits."""
+    views = backend.board.views
+    revision = None if views is None else views.revision
+    quiet_s = 0.0
+    while not await request.is_disconnected():
+        views = backend.board.views
+        if views is not None and views.revision != revision:
+            revision = views.revision
+            quiet_s = 0.0
+            yield f"event: plan\ndata: {revision}\n\n"
+        elif quiet_s >= KEEPALIVE_S:
+            quiet_s = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(EVENT_POLL_S)
+        quiet_s += EVENT_POLL_S
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age_s: int, secure: bool) -> None:

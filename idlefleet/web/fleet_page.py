@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.queries.views import PlanViews, Scope
+from idlefleet.web.charts import Chart, Series
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,24 @@ class SiteRow:
     participating: int
     computing_now: int | None
     slots: tuple[SlotRow, ...]
+
+    @property
+    def chart(self) -> Chart | None:
+        """The site's import against its cap, charging and compute per slot [kW]."""
+        if not self.slots:
+            return None
+        return Chart(
+            id=f"import-{self.site_id}",
+            title=f"{self.site_id}: planned import, cap, charging and compute",
+            unit="kW",
+            slot_starts=[row.start for row in self.slots],
+            series=[
+                Series("Import [kW]", [row.import_kw for row in self.slots], "area"),
+                Series("Cap [kW]", [row.cap_kw for row in self.slots], "limit"),
+                Series("Charging [kW]", [row.charge_kw for row in self.slots]),
+                Series("Compute [kW]", [row.compute_kw for row in self.slots]),
+            ],
+        )
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ def serving_web(
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_graceful_shutdown=2,
             ssl_certfile=None if config.tls_cert is None else str(config.tls_cert),
             ssl_keyfile=None if config.tls_key is None else str(config.tls_key),
         )

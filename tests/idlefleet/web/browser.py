@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -48,7 +50,7 @@ def chromium(profile: Path, width: int = 1280, height: int = 900) -> Iterator[we
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     try:
         yield driver
@@ -64,3 +66,18 @@ def requested_urls(driver: webdriver.Chrome) -> list[str]:
         if message.get("method") == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
     return urls
+
+
+def assert_no_console_errors(driver: webdriver.Chrome) -> None:
+    """The pages logged no error since the last call: no script failed and the content
+    security policy refused nothing."""
+    errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, f"the browser logged errors: {errors}"
+
+
+def wait_for_charts(driver: webdriver.Chrome, count: int, timeout_s: float = 10.0) -> None:
+    """Wait until the page's script has drawn `count` charts (uPlot canvases)."""
+    WebDriverWait(driver, timeout_s).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".chart-plot canvas")) >= count,
+        f"fewer than {count} charts were drawn",
+    )
