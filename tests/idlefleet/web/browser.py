@@ -9,11 +9,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = "/usr/bin/chromium"
@@ -81,3 +84,27 @@ def wait_for_charts(driver: webdriver.Chrome, count: int, timeout_s: float = 10.
         lambda d: len(d.find_elements(By.CSS_SELECTOR, ".chart-plot canvas")) >= count,
         f"fewer than {count} charts were drawn",
     )
+
+
+def sign_in(driver: webdriver.Chrome, base: str, token: str) -> None:
+    """Sign in at `base` with `token` and wait for the answer."""
+    driver.get(base + "login")
+    field = driver.find_element(By.ID, "token")
+    field.send_keys(token)
+    field.send_keys(Keys.ENTER)
+    WebDriverWait(driver, 10).until(staleness_of(field), "the sign-in form was not answered")
+
+
+#: Schemes served inside the browser itself (its own new-tab page, inline data): no network.
+IN_BROWSER = frozenset({"data", "blob", "about", "chrome", "chrome-untrusted"})
+
+
+def only_loopback(urls: list[str]) -> None:
+    """Every request is in the browser or to 127.0.0.1, and some were to 127.0.0.1."""
+    outside = [
+        url
+        for url in urls
+        if urlsplit(url).scheme not in IN_BROWSER and urlsplit(url).hostname != "127.0.0.1"
+    ]
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+    assert any(urlsplit(url).hostname == "127.0.0.1" for url in urls), "no request was logged"

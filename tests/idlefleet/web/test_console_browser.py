@@ -4,63 +4,23 @@ with a wrong or an owner token, and find that no request leaves 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.wait import WebDriverWait
 
-from idlefleet.queries.health import health_source
 from idlefleet.tokens import Role
-from idlefleet.web.runner import WebConfig, serving_web
-from streams.catalog import T0
 from tests.idlefleet.conftest import SITES
 from tests.idlefleet.live import LiveFleet, live  # noqa: F401  (the fixture)
 from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
+    only_loopback,
     requested_urls,
+    sign_in,
     wait_for_charts,
 )
-
-
-@pytest.fixture
-def console(live: LiveFleet) -> Iterator[str]:  # noqa: F811
-    """The console over the live service after its first plan; its base URL."""
-    assert live.tick(T0) is not None, "the service made no plan"
-    health = health_source(live.service.health_notes, lambda: live.service.dead_letters)
-    config = WebConfig("127.0.0.1", 0)
-    with serving_web(config, live.backend, live.tokens.table, health) as port:
-        assert port is not None
-        yield config.url(port)
-
-
-def sign_in(driver: WebDriver, base: str, token: str) -> None:
-    driver.get(base + "login")
-    field = driver.find_element(By.ID, "token")
-    field.send_keys(token)
-    field.send_keys(Keys.ENTER)
-    WebDriverWait(driver, 10).until(staleness_of(field), "the sign-in form was not answered")
-
-
-#: Schemes served inside the browser itself (its own new-tab page, inline data): no network.
-IN_BROWSER = frozenset({"data", "blob", "about", "chrome", "chrome-untrusted"})
-
-
-def only_loopback(urls: list[str]) -> None:
-    """Every request is in the browser or to 127.0.0.1, and some were to 127.0.0.1."""
-    outside = [
-        url
-        for url in urls
-        if urlsplit(url).scheme not in IN_BROWSER and urlsplit(url).hostname != "127.0.0.1"
-    ]
-    assert not outside, f"requests left 127.0.0.1: {outside}"
-    assert any(urlsplit(url).hostname == "127.0.0.1" for url in urls), "no request was logged"
 
 
 def test_viewer_reads_fleet_and_health(
