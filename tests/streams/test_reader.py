@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -181,7 +182,7 @@ def test_a_reader_remembers_its_newest_dead_letters_and_its_lag(
         assert reader.records_dead_lettered == total
         assert [note.key for note in notes] == [f"car-{i:03d}" for i in range(5, total)]
         assert all(note.topic == topic and "invalid Telemetry" in note.reason for note in notes)
-        assert all(a.at <= b.at for a, b in zip(notes, notes[1:], strict=False))
+        assert all(a.at <= b.at for a, b in itertools.pairwise(notes))
         assert reader.lag_records == 0
     finally:
         raw.close()
