@@ -62,7 +62,7 @@ class SiteRow:
                 Series("Cap [kW]", [row.cap_kw for row in self.slots], "limit"),
                 Series("Charging [kW]", [row.charge_kw for row in self.slots]),
                 Series("Compute [kW]", [row.compute_kw for row in self.slots]),
-                Series("PV [kW]", [row.pv_kw for row in self.slots], "line"),
+                Series("PV [kW]", [row.pv_kw for row in self.slots]),
             ],
         )
 
@@ -126,7 +126,7 @@ def _intensity_chart(views: PlanViews) -> Chart:
         unit="g/kWh",
         slot_starts=[datetime.fromtimestamp(start_s, UTC) for start_s in views.slot_start_s],
         series=[
-            Series(f"{region.id} [g/kWh]", list(region.intensity_g_per_kwh), "line")
+            Series(f"{region.id} [g/kWh]", list(region.intensity_g_per_kwh))
             for region in scenario.regions
         ],
         decimals=0,

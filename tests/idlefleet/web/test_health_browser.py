@@ -56,9 +56,8 @@ def test_a_dead_letter_shows_with_its_reason_beside_the_checks(
         for source in ("Broker lag", "Last telemetry", "Last intensity forecast", "Last plan"):
             assert source in sources
         assert "not running" in sources  # no OCPP central system in this fleet
-        assert "PV [kW]" in driver.find_element(By.ID, f"import-{SITES[0].site_id}").get_attribute(
-            "textContent"
-        )
+        site_chart = driver.find_element(By.ID, f"import-{SITES[0].site_id}")
+        assert "PV [kW]" in (site_chart.get_attribute("textContent") or "")
         driver.save_screenshot(str(tmp_path / "fleet.png"))
         driver.execute_script("arguments[0].scrollIntoView()", intensity)
         driver.save_screenshot(str(tmp_path / "fleet-intensity.png"))
