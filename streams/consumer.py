@@ -34,7 +34,7 @@ from kafka.structs import TopicPartition
 from streams.clients import KafkaSettings, make_group_consumer, make_replica_consumer
 from streams.errors import MessageError, PublishError
 from streams.messages import Message
-from streams.producer import Publisher
+from streams.producer import MAX_REASON_CHARS, Publisher
 from streams.serde import decode_as
 from streams.topics import STREAM_SPECS, Stream
 from streams.validation import RecordRules
@@ -321,7 +321,7 @@ class StreamReader:
         assert self._publisher is not None
         self.records_dead_lettered += 1
         key = None if record.key is None else record.key.decode(errors="replace")
-        note = DeadLetterNote(datetime.now(UTC), record.topic, key, reason)
+        note = DeadLetterNote(datetime.now(UTC), record.topic, key, reason[:MAX_REASON_CHARS])
         with self._lock:
             self._recent_dead_letters.append(note)
         return self._publisher.dead_letter(

@@ -163,7 +163,7 @@ def _slots(views: PlanViews, site_id: str) -> tuple[SlotRow, ...]:
     series = views.series[scope]
     caps = views.flexibility[scope].import_cap_kw
     imports = series.grid_import_kw or [0.0] * len(views.slot_start_s)
-    pv_kw = next(site.pv_kw for site in views.snapshot.scenario.sites if site.id == site_id)
+    pv_kw = views.snapshot.scenario.site_by_id[site_id].pv_kw
     return tuple(
         SlotRow(
             start=datetime.fromtimestamp(start_s, UTC),
