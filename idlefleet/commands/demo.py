@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from idlefleet.commands import EXIT_BAD_INPUT
+from idlefleet.web.runner import WebConfigError, web_config
+from idlefleet.web.runner import add_arguments as web_arguments
 
 
 def register(commands: Any) -> None:
@@ -34,10 +37,39 @@ def register(commands: Any) -> None:
         "WebSockets to the central system; the summary compares dispatched and metered energy",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-slot progress")
+    web_arguments(parser)
+    parser.add_argument(
+        "--slot-seconds",
+        type=float,
+        default=0.0,
+        help="least wall time per simulated slot [s] (default 0: as fast as it goes); "
+        "a few seconds let you watch the console follow the plans",
+    )
+    parser.add_argument(
+        "--stay",
+        action="store_true",
+        help="after the last slot keep the service and its console running until Ctrl-C",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.slot_seconds) and args.slot_seconds >= 0):
+        print(
+            f"idlefleet demo: --slot-seconds must be 0 or more, got {args.slot_seconds:g}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    try:
+        web = web_config(args, lab=True)  # on by default: port 8080, or any free one
+    except WebConfigError as exc:
+        print(f"idlefleet demo: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.stay and web is None:
+        print(
+            "idlefleet demo: --stay keeps the console open: not with --web-port 0", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
     from idlefleet.demo.run import DemoConfig, run_demo
 
     config = DemoConfig(
@@ -51,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
         shared_data_dir=Path(args.shared_data) if args.shared_data else None,
         model=args.model,
         ocpp=args.ocpp,
+        web=web,
+        slot_wall_s=args.slot_seconds,
+        stay=args.stay,
     )
     try:
         summary = run_demo(config, progress=not args.quiet)

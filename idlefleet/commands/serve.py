@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         api = lab_api_config(args, lab_token_path()) if lab else api_config(args)
         vtn = vtn_of(args)  # None without --openadr-vtn-url
         ocpp = ocpp_config(args, sites)  # None without --ocpp-port
-        web = web_config(args)  # None without --web-port
+        web = web_config(args, lab=lab)  # a lab's by default; elsewhere with --web-port
         if web is not None and api is None:
             raise WebConfigError("--web-port needs --grpc-port and --tokens: the same tokens")
     except (ApiConfigError, VtnTrustError, OcppConfigError, WebConfigError) as exc:

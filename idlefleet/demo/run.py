@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +32,7 @@ from executor.storage import load_input_array, read_input_bytes
 from forecasting.timegrid import SlotGrid
 from idlefleet.client.jobdata import ServiceKey, upload_job
 from idlefleet.credentials import enroll
+from idlefleet.demo.console import DemoConsole, demo_console
 from idlefleet.demo.summary import DemoSummary, summarise
 from idlefleet.forecast_messages import forecast_messages
 from idlefleet.lifecycle import bootstrap_or_embedded
@@ -41,6 +42,7 @@ from idlefleet.sim.catalog import DEMO_MODELS, demo_jobs, demo_sites
 from idlefleet.sim.clock import SteppedClock
 from idlefleet.sim.fleet import SimulatedCar, generate_fleet
 from idlefleet.store.embedded import store_or_embedded
+from idlefleet.web.runner import WebConfig
 from streams.clients import KafkaSettings, ensure_topics
 from streams.consumer import StreamReader
 from streams.identity import Authority, Identity
@@ -76,6 +78,13 @@ class DemoConfig:
     model: str = "mlp"
     #: Every car charges at an OCPP 2.0.1 station of its own (idlefleet.demo.ocpp).
     ocpp: bool = False
+    #: Where the web console listens during the run (None: no console).
+    web: WebConfig | None = None
+    #: Least wall time a simulated slot takes [s]: 0 runs as fast as the loop goes; more lets
+    #: a person watch the console follow the plans.
+    slot_wall_s: float = 0.0
+    #: Keep the service and its console running after the last slot, until Ctrl-C.
+    stay: bool = False
 
 
 def in_store(
@@ -142,8 +151,13 @@ def kafka_for(config: DemoConfig) -> Iterator[KafkaSettings]:
         yield KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
 
 
-def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
-    """Run the demo and write its summary to `config.out_dir`."""
+def run_demo(
+    config: DemoConfig,
+    progress: bool = True,
+    on_console: Callable[[DemoConsole], object] | None = None,
+) -> DemoSummary:
+    """Run the demo and write its summary to `config.out_dir`; `on_console` is called once
+    the console listens."""
     started = time.perf_counter()
     start = datetime.fromisoformat(config.date).replace(tzinfo=UTC)
     end = start + timedelta(hours=config.hours)
@@ -187,11 +201,12 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
         jobs = [
             (at, in_store(job, store, store_settings, to_service, config.seed)) for at, job in jobs
         ]
+        planner_trust = Trust(kafka, authority.public_key, [planner])
         service = PlannerService(
             kafka,
             settings,
             sites,
-            trust=Trust(kafka, authority.public_key, [planner]),
+            trust=planner_trust,
             store=store,
             # With OCPP the chargers' clock is the simulated one: so is the service's.
             clock=clock if chargers is not None else None,
@@ -228,10 +243,24 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
         agent_reader = StreamReader(
             kafka, None, [Stream.ASSIGNMENTS], run_assignment, None, rules=world_trust.rules()
         ).start()
+        # The console's writes (owners' preferences, jobs) are the service's, signed so.
+        console_publisher = planner_trust.publisher()
         try:
             for stream, message in forecasts:
                 publisher.publish(stream, message)
             with contextlib.ExitStack() as stack:
+                console = stack.enter_context(
+                    demo_console(
+                        config.web,
+                        service,
+                        console_publisher,
+                        clock,
+                        out_dir,
+                        [car.vehicle_id for car in fleet],
+                    )
+                )
+                if console is not None and on_console is not None:
+                    on_console(console)
                 if chargers is not None:  # an admin registers the cars through the service
                     chargers.publish_registry(
                         Trust(kafka, authority.public_key, [planner]).publisher(), start
@@ -251,7 +280,17 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
                     clock,
                     progress,
                     chargers,
+                    config.slot_wall_s,
                 )
+                if config.stay and console is not None:
+                    print(
+                        f"the run is over; the console stays on {console.url} until Ctrl-C",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    with contextlib.suppress(KeyboardInterrupt):
+                        while True:
+                            time.sleep(3600)
             summary = summarise(
                 grid,
                 sites,
@@ -274,6 +313,7 @@ def run_demo(config: DemoConfig, progress: bool = True) -> DemoSummary:
             agent_reader.stop()
             service.stop()
             publisher.close()
+            console_publisher.close()
             world_trust.stop()
     summary.write(out_dir)
     return summary
@@ -290,11 +330,14 @@ def _run_slots(
     clock: SteppedClock,
     progress: bool,
     chargers: OcppWorld | None = None,
+    slot_wall_s: float = 0.0,
 ) -> None:
-    """Step the world slot by slot. Without `chargers` each car reports version-1 telemetry
-    and charges as its agent is told; with them its station meters and its profiles rule."""
+    """Step the world slot by slot, each taking at least `slot_wall_s` of wall time [s].
+    Without `chargers` each car reports version-1 telemetry and charges as its agent is
+    told; with them its station meters and its profiles rule."""
     pending_jobs = sorted(jobs, key=lambda pair: pair[0])
     for slot in range(grid.slots + 1):
+        slot_began_s = time.monotonic()
         now = grid.slot_start(slot) if slot < grid.slots else grid.end
         clock.now = now
         for car in fleet:
@@ -339,3 +382,4 @@ def _run_slots(
                 file=sys.stderr,
                 flush=True,
             )
+        time.sleep(max(0.0, slot_wall_s - (time.monotonic() - slot_began_s)))

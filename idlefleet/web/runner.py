@@ -1,8 +1,10 @@
 """The console's options of `idlefleet serve`, and serving it on its own thread (uvicorn).
 
-`--web-port P [--web-host H]` (P 0: off, the default). It signs callers in with the gRPC
-API's token file (`--tokens`, or a lab's token), binds loopback unless told otherwise and
-serves plain HTTP only there: elsewhere it needs `--tls-cert` and `--tls-key` like the API.
+`--web-port P [--web-host H]` (P 0: off). A lab serves it by default on port 8080 (any
+free port when that one is taken); elsewhere it is off until `--web-port` names a port. It
+signs callers in with the gRPC API's token file (`--tokens`, or a lab's token), binds
+loopback unless told otherwise and serves plain HTTP only there: elsewhere it needs
+`--tls-cert` and `--tls-key` like the API.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import importlib.util
 import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: What the console runs on (the `web` extra).
 WEB_MODULES = ("fastapi", "uvicorn", "jinja2", "python_multipart", "itsdangerous")
+#: The port a lab's console takes when it is free.
+LAB_WEB_PORT = 8080
 #: How long the console may take to start listening [s].
 START_TIMEOUT_S = 15.0
 
@@ -55,21 +60,33 @@ class WebConfig:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("web console")
     group.add_argument(
-        "--web-port", type=int, default=0, help="serve the web console on this port (0: off)"
+        "--web-port",
+        type=int,
+        default=None,
+        help=f"serve the web console on this port (0: off; a lab's default: {LAB_WEB_PORT}, "
+        "or any free port when that one is taken)",
     )
     group.add_argument(
         "--web-host", default="127.0.0.1", help="address the console binds (default: 127.0.0.1)"
     )
 
 
-def web_config(args: argparse.Namespace) -> WebConfig | None:
-    """The console's configuration, or None when `--web-port` is 0."""
-    port: int = args.web_port
-    if port == 0:
-        return None
-    if not 0 < port < 65536:
-        raise WebConfigError(f"--web-port must be 0 (off) or a port 1-65535, got {port}")
+def web_config(args: argparse.Namespace, lab: bool = False) -> WebConfig | None:
+    """The console's configuration, or None when it is off: `--web-port 0`, or no
+    `--web-port` outside a `lab` (a lab's console listens on `lab_web_port()`)."""
+    port: int | None = args.web_port
     missing = [name for name in WEB_MODULES if importlib.util.find_spec(name) is None]
+    if port is None:
+        if not lab:
+            return None
+        if missing:  # a lab without the web extra serves everything else
+            log.warning("no web console: it needs %s ('idlefleet[web]')", ", ".join(missing))
+            return None
+        port = lab_web_port(args.web_host)
+    elif port == 0:
+        return None
+    elif not 0 < port < 65536:
+        raise WebConfigError(f"--web-port must be 0 (off) or a port 1-65535, got {port}")
     if missing:
         raise WebConfigError(
             f"the web console needs {', '.join(missing)}: pip install 'idlefleet[web]'"
@@ -81,6 +98,16 @@ def web_config(args: argparse.Namespace) -> WebConfig | None:
             "TLS (--tls-cert and --tls-key)"
         )
     return WebConfig(args.web_host, port, cert, key)
+
+
+def lab_web_port(host: str) -> int:
+    """`LAB_WEB_PORT` when it is free on `host`, else 0 (any free port)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, LAB_WEB_PORT))
+        except OSError:
+            return 0
+    return LAB_WEB_PORT
 
 
 def _loopback(host: str) -> bool:
