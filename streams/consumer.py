@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener
@@ -32,7 +34,7 @@ from kafka.structs import TopicPartition
 from streams.clients import KafkaSettings, make_group_consumer, make_replica_consumer
 from streams.errors import MessageError, PublishError
 from streams.messages import Message
-from streams.producer import Publisher
+from streams.producer import MAX_REASON_CHARS, Publisher
 from streams.serde import decode_as
 from streams.topics import STREAM_SPECS, Stream
 from streams.validation import RecordRules
@@ -40,6 +42,19 @@ from streams.validation import RecordRules
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Stream, Message], None]
+#: How many of its newest dead letters a reader remembers (`StreamReader.recent_dead_letters`).
+RECENT_DEAD_LETTERS = 100
+
+
+@dataclass(frozen=True)
+class DeadLetterNote:
+    """A record a reader parked: when [UTC, wall clock], from which topic, its key (decoded,
+    unreadable bytes replaced; None: no key), and why."""
+
+    at: datetime
+    topic: str
+    key: str | None
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -164,12 +179,20 @@ class StreamReader:
         self._assigned = group_id is None  # a replica holds its partitions from the start
         self.records_processed = 0
         self.records_dead_lettered = 0
+        self._recent_dead_letters: deque[DeadLetterNote] = deque(maxlen=RECENT_DEAD_LETTERS)
+        #: Records published but not yet read on the partitions held [count] (None: unknown).
+        self.lag_records: int | None = None
         self.records_invalid = 0
         self.failure: BaseException | None = None
 
     @property
     def name(self) -> str:
         return self._group_id or "replica"
+
+    def recent_dead_letters(self) -> tuple[DeadLetterNote, ...]:
+        """The newest `RECENT_DEAD_LETTERS` records this reader parked, oldest first."""
+        with self._lock:
+            return tuple(self._recent_dead_letters)
 
     def start(self) -> StreamReader:
         self._thread = threading.Thread(target=self._run, name=f"reader-{self.name}")
@@ -256,6 +279,7 @@ class StreamReader:
                     raise PublishError(f"dead letter not delivered: {exc}") from exc
             if self._group_id is not None:
                 consumer.commit()
+        self.lag_records = _lag_records(consumer)  # before a barrier lets a waiter read it
         if not rebalance.pending():
             self._release_barriers(consumer)
 
@@ -296,6 +320,10 @@ class StreamReader:
     def _dead_letter(self, record: Any, reason: str) -> FutureRecordMetadata:
         assert self._publisher is not None
         self.records_dead_lettered += 1
+        key = None if record.key is None else record.key.decode(errors="replace")
+        note = DeadLetterNote(datetime.now(UTC), record.topic, key, reason[:MAX_REASON_CHARS])
+        with self._lock:
+            self._recent_dead_letters.append(note)
         return self._publisher.dead_letter(
             reason=reason,
             source_topic=record.topic,
@@ -318,3 +346,15 @@ class StreamReader:
                 with self._lock:
                     self._barriers.remove(barrier)
                 barrier.done.set()
+
+
+def _lag_records(consumer: Any) -> int | None:
+    """Records behind the broker's high watermark on the partitions held, from what the last
+    fetches told (no request of its own); None while a partition's watermark is unknown."""
+    lag = 0
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return None
+        lag += max(0, highwater - consumer.position(tp))
+    return lag

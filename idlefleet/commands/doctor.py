@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,17 +34,12 @@ from idlefleet.client.connection import (
 )
 from idlefleet.credentials import add_arguments as add_identity_arguments
 from idlefleet.credentials import state_dir
+from idlefleet.queries.health import Level
 
 if TYPE_CHECKING:
     from idlefleet.client.fleet import FleetClient
 
 EXIT_FAILED = 1
-
-
-class Level(StrEnum):
-    OK = "OK"
-    WARN = "WARN"
-    FAIL = "FAIL"
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
                     health_notes=lambda: [*service.health_notes(), *poller.notes()],
                     backend=backend,
                 ) as grpc_port,
+                running_ocpp(ocpp, service, kafka, ocpp_trust) as chargers,
                 serving_web(
                     web,
                     backend,
@@ -219,10 +220,11 @@ def run(args: argparse.Namespace) -> int:
                     health_source(
                         lambda: [*service.health_notes(), *poller.notes()],
                         lambda: service.dead_letters,
+                        service=service,
+                        chargers=None if chargers is None else chargers.connections,
                     ),
                 ) as web_port,
                 running_ven(vtn, args, service, kafka, publisher, clock) as ven,
-                running_ocpp(ocpp, service, kafka, ocpp_trust) as chargers,
             ):
                 if grpc_port is not None:
                     print(f"gRPC API on port {grpc_port}", file=sys.stderr)

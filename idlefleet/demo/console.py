@@ -62,7 +62,7 @@ def demo_console(
             config,
             backend,
             TokenTable.load(tokens_path),
-            health_source(service.health_notes, lambda: service.dead_letters),
+            health_source(service.health_notes, lambda: service.dead_letters, service=service),
         ) as port:
             assert port is not None
             console = DemoConsole(config.url(port), tokens_path)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from idlefleet.credentials import Credentials, credentials_from_args, state_dir
+from idlefleet.queries.health import ChargerConnections
 from idlefleet.settings import OcppSettings
 
 if TYPE_CHECKING:
@@ -198,6 +199,13 @@ class RunningOcpp:
     adapter: OcppAdapter
     loop: asyncio.AbstractEventLoop
     port: int
+    #: Stations the stations file configures [count].
+    stations_configured: int
+
+    def connections(self, timeout_s: float = 2.0) -> ChargerConnections:
+        """The stations connected now, read on the central system's loop."""
+        views = asyncio.run_coroutine_threadsafe(self.central.view(), self.loop).result(timeout_s)
+        return ChargerConnections(sum(view.connected for view in views), self.stations_configured)
 
 
 @contextmanager
@@ -237,7 +245,7 @@ def running_ocpp(
             central.start(config.host, config.port), loop
         ).result(timeout=30)
         try:
-            yield RunningOcpp(central, adapter, loop, port)
+            yield RunningOcpp(central, adapter, loop, port, len(stations))
         finally:
             asyncio.run_coroutine_threadsafe(central.stop(), loop).result(timeout=30)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -80,6 +80,8 @@ class PlanViews:
     vehicle_work: Mapping[str, Mapping[int, Work]]
     #: What each car's data lacked when the plan was made, in vehicle_id order.
     data_notes: tuple[DataNote, ...] = ()
+    #: What each site's cars will lack at departure in the plan, summed [kWh].
+    site_shortfall_kwh: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def plan(self) -> Plan:
@@ -230,6 +232,9 @@ def build_views(
         list(range(len(region_rows)))
     )
     flexibility[FLEET] = _flexibility_series(fleet_rows, 0)
+    shortfall_kwh = dict.fromkeys(a.site_ids, 0.0)
+    for vehicle_id, vehicle in plan.vehicles.items():
+        shortfall_kwh[site_of[vehicle_id]] += vehicle.shortfall_kwh
     planned: dict[str, int] = defaultdict(int)
     for assignment in plan.assignments:
         planned[job_of(assignment.job)] += assignment.shards
@@ -243,4 +248,5 @@ def build_views(
         arrays=a,
         vehicle_work=_work_by(plan, {v: v for v in site_of}),
         data_notes=data_notes,
+        site_shortfall_kwh=shortfall_kwh,
     )

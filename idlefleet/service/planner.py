@@ -70,7 +70,7 @@ from optimizer import (
 from optimizer.errors import SolveError
 from optimizer.plan import PlanSnapshot
 from streams.clients import KafkaSettings
-from streams.consumer import PartitionAssignment, StreamReader
+from streams.consumer import DeadLetterNote, PartitionAssignment, StreamReader
 from streams.jobbook import JobBook
 from streams.messages import (
     Assignment,
@@ -347,6 +347,26 @@ class PlannerService:
     @property
     def dead_letters(self) -> int:
         return sum(reader.records_dead_lettered for reader in self._readers)
+
+    def recent_dead_letters(self) -> tuple[DeadLetterNote, ...]:
+        """The records the readers parked most recently (each remembers its newest
+        `streams.consumer.RECENT_DEAD_LETTERS`), newest first."""
+        notes = [note for reader in self._readers for note in reader.recent_dead_letters()]
+        return tuple(sorted(notes, key=lambda note: note.at, reverse=True))
+
+    def consumer_lag_records(self) -> int | None:
+        """Records published but not yet read by the readers [count]; None until every
+        reader knows its partitions' high watermarks."""
+        lags = [reader.lag_records for reader in self._readers]
+        return None if None in lags else sum(lag for lag in lags if lag is not None)
+
+    def newest_forecasts(self) -> tuple[datetime | None, datetime | None]:
+        """When the newest solar forecast and the newest grid signal (intensity forecast)
+        read were issued [UTC]; None for a kind none has been read of."""
+        with self._lock:
+            solar = max((f.issued_at for f in self.state.solar.values()), default=None)
+            grid = max((g.issued_at for g in self.state.grid.values()), default=None)
+        return solar, grid
 
     def catch_up(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything published so far has been read into state."""

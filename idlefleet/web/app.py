@@ -25,6 +25,7 @@ from idlefleet.queries.ports import FleetBackend
 from idlefleet.tokens import Role, TokenTable
 from idlefleet.web.fleet_page import fleet_page
 from idlefleet.web.formatting import FILTERS
+from idlefleet.web.health_page import health_page
 from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
 
 log = logging.getLogger(__name__)
@@ -157,24 +158,13 @@ def create_app(
         return StreamingResponse(_plan_events(request, backend), media_type="text/event-stream")
 
     def fleet(request: Request, session: Session) -> Response:
-        return render(request, "fleet.html", session=session, page=fleet_page(backend))
+        return render(request, "fleet.html", session=session, page=fleet_page(backend, health()))
 
-    def health_page(request: Request, session: Session) -> Response:
-        view = health()
-        status = backend.fleet_status()
-        views = backend.board.views
-        return render(
-            request,
-            "health.html",
-            session=session,
-            health=view,
-            as_of=status.as_of,
-            latest_telemetry=status.latest_telemetry,
-            plan_start=None if views is None else views.snapshot.scenario.horizon.start,
-        )
+    def health_status(request: Request, session: Session) -> Response:
+        return render(request, "health.html", session=session, page=health_page(backend, health()))
 
     app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
-    app.add_api_route("/health", page(health_page), methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/health", page(health_status), methods=["GET"], response_class=HTMLResponse)
     return app
 
 

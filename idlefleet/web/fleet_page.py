@@ -1,11 +1,14 @@
-"""The Fleet page's rows: each site's cars and its plan slot by slot, read from a
-`FleetBackend` on every request (the console keeps nothing)."""
+"""The Fleet page's rows: each site's cars and its plan slot by slot (PV included), each
+region's carbon intensity forecast, and how fresh each data source is, read from a
+`FleetBackend` and the service's `HealthView` on every request (the console keeps nothing)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from idlefleet.queries.freshness import SourceFreshness, freshness
+from idlefleet.queries.health import HealthView
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.queries.views import PlanViews, Scope
 from idlefleet.web.charts import Chart, Series
@@ -20,6 +23,7 @@ class SlotRow:
     cap_kw: float
     charge_kw: float
     compute_kw: float
+    pv_kw: float
     computing: int
 
     @property
@@ -31,7 +35,8 @@ class SlotRow:
 @dataclass(frozen=True)
 class SiteRow:
     """A site: region, grid limit [kW], cars parked and taking part now [count], cars
-    computing in the current slot [count] (None: no plan covers now), and its plan."""
+    computing in the current slot [count] (None: no plan covers now), what its cars will
+    lack at departure in the plan [kWh] (None: no plan covers it), and its plan."""
 
     site_id: str
     region: str
@@ -39,6 +44,7 @@ class SiteRow:
     parked: int
     participating: int
     computing_now: int | None
+    shortfall_kwh: float | None
     slots: tuple[SlotRow, ...]
 
     @property
@@ -48,7 +54,7 @@ class SiteRow:
             return None
         return Chart(
             id=f"import-{self.site_id}",
-            title=f"{self.site_id}: planned import, cap, charging and compute",
+            title=f"{self.site_id}: planned import, cap, charging, compute and PV",
             unit="kW",
             slot_starts=[row.start for row in self.slots],
             series=[
@@ -56,6 +62,7 @@ class SiteRow:
                 Series("Cap [kW]", [row.cap_kw for row in self.slots], "limit"),
                 Series("Charging [kW]", [row.charge_kw for row in self.slots]),
                 Series("Compute [kW]", [row.compute_kw for row in self.slots]),
+                Series("PV [kW]", [row.pv_kw for row in self.slots]),
             ],
         )
 
@@ -72,10 +79,14 @@ class FleetPage:
     plan_status: str | None
     vehicles_known: int
     sites: tuple[SiteRow, ...]
+    #: Each region's carbon intensity over the plan's horizon (None before the first plan).
+    intensity: Chart | None
+    sources: tuple[SourceFreshness, ...]
 
 
-def fleet_page(backend: FleetBackend) -> FleetPage:
-    """The Fleet page from the backend's status and its newest plan's views."""
+def fleet_page(backend: FleetBackend, health: HealthView) -> FleetPage:
+    """The Fleet page from the backend's status, its newest plan's views and the service's
+    health (for the freshness of the sources)."""
     status = backend.fleet_status()
     views = backend.board.views
     now = backend.now()
@@ -99,6 +110,26 @@ def fleet_page(backend: FleetBackend) -> FleetPage:
         plan_status=None if views is None else str(views.plan.status),
         vehicles_known=status.vehicles_known,
         sites=rows,
+        intensity=None if views is None else _intensity_chart(views),
+        sources=freshness(
+            health, status.latest_telemetry, views, now, backend.settings.slot_minutes
+        ),
+    )
+
+
+def _intensity_chart(views: PlanViews) -> Chart:
+    """Each region's carbon intensity per slot as the plan's scenario holds it [g/kWh]."""
+    scenario = views.snapshot.scenario
+    return Chart(
+        id="intensity",
+        title="Carbon intensity forecast per region",
+        unit="g/kWh",
+        slot_starts=[datetime.fromtimestamp(start_s, UTC) for start_s in views.slot_start_s],
+        series=[
+            Series(f"{region.id} [g/kWh]", list(region.intensity_g_per_kwh))
+            for region in scenario.regions
+        ],
+        decimals=0,
     )
 
 
@@ -119,7 +150,10 @@ def _site_row(
         if current and slot_delta is not None and now < current[-1].start + slot_delta
         else None
     )
-    return SiteRow(site_id, region, grid_limit_kw, parked, participating, computing_now, slots)
+    shortfall_kwh = None if views is None else views.site_shortfall_kwh.get(site_id)
+    return SiteRow(
+        site_id, region, grid_limit_kw, parked, participating, computing_now, shortfall_kwh, slots
+    )
 
 
 def _slots(views: PlanViews, site_id: str) -> tuple[SlotRow, ...]:
@@ -129,6 +163,7 @@ def _slots(views: PlanViews, site_id: str) -> tuple[SlotRow, ...]:
     series = views.series[scope]
     caps = views.flexibility[scope].import_cap_kw
     imports = series.grid_import_kw or [0.0] * len(views.slot_start_s)
+    pv_kw = views.snapshot.scenario.site_by_id[site_id].pv_kw
     return tuple(
         SlotRow(
             start=datetime.fromtimestamp(start_s, UTC),
@@ -136,6 +171,7 @@ def _slots(views: PlanViews, site_id: str) -> tuple[SlotRow, ...]:
             cap_kw=caps[s],
             charge_kw=series.charge_power_kw[s],
             compute_kw=series.compute_power_kw[s],
+            pv_kw=pv_kw[s],
             computing=series.running_vehicles[s],
         )
         for s, start_s in enumerate(views.slot_start_s)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.catalog import T0
 from streams.clients import KafkaSettings
-from streams.consumer import StreamReader
+from streams.consumer import RECENT_DEAD_LETTERS, StreamReader
 from streams.errors import MessageError
 from streams.messages import Message, Telemetry
 from streams.producer import Publisher
@@ -158,3 +159,33 @@ def test_a_replica_that_reads_some_keys_skips_the_rest_unread(
     finally:
         reader.stop()
         publisher.close()
+
+
+def test_a_reader_remembers_its_newest_dead_letters_and_its_lag(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """The last RECENT_DEAD_LETTERS parked records, oldest first, with topic, key and reason;
+    once caught up the reader lags by nothing."""
+    publisher = Publisher(kafka_settings)
+    reader = StreamReader(
+        kafka_settings, "ring", [Stream.TELEMETRY], lambda stream, message: None, publisher
+    ).start()
+    total = RECENT_DEAD_LETTERS + 5
+    raw = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    topic = kafka_settings.topics.name(Stream.TELEMETRY)
+    try:
+        for i in range(total):
+            raw.send(topic, key=f"car-{i:03d}".encode(), value=b"{oops", partition=0)
+        raw.flush()
+        assert reader.wait_caught_up(timeout_s=30)
+        notes = reader.recent_dead_letters()
+        assert reader.records_dead_lettered == total
+        assert [note.key for note in notes] == [f"car-{i:03d}" for i in range(5, total)]
+        assert all(note.topic == topic and "invalid Telemetry" in note.reason for note in notes)
+        assert all(a.at <= b.at for a, b in itertools.pairwise(notes))
+        assert reader.lag_records == 0
+    finally:
+        raw.close()
+        reader.stop()
+        publisher.close()
+    assert reader.failure is None

@@ -101,3 +101,23 @@ def test_a_region_dr_cap_bounds_what_its_sites_add_together() -> None:
     assert region.add_power_kw == [15.0, 15.0]
     assert region.import_cap_kw == [15.0, 15.0]
     assert flexibility(doc, scope=FLEET) == region
+
+
+def test_each_sites_shortfall_is_what_its_cars_lack_at_departure() -> None:
+    # S: the 10 kW charger could add 20 of the 30 kWh owed in 2 h, but the 5 kW grid limit
+    # lets it add 10 (required energy is capped by what the charger reaches): 10 kWh short.
+    # S2's car is owed nothing.
+    second_site = {"id": "S2", "region": "R", "grid_limit_kw": 50.0}
+    doc = tiny(
+        [100.0] * 2,
+        vehicles=[
+            one_car(soc_kwh=50.0, target_kwh=80.0, departure=2),
+            car("b", site="S2", soc_kwh=20.0, target_kwh=20.0),
+        ],
+        grid_limit_kw=5.0,
+        extra_sites=[second_site],
+    )
+    scenario = load_scenario(doc)
+    plan = plan_of(scenario, "immediate")
+    views = build_views(PlanSnapshot(plan, scenario), 1)
+    assert views.site_shortfall_kwh == pytest.approx({"S": 10.0, "S2": 0.0})

@@ -16,7 +16,9 @@ from tests.idlefleet.live import LiveFleet, live  # noqa: F401  (the fixture)
 def console(live: LiveFleet) -> Iterator[str]:  # noqa: F811
     """The console over the live service after its first plan; its base URL."""
     assert live.tick(T0) is not None, "the service made no plan"
-    health = health_source(live.service.health_notes, lambda: live.service.dead_letters)
+    health = health_source(
+        live.service.health_notes, lambda: live.service.dead_letters, service=live.service
+    )
     config = WebConfig("127.0.0.1", 0)
     with serving_web(config, live.backend, live.tokens.table, health) as port:
         assert port is not None

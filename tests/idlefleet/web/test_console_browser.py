@@ -36,7 +36,7 @@ def test_viewer_reads_fleet_and_health(
         for site in SITES:
             assert site.site_id in sites
         assert "revision 1" in driver.find_element(By.ID, "last-plan").text
-        charts = driver.find_elements(By.CSS_SELECTOR, "#live figure.chart")
+        charts = driver.find_elements(By.CSS_SELECTOR, "#live figure.chart[id^='import-']")
         assert len(charts) == len(SITES)
         wait_for_charts(driver, len(SITES))
         numbers = charts[0].find_element(By.CSS_SELECTOR, "details table")

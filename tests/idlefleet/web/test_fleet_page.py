@@ -1,10 +1,12 @@
 """The Fleet page's rows over a local backend: every site, its cars, and its plan's import
-against its cap slot by slot, as the plan's views hold them."""
+against its cap and PV slot by slot, its shortfall, each region's intensity forecast, and the
+freshness of each source, as the plan's views and the service's health hold them."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from idlefleet.queries.health import HealthView
 from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.queries.views import Scope
 from idlefleet.sim.clock import SteppedClock
@@ -12,9 +14,12 @@ from idlefleet.web.fleet_page import fleet_page
 from streams.catalog import T0
 from tests.idlefleet.conftest import SETTINGS, SITES, fill
 
+#: A service that noticed nothing: no forecasts read, no lag known, no dead letters.
+QUIET = HealthView((), 0)
+
 
 def test_every_site_with_its_cars_and_plan(backend: LocalBackend) -> None:
-    page = fleet_page(backend)
+    page = fleet_page(backend, QUIET)
     views = backend.board.views
     assert views is not None
     assert [site.site_id for site in page.sites] == [s.site_id for s in SITES]
@@ -31,13 +36,45 @@ def test_every_site_with_its_cars_and_plan(backend: LocalBackend) -> None:
         assert all(row.cap_kw <= config.grid_limit_kw + 1e-9 for row in site.slots)
         assert site.computing_now == series.running_vehicles[0]  # the clock is at T0
         assert site.slots[1].start - site.slots[0].start == timedelta(minutes=15)
+        [scenario_site] = [s for s in views.snapshot.scenario.sites if s.id == site.site_id]
+        assert [row.pv_kw for row in site.slots] == list(scenario_site.pv_kw)
+        assert site.chart is not None and site.chart.series[-1].label == "PV [kW]"
+        assert site.shortfall_kwh == sum(
+            views.plan.vehicles[v.id].shortfall_kwh
+            for v in views.snapshot.scenario.vehicles
+            if v.site == site.site_id
+        )
+
+
+def test_each_regions_intensity_forecast_as_the_plan_used_it(backend: LocalBackend) -> None:
+    page = fleet_page(backend, QUIET)
+    views = backend.board.views
+    assert views is not None and page.intensity is not None
+    regions = views.snapshot.scenario.regions
+    assert [series.label for series in page.intensity.series] == [
+        f"{region.id} [g/kWh]" for region in regions
+    ]
+    for series, region in zip(page.intensity.series, regions, strict=True):
+        assert list(series.values) == list(region.intensity_g_per_kwh)
+    assert len(page.intensity.slot_starts) == views.snapshot.scenario.horizon.slots
+
+
+def test_every_source_with_its_age_and_stale_mark(backend: LocalBackend) -> None:
+    page = fleet_page(backend, QUIET)
+    sources = {source.source: source for source in page.sources}
+    assert sources["Last plan"].newest == page.plan_start and not sources["Last plan"].stale
+    assert sources["Last telemetry"].newest == backend.fleet_status().latest_telemetry
+    assert sources["Last solar forecast"].stale  # the quiet service read none
+    assert sources["Broker lag"].detail == "not known yet"
+    assert sources["Charger connections"].detail == "not running"
 
 
 def test_before_the_first_plan_no_slots_and_no_plan_time(clock: SteppedClock) -> None:
     fresh = LocalBackend(SITES, SETTINGS, clock)
     fill(fresh.state)
-    page = fleet_page(fresh)
+    page = fleet_page(fresh, QUIET)
     assert page.plan_start is None and page.plan_revision is None
     assert all(site.slots == () and site.computing_now is None for site in page.sites)
+    assert all(site.shortfall_kwh is None for site in page.sites) and page.intensity is None
     assert sum(site.parked for site in page.sites) > 0
     assert clock() == T0
