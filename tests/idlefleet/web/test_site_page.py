@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from idlefleet.queries.errors import UnknownIdError
 from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.queries.views import Scope
-from idlefleet.web.site_page import HEAT_LEVELS, heat_level, site_page
+from idlefleet.web.site_page import HEAT_LEVELS, HeatCell, heat_level, site_page
 from streams.catalog import T0
 from streams.messages import DemandResponseEvent, MeasuredState, VehicleRecord
 
@@ -42,6 +42,9 @@ def test_rows_are_the_plan_arrays_of_the_sites_cars(backend: LocalBackend) -> No
     assert car_a.target_kwh == 50.0 and car_a.leaves_in_horizon
     assert car_a.end_kwh >= 50.0 - 1e-3 and not car_a.below_target
     assert not page.cars[1].path.leaves_in_horizon  # car-b gave no departure
+    running = [cell for car in page.cars for cell in car.cells if cell.shards]
+    assert running, "the job's shards run at Berlin"
+    assert all(cell.css_class.endswith(" run") for cell in running)
 
 
 def test_import_chart_is_the_sites_series(backend: LocalBackend) -> None:
@@ -78,6 +81,35 @@ def test_a_site_dr_cap_shows_in_the_slots_it_covers(backend: LocalBackend) -> No
     assert page.import_chart is not None
     caps = {s.label: s for s in page.import_chart.series}["Site DR cap [kW]"].values
     assert caps == [None] * 4 + [5.0] * 4 + [None] * (len(caps) - 8)
+
+
+def test_a_region_dr_cap_is_drawn_for_the_regions_sites(backend: LocalBackend) -> None:
+    backend.apply_dr_event(
+        DemandResponseEvent(
+            event_id="dr-de",
+            region="DE",
+            start=T0,
+            end=T0 + timedelta(minutes=30),
+            max_import_kw=12.0,
+        )
+    )
+    chart = site_page(backend, BERLIN).import_chart
+    assert chart is not None
+    caps = {s.label: s for s in chart.series}["Region DE DR cap, all its sites [kW]"]
+    assert caps.kind == "limit"
+    assert caps.values[:3] == [12.0, 12.0, None]
+    london = site_page(backend, "london-depot").import_chart
+    assert london is not None
+    assert not any(s.label.startswith("Region") for s in london.series)
+
+
+def test_a_cells_class_says_parked_level_and_compute() -> None:
+    assert HeatCell(False, 0.0, 0, 0).css_class == "away"
+    assert HeatCell(False, 0.0, 0, 0).text == ""
+    assert HeatCell(True, 0.0, 0, 0).css_class == "h0"
+    assert HeatCell(True, 0.0, 0, 0).text == "0"
+    assert HeatCell(True, 7.4, 5, 2).css_class == "h5 run"
+    assert HeatCell(True, 7.4, 5, 2).text == "7.4"
 
 
 def test_an_estimated_and_stale_car_is_marked(backend: LocalBackend) -> None:
