@@ -139,6 +139,11 @@ class SitePage:
     chosen: CarRow | None
     car_chart: Chart | None
 
+    @property
+    def heat_bands(self) -> tuple[tuple[int, int], ...]:
+        """Each charging heat level and the share of the charger it reaches up to [%]."""
+        return tuple((k, round(100 * k / HEAT_LEVELS)) for k in range(1, HEAT_LEVELS + 1))
+
 
 def site_page(
     backend: FleetBackend,
