@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from idlefleet.queries.errors import UnknownIdError
 from idlefleet.queries.health import HealthSource
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.tokens import Role, TokenTable
@@ -27,6 +28,7 @@ from idlefleet.web.fleet_page import fleet_page
 from idlefleet.web.formatting import FILTERS
 from idlefleet.web.health_page import health_page
 from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
+from idlefleet.web.site_page import site_page
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,20 @@ def create_app(
     def health_status(request: Request, session: Session) -> Response:
         return render(request, "health.html", session=session, page=health_page(backend, health()))
 
+    def site(request: Request, session: Session) -> Response:
+        site_id = request.path_params["site_id"]
+        query = request.query_params
+        number = query.get("page", "1")
+        try:
+            view = site_page(
+                backend, site_id, int(number) if number.isdigit() else 1, query.get("car")
+            )
+        except UnknownIdError:
+            return render(request, "site_unknown.html", 404, session=session, site_id=site_id)
+        return render(request, "site.html", session=session, site=view)
+
     app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/sites/{site_id}", page(site), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/health", page(health_status), methods=["GET"], response_class=HTMLResponse)
     return app
 
