@@ -23,6 +23,7 @@ from idlefleet.web.jobs_page import (
 )
 from streams.catalog import T0
 from streams.messages import Result
+from tests.idlefleet.conftest import SETTINGS, SITES
 from tests.streams.factories import job
 
 LEASE_END = T0 + timedelta(minutes=15)
@@ -146,3 +147,15 @@ def test_the_submit_command_is_one_the_client_takes() -> None:
 )
 def test_time_left_reads_in_days_hours_and_minutes(delta: timedelta, text: str) -> None:
     assert time_left_text(delta) == text
+
+
+def test_without_a_plan_or_once_cancelled_no_deadline_is_judged(
+    backend: LocalBackend, clock: SteppedClock
+) -> None:
+    fresh = LocalBackend(SITES, SETTINGS, clock)
+    fresh.submit_job(job("unplanned", 2))
+    (row,) = jobs_page(fresh).rows
+    assert row.outlook.outlook is Outlook.NO_PLAN and jobs_page(fresh).plan_revision is None
+    backend.cancel_job("embed-1")
+    (cancelled,) = jobs_page(backend).rows
+    assert cancelled.outlook.outlook is Outlook.STOPPED and not cancelled.trouble
