@@ -191,8 +191,9 @@ def create_app(
     def job(request: Request, session: Session) -> Response:
         job_id = request.path_params["job_id"]
         first = request.query_params.get("first", "0")
+        shard = int(first) if first.isascii() and first.isdigit() and len(first) <= 9 else 0
         try:
-            detail = job_detail(backend, job_id, int(first) if first.isdecimal() else 0)
+            detail = job_detail(backend, job_id, shard)
         except UnknownIdError:
             return render(request, "job_unknown.html", 404, session=session, job_id=job_id)
         return render(request, "job.html", session=session, detail=detail)

@@ -127,6 +127,12 @@ def test_viewer_reads_jobs_on_a_phone_without_a_submit_command(
         assert driver.find_element(By.LINK_TEXT, "Next shards")
         assert _overflow_px(driver) <= 0, "the job's page is wider than a phone's screen"
         driver.save_screenshot(str(tmp_path / "job-phone.png"))
+        driver.find_element(By.LINK_TEXT, "Next shards").click()
+        driver.find_element(By.LINK_TEXT, "Next shards").click()
+        rows = driver.find_elements(By.CSS_SELECTOR, "#shards-table tbody tr")
+        assert [row.find_element(By.TAG_NAME, "th").text for row in rows[::49]] == ["200", "249"]
+        driver.get(driver.current_url.replace("first=200", "first=not-a-number"))
+        assert driver.find_element(By.ID, "shards").text.endswith("99 of 250")
 
         only_loopback(requested_urls(driver))
         assert_no_console_errors(driver)
