@@ -83,6 +83,20 @@ class JobProgress:
 
 
 @dataclass(frozen=True)
+class ShardProgress:
+    """One shard's executions: `wanted` [count] is the job's replicas plus those validation
+    added; the cars whose done result was accepted, the cars running it now, its failed
+    results [count] (the car's own faults aside), and whether it was given up."""
+
+    shard_index: int
+    wanted: int
+    accepted: tuple[str, ...]
+    in_flight: tuple[str, ...]
+    failures: int
+    abandoned: bool
+
+
+@dataclass(frozen=True)
 class LedgerSnapshot:
     """Every registered job and its progress at one moment, for readers in other threads."""
 
@@ -189,6 +203,22 @@ class JobLedger:
             failed_results=state.failed_results,
             abandoned_shards=tuple(sorted(state.abandoned)),
         )
+
+    def shard_progress(self, job_id: str, first: int, limit: int) -> list[ShardProgress]:
+        """Shards `first` to `first + limit - 1` of a job (those it has), in shard order."""
+        state = self._state(job_id)
+        job = state.job
+        return [
+            ShardProgress(
+                shard_index=shard,
+                wanted=job.replicas + state.extra.get(shard, 0),
+                accepted=tuple(sorted(state.accepted.get(shard, ()))),
+                in_flight=tuple(sorted(state.holders.get(shard, ()))),
+                failures=state.failures.get(shard, 0),
+                abandoned=shard in state.abandoned,
+            )
+            for shard in range(max(first, 0), min(first + max(limit, 0), job.shards))
+        ]
 
     def snapshot(self) -> LedgerSnapshot:
         """Every registered job and its progress now (a copy the ledger never changes)."""

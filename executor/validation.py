@@ -20,6 +20,7 @@ from enum import StrEnum
 import numpy as np
 
 from executor.errors import ExecutionError
+from executor.ledger import JobLedger, ShardProgress
 from streams.messages import Result
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,19 @@ def judge_replicas(
     return QuorumVerdict(agreeing=tuple(best), dissenting=tuple(dissenting), quorum=quorum)
 
 
+@dataclass(frozen=True)
+class CarTrust:
+    """How far a car's results are trusted: its error-rate estimate [0-1], its results found
+    valid and wrong [count], and what the estimate makes of it."""
+
+    vehicle_id: str
+    error_rate: float
+    valid: int
+    wrong: int
+    suspect: bool
+    quarantined: bool
+
+
 @dataclass
 class HostRecord:
     error_rate: float = INITIAL_ERROR_RATE
@@ -124,6 +138,17 @@ class Reliability:
     def error_rate(self, vehicle_id: str) -> float:
         host = self.hosts.get(vehicle_id)
         return INITIAL_ERROR_RATE if host is None else host.error_rate
+
+    def trust(self, vehicle_id: str) -> CarTrust:
+        host = self.hosts.get(vehicle_id) or HostRecord()
+        return CarTrust(
+            vehicle_id,
+            host.error_rate,
+            host.valid,
+            host.wrong,
+            self.suspect(vehicle_id),
+            self.quarantined(vehicle_id),
+        )
 
     def suspect(self, vehicle_id: str) -> bool:
         """Wrong more lately than a new car is assumed to be: its lone results get checked."""
@@ -151,11 +176,24 @@ class Check(StrEnum):
     UNVERIFIABLE = "unverifiable"  # replicas kept disagreeing: give the shard up
 
 
+@dataclass(frozen=True)
+class ShardCheck:
+    """What validation made of a shard: the car whose output stands for it (None: none yet),
+    the cars whose outputs matched it and those whose outputs did not (both empty while a
+    lone result stands unchecked)."""
+
+    canonical: str | None = None
+    agreeing: tuple[str, ...] = ()
+    dissenting: tuple[str, ...] = ()
+
+
 @dataclass
 class _Shard:
     needed: int  # executions wanted [count]
     outputs: dict[str, np.ndarray | None] = field(default_factory=dict)
     canonical: str | None = None  # the vehicle whose output stands for the shard
+    agreeing: tuple[str, ...] = ()
+    dissenting: tuple[str, ...] = ()
 
 
 class ReplicaValidator:
@@ -184,6 +222,12 @@ class ReplicaValidator:
         """The vehicle whose output was accepted for the shard, if any yet."""
         shard = self._shards.get((job_id, shard_index))
         return None if shard is None else shard.canonical
+
+    def shard_check(self, job_id: str, shard_index: int) -> ShardCheck:
+        shard = self._shards.get((job_id, shard_index))
+        if shard is None:
+            return ShardCheck()
+        return ShardCheck(shard.canonical, shard.agreeing, shard.dissenting)
 
     def wants_output(self, result: Result, replicas: int) -> bool:
         """Whether `check` would compare this result's output now (False: it stands unread,
@@ -214,6 +258,10 @@ class ReplicaValidator:
                 mine = self._output(result.output_uri, output)
                 agrees = mine is not None and outputs_agree(mine, accepted, self.tolerance)
                 self.reliability.record(vehicle, valid=agrees)
+                if agrees:
+                    shard.agreeing = (*shard.agreeing, vehicle)
+                else:
+                    shard.dissenting = (*shard.dissenting, vehicle)
             return Check.VALID
         shard.outputs[vehicle] = self._output(result.output_uri, output)
         if shard.needed == 1:
@@ -223,6 +271,8 @@ class ReplicaValidator:
         verdict = judge_replicas(readable, QUORUM, self.tolerance)
         if verdict.accepted:
             shard.canonical = verdict.agreeing[0]
+            shard.agreeing = verdict.agreeing
+            shard.dissenting = tuple(sorted(v for v in shard.outputs if v not in verdict.agreeing))
             for v in shard.outputs:
                 self.reliability.record(v, valid=v in verdict.agreeing)
             shard.outputs = {shard.canonical: shard.outputs[shard.canonical]}  # keep one
@@ -249,3 +299,27 @@ class ReplicaValidator:
         except Exception as exc:  # any unreadable output is a wrong one, never a crash
             logger.warning("output %s cannot be read: %s", uri, exc)
             return None
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """A shard's executions, what validation made of them, and the trust of every car that
+    ran it, runs it or was judged on it, in vehicle_id order."""
+
+    progress: ShardProgress
+    check: ShardCheck
+    cars: tuple[CarTrust, ...]
+
+
+def shard_reports(
+    ledger: JobLedger, validator: ReplicaValidator, job_id: str, first: int, limit: int
+) -> list[ShardReport]:
+    """Shards `first` to `first + limit - 1` of a registered job, in shard order (read both
+    under the lock that guards them)."""
+    reports = []
+    for progress in ledger.shard_progress(job_id, first, limit):
+        check = validator.shard_check(job_id, progress.shard_index)
+        cars = sorted({*progress.accepted, *progress.in_flight, *check.agreeing, *check.dissenting})
+        trust = tuple(validator.reliability.trust(car) for car in cars)
+        reports.append(ShardReport(progress, check, trust))
+    return reports

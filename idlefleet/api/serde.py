@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
 from idlefleet.queries.errors import InvalidFieldError
+from idlefleet.queries.job_outlook import planned_executions
 from idlefleet.queries.owners import VehicleEntry, VehiclePage
 from idlefleet.queries.ports import FleetStatusView, JobRecord, JobState
 from idlefleet.queries.views import FLEET, PlanViews, Scope, ScopeKind
@@ -364,7 +365,7 @@ def job_status(record: JobRecord, views: PlanViews | None) -> pb.JobStatus:
         state=_JOB_STATES[record.state],
         executions_total=job.shards * job.replicas,
         executions_remaining=job.shards * job.replicas,
-        executions_planned=0 if views is None else views.planned_executions.get(job.job_id, 0),
+        executions_planned=planned_executions(views, job.job_id),
     )
     if progress is not None:
         status.executions_accepted = progress.accepted

@@ -23,7 +23,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from idlefleet.api.runner import ApiConfigError, api_config, lab_api_config, serving_api
+from idlefleet.api.runner import (
+    ApiConfig,
+    ApiConfigError,
+    api_config,
+    lab_api_config,
+    serving_api,
+)
 from idlefleet.api.runner import add_arguments as add_api_arguments
 from idlefleet.client.connection import lab_token_path
 from idlefleet.commands import EXIT_BAD_INPUT
@@ -223,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
                         service=service,
                         chargers=None if chargers is None else chargers.connections,
                     ),
+                    api_target=_api_target(api, grpc_port),
                 ) as web_port,
                 running_ven(vtn, args, service, kafka, publisher, clock) as ven,
             ):
@@ -353,3 +360,10 @@ def default_sites() -> list[SiteConfig]:
 
     with resources.as_file(resources.files("idlefleet") / "data" / "sites.json") as path:
         return load_sites(path)
+
+
+def _api_target(api: ApiConfig | None, port: int | None) -> str | None:
+    """HOST:PORT where clients reach the API serving on `port` (None: no API)."""
+    if api is None or port is None:
+        return None
+    return f"[{api.host}]:{port}" if ":" in api.host else f"{api.host}:{port}"

@@ -9,7 +9,10 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import numpy as np
+
 from executor.ledger import JobLedger
+from executor.validation import ReplicaValidator, ShardReport, shard_reports
 from idlefleet.queries.board import PlanBoard
 from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.errors import UnknownIdError
@@ -41,7 +44,8 @@ from streams.state import FleetState
 
 
 class LocalBackend:
-    """Fleet state, ledger and plans in this process; change `state` under `lock`."""
+    """Fleet state, ledger, replica validator and plans in this process; change `state`,
+    `ledger` and `validator` under `lock`."""
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class LocalBackend:
         self.board = board or PlanBoard()
         self.state = FleetState()
         self.ledger = JobLedger()
+        self.validator = ReplicaValidator(_no_outputs)
         self.cancelled: set[str] = set()
         self.lock = threading.RLock()
         self.dr_owners = DrOwners(self.state.dr_events.get)
@@ -78,6 +83,13 @@ class LocalBackend:
     def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
         """The job and no outputs: nothing runs in a local backend."""
         return self.job(job_id), []
+
+    def job_shards(
+        self, job_id: str, first: int, limit: int
+    ) -> tuple[JobRecord, list[ShardReport]]:
+        with self.lock:
+            record = self.job(job_id)
+            return record, shard_reports(self.ledger, self.validator, job_id, first, limit)
 
     def cancel_job(self, job_id: str) -> JobRecord:
         with self.lock:
@@ -147,3 +159,8 @@ class LocalBackend:
             mip_gap_frac=self.settings.solver_mip_gap_frac,
         )
         return self.board.publish(PlanSnapshot(plan, scenario), inputs.data_notes)
+
+
+def _no_outputs(uri: str) -> np.ndarray:
+    """The validator's reader here: nothing runs, so outputs are handed to `check`."""
+    raise FileNotFoundError(f"a local backend reads no outputs ({uri})")

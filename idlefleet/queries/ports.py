@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from executor.ledger import JobProgress
+from executor.validation import ShardReport
 from optimizer import Scenario
 from streams.messages import DemandResponseEvent, Job, OwnerPreferences, Result, VehicleRecord
 
@@ -104,6 +105,13 @@ class FleetBackend(Protocol):
     def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
         """The job and, per shard that has one, the done result whose output the replica
         validator accepted, in shard order; UnknownIdError."""
+        ...
+
+    def job_shards(
+        self, job_id: str, first: int, limit: int
+    ) -> tuple[JobRecord, list[ShardReport]]:
+        """The job and its shards `first` to `first + limit - 1`: executions, agreement and
+        their cars' trust (none while pending); UnknownIdError."""
         ...
 
     def fleet_status(self) -> FleetStatusView: ...

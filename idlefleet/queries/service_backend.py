@@ -20,6 +20,7 @@ from typing import Protocol
 from kafka.errors import KafkaError
 
 from executor.ledger import LedgerSnapshot
+from executor.validation import ShardReport
 from idlefleet.queries.board import PlanBoard
 from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.errors import PreconditionError, UnavailableError, UnknownIdError
@@ -97,6 +98,10 @@ class PlannerPort(Protocol):
 
     def ledger_snapshot(self) -> LedgerSnapshot:
         """Every registered job and its progress, read under the service's lock."""
+        ...
+
+    def shard_reports(self, job_id: str, first: int, limit: int) -> list[ShardReport]:
+        """Shards of a registered job: executions, agreement and their cars' trust."""
         ...
 
     def open_demands(self) -> list[JobDemand]:
@@ -198,6 +203,14 @@ class ServiceBackend:
 
     def job_outputs(self, job_id: str) -> tuple[JobRecord, list[Result]]:
         return self.job(job_id), self._service.job_outputs(job_id)
+
+    def job_shards(
+        self, job_id: str, first: int, limit: int
+    ) -> tuple[JobRecord, list[ShardReport]]:
+        record = self.job(job_id)
+        if record.progress is None:
+            return record, []
+        return record, self._service.shard_reports(job_id, first, limit)
 
     def cancel_job(self, job_id: str) -> JobRecord:
         record = self.job(job_id)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from executor.dispatch import Dispatcher, SlotDispatch
 from executor.ledger import JobLedger, LedgerSnapshot
-from executor.validation import ReplicaValidator
+from executor.validation import ReplicaValidator, ShardReport, shard_reports
 from idlefleet.service.dispatches import headroom, owner_first, slot_dispatches, surplus_only
 from idlefleet.service.inputs import (
     FallbackSource,
@@ -427,6 +427,12 @@ class PlannerService:
         """Every job this worker registered and its progress, read under the state lock."""
         with self._lock:
             return self._ledger.snapshot()
+
+    def shard_reports(self, job_id: str, first: int, limit: int) -> list[ShardReport]:
+        """Shards `first` to `first + limit - 1` of a registered job: executions, agreement
+        and their cars' trust, read under the state lock; KeyError for a job not registered."""
+        with self._lock:
+            return shard_reports(self._ledger, self.validator, job_id, first, limit)
 
     def open_demands(self) -> list[JobDemand]:
         """The open work of every registered job not cancelled, read under the state lock."""

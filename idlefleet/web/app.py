@@ -1,4 +1,4 @@
-"""The console's FastAPI app: login, logout, and the Fleet and Health pages.
+"""The console's FastAPI app: login, logout, and the Fleet, Jobs and Health pages.
 
 Pages need a signed session of at least the viewer role; a login exchanges a token from the
 same token file as the gRPC API (`idlefleet.tokens`) for one. Every form carries a CSRF
@@ -27,6 +27,7 @@ from idlefleet.tokens import Role, TokenTable
 from idlefleet.web.fleet_page import fleet_page
 from idlefleet.web.formatting import FILTERS
 from idlefleet.web.health_page import health_page
+from idlefleet.web.jobs_page import job_detail, jobs_page, submit_command
 from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
 from idlefleet.web.site_page import site_page
 
@@ -50,6 +51,10 @@ EVENT_POLL_S = 1.0
 KEEPALIVE_S = 15.0
 #: Longest token a login form may post [characters]: bounds the work of a bad request.
 MAX_TOKEN_CHARS = 512
+#: The least role that may submit jobs (as the gRPC API's SubmitJob).
+SUBMIT_ROLE = Role.OPERATOR
+#: Longest job id a Jobs page query may carry [characters] (`streams.messages.Identifier`).
+MAX_ID_CHARS = 200
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
@@ -67,9 +72,11 @@ def create_app(
     signer: SessionSigner | None = None,
     *,
     secure_cookies: bool = False,
+    api_target: str | None = None,
 ) -> FastAPI:
     """The console over `backend`, signing in callers with `tokens`; `secure_cookies` marks
-    the session cookie Secure (set it when serving over TLS)."""
+    the session cookie Secure (set it when serving over TLS); `api_target` is the gRPC API's
+    HOST:PORT that the Jobs page's submit command names (None: a placeholder)."""
     signer = signer or SessionSigner()
     package = resources.files("idlefleet.web")
     env = jinja2.Environment(
@@ -177,8 +184,27 @@ def create_app(
             return render(request, "site_unknown.html", 404, session=session, site_id=site_id)
         return render(request, "site.html", session=session, site=view)
 
+    def jobs(request: Request, session: Session) -> Response:
+        after = request.query_params.get("after", "")[:MAX_ID_CHARS]
+        command = submit_command(api_target) if session.role >= SUBMIT_ROLE else None
+        return render(
+            request, "jobs.html", session=session, page=jobs_page(backend, after), command=command
+        )
+
+    def job(request: Request, session: Session) -> Response:
+        job_id = request.path_params["job_id"]
+        first = request.query_params.get("first", "0")
+        shard = int(first) if first.isascii() and first.isdigit() and len(first) <= 9 else 0
+        try:
+            detail = job_detail(backend, job_id, shard)
+        except UnknownIdError:
+            return render(request, "job_unknown.html", 404, session=session, job_id=job_id)
+        return render(request, "job.html", session=session, detail=detail)
+
     app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/sites/{site_id}", page(site), methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/jobs", page(jobs), methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/jobs/{job_id}", page(job), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/health", page(health_status), methods=["GET"], response_class=HTMLResponse)
     return app
 

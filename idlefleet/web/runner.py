@@ -125,10 +125,13 @@ def serving_web(
     backend: FleetBackend,
     tokens: TokenTable | None,
     health: HealthSource,
+    *,
+    api_target: str | None = None,
 ) -> Iterator[int | None]:
     """Serve the console over `backend` on a thread while the block runs, signing callers in
     with `tokens`; the bound port (None: no console). RuntimeError when it does not start
-    listening."""
+    listening. `api_target` is the gRPC API's HOST:PORT, named in the Jobs page's submit
+    command."""
     if config is None:
         yield None
         return
@@ -138,7 +141,13 @@ def serving_web(
 
     from idlefleet.web.app import create_app
 
-    app = create_app(backend, tokens, health, secure_cookies=config.tls_cert is not None)
+    app = create_app(
+        backend,
+        tokens,
+        health,
+        secure_cookies=config.tls_cert is not None,
+        api_target=api_target,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -318,3 +318,17 @@ def test_assignments_carry_the_plan_revision() -> None:
     assert [a.plan_revision for a in revised] == [1_717_243_200_000] * 2
     [unrevised] = dispatcher.assignments_for_slot(dispatches[1:], start, end, "plan-0")
     assert unrevised.plan_revision == 0
+
+
+def test_shard_progress_names_the_cars_of_each_shard_in_a_window() -> None:
+    ledger = JobLedger()
+    dispatcher = Dispatcher(ledger, [job(shards=3, replicas=2)])
+    sent = dispatch(dispatcher, {"a": {"job-1": 2}, "b": {"job-1": 1}})
+    ledger.accept(result(sent["a"], sent["a"].work[0], "done"))
+    ledger.accept(result(sent["b"], sent["b"].work[0], "failed"))
+    ledger.add_execution("job-1", 1)
+    first, second = ledger.shard_progress("job-1", 0, 2)
+    assert (first.accepted, first.in_flight, first.failures, first.wanted) == (("a",), (), 1, 2)
+    assert (second.accepted, second.in_flight, second.wanted) == ((), ("a",), 3)
+    assert [p.shard_index for p in ledger.shard_progress("job-1", 2, 100)] == [2]
+    assert ledger.shard_progress("job-1", 5, 10) == []

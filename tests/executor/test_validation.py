@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 
 from executor.errors import OutputError
 from executor.validation import (
+    INITIAL_ERROR_RATE,
     MAX_EXTRA_REPLICAS,
     QUARANTINE_ERROR_RATE,
     Check,
     Reliability,
     ReplicaValidator,
+    ShardCheck,
     Tolerance,
     judge_replicas,
     outputs_agree,
@@ -208,3 +210,16 @@ def test_outputs_read_beforehand_are_used_and_only_wanted_ones_are_read() -> Non
     assert v.wants_output(done("late"), replicas=2)  # scored against the accepted output
     assert v.check(done("late"), 2, GOOD * 2) is Check.VALID
     assert v.reliability.hosts["late"].wrong == v.reliability.hosts["bad"].wrong == 1
+
+
+def test_a_shard_check_names_the_agreeing_and_dissenting_cars_and_their_trust() -> None:
+    v = validator({"a": GOOD, "liar": GOOD * 3, "c": GOOD, "late": GOOD * 5})
+    assert v.shard_check("job-1", 0) == ShardCheck()
+    for car in ("a", "liar", "c"):
+        v.check(done(car), replicas=2)
+    v.check(done("late"), replicas=2)
+    check = v.shard_check("job-1", 0)
+    assert check == ShardCheck("a", ("a", "c"), ("liar", "late"))
+    liar = v.reliability.trust("liar")
+    assert (liar.wrong, liar.suspect, liar.quarantined) == (1, True, False)
+    assert v.reliability.trust("new").error_rate == INITIAL_ERROR_RATE

@@ -20,6 +20,8 @@ def console(live: LiveFleet) -> Iterator[str]:  # noqa: F811
         live.service.health_notes, lambda: live.service.dead_letters, service=live.service
     )
     config = WebConfig("127.0.0.1", 0)
-    with serving_web(config, live.backend, live.tokens.table, health) as port:
+    with serving_web(
+        config, live.backend, live.tokens.table, health, api_target=live.target
+    ) as port:
         assert port is not None
         yield config.url(port)
