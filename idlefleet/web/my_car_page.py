@@ -145,7 +145,8 @@ def _departure(text: str) -> datetime | None:
 @dataclass(frozen=True)
 class Tonight:
     """What the current plan does to the car: per slot [UTC] its charging and compute power
-    [kW] and its energy at slot start [kWh] (None: not parked); its floor, what the plan owes
+    [kW] and its energy at slot start [kWh] (None: not parked; the slot it leaves at holds
+    what it leaves with); its floor, what the plan owes
     it at departure (None: it leaves after the horizon) and what it plans it to hold then
     [kWh]; the compute energy the plan gives it [kWh]; and what its data lacked."""
 
@@ -213,7 +214,11 @@ def tonight(views: PlanViews | None, vehicle_id: str) -> Tonight | None:
     scenario = views.snapshot.scenario
     vehicle = scenario.vehicles[row]
     series = views.slot_series(Scope("vehicle", vehicle_id))
-    departure_kwh = float(a.soc_kwh[row, a.last_boundary[row]])
+    last = int(a.last_boundary[row])
+    departure_kwh = float(a.soc_kwh[row, last])
+    energy_kwh = list(series.energy_start_kwh)
+    if last < len(energy_kwh) and not math.isnan(departure_kwh):
+        energy_kwh[last] = departure_kwh  # what it leaves with, at the start of the slot it is gone
     return Tonight(
         plan_start=scenario.horizon.start,
         revision=views.revision,
@@ -224,7 +229,7 @@ def tonight(views: PlanViews | None, vehicle_id: str) -> Tonight | None:
         slot_starts=tuple(datetime.fromtimestamp(s, UTC) for s in views.slot_start_s),
         charge_kw=tuple(series.charge_power_kw),
         compute_kw=tuple(series.compute_power_kw),
-        energy_kwh=tuple(series.energy_start_kwh),
+        energy_kwh=tuple(energy_kwh),
         floor_kwh=vehicle.floor_kwh,
         wished_kwh=vehicle.wished_kwh,
         owed_kwh=scenario.required_departure_kwh(vehicle),

@@ -64,6 +64,7 @@ def test_the_page_shows_the_stored_preferences_and_tonight(backend: LocalBackend
     assert tonight.departure_kwh >= tonight.owed_kwh - 1e-6
     known = [e for e in tonight.energy_kwh if e is not None]
     assert min(known) >= tonight.floor_kwh - 1e-6
+    assert tonight.energy_kwh[12] == tonight.departure_kwh, "it leaves at 15:00 with this"
     assert tonight.energy_kwh[-1] is None, "it has left by the horizon's end"
     labels = [s.label for s in tonight.energy_chart.series]
     assert labels == ["Energy [kWh]", "Floor [kWh]", "Owed at departure [kWh]"]
@@ -99,7 +100,8 @@ def test_a_new_departure_changes_the_next_plan(backend: LocalBackend, clock: Ste
     assert after is not None and after.revision == before.tonight.revision + 1
     assert after.departure == T0 + timedelta(hours=1, minutes=30)
     assert after.owed_kwh is not None and after.owed_kwh <= 45.0
-    assert after.energy_kwh[6] is None, "gone after 01:30"
+    assert after.energy_kwh[6] == after.departure_kwh, "it leaves at 13:30 with this"
+    assert after.energy_kwh[7] is None, "gone after 13:30"
     assert after.energy_kwh != before.tonight.energy_kwh
 
 
