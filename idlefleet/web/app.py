@@ -188,8 +188,10 @@ def create_app(
         grant = access(session, vehicle_id)
         if grant is Access.REFUSED:
             return render(request, "not_your_car.html", 403, session=session, asked=vehicle_id)
+        if form is not None and grant is Access.READ:  # as SetOwnerPreferences refuses it
+            return render(request, "refused.html", 403, session=session, needed="operator")
         status = 200
-        if form is not None and grant is Access.EDIT:
+        if form is not None:
             try:
                 preferences = form.preferences(vehicle_id, backend.now(), session.name)
                 backend.set_preferences(preferences)
@@ -199,7 +201,9 @@ def create_app(
         try:
             view = car_page(backend, vehicle_id, grant, form, "saved" in request.query_params)
         except UnknownIdError:
-            return render(request, "not_your_car.html", 404, session=session, asked=vehicle_id)
+            return render(
+                request, "not_your_car.html", 404, session=session, asked=vehicle_id, unknown=True
+            )
         return render(request, "my_car.html", status, session=session, page=view)
 
     def my_car(request: Request, session: Session) -> Response:

@@ -186,17 +186,27 @@ class Client:
 
 
 @pytest.fixture
-def client(backend: LocalBackend, tokens: Tokens) -> Iterator[Client]:
-    """The console over the local backend, signed in as the owner of OWNED_CAR."""
+def port(backend: LocalBackend, tokens: Tokens) -> Iterator[int]:
+    """The console over the local backend; its port."""
     health = health_source(lambda: (), lambda: 0)
-    with serving_web(WebConfig("127.0.0.1", 0), backend, tokens.table, health) as port:
-        assert port is not None
-        client = Client(port)
-        login = client.request("GET", "/login")
-        token = tokens.by_role[Role.OWNER]
-        answer = client.request("POST", "/login", {"token": token, "csrf": _csrf(login.text)})
-        assert answer.location == "/my-car"
-        yield client
+    with serving_web(WebConfig("127.0.0.1", 0), backend, tokens.table, health) as bound:
+        assert bound is not None
+        yield bound
+
+
+def signed_in(port: int, tokens: Tokens, role: Role) -> Client:
+    client = Client(port)
+    login = client.request("GET", "/login")
+    token = tokens.by_role[role]
+    answer = client.request("POST", "/login", {"token": token, "csrf": _csrf(login.text)})
+    assert answer.status == 303
+    return client
+
+
+@pytest.fixture
+def client(port: int, tokens: Tokens) -> Client:
+    """Signed in as the owner of OWNED_CAR."""
+    return signed_in(port, tokens, Role.OWNER)
 
 
 def test_the_form_posts_through_csrf_and_redirects(
@@ -232,3 +242,24 @@ def test_the_form_posts_through_csrf_and_redirects(
     assert client.request("POST", "/cars/car-b", {**form, "csrf": csrf}).status == 403
     untouched = backend.preferences("car-b")
     assert untouched is not None and untouched.target_kwh == 60.0
+
+
+def test_viewers_may_not_post_and_operators_may_for_any_car(
+    backend: LocalBackend, clock: SteppedClock, port: int, tokens: Tokens
+) -> None:
+    clock.now = T0 + timedelta(minutes=5)
+    form = {"participating": "on", "reserve_kwh": "5", "target_kwh": "55"}
+    viewer = signed_in(port, tokens, Role.VIEWER)
+    page = viewer.request("GET", "/cars/car-b")
+    assert page.status == 200 and "Preferences are shown to" in page.text
+    refused = viewer.request("POST", "/cars/car-b", {**form, "csrf": _csrf(page.text)})
+    assert refused.status == 403 and "needs role operator" in refused.text
+    assert viewer.request("GET", "/my-car").location == "/fleet", "no car of one's own"
+    operator = signed_in(port, tokens, Role.OPERATOR)
+    page = operator.request("GET", "/cars/car-b")
+    saved = operator.request("POST", "/cars/car-b", {**form, "csrf": _csrf(page.text)})
+    assert saved.status == 303 and saved.location == "/cars/car-b?saved=1"
+    stored = backend.preferences("car-b")
+    assert stored is not None and stored.target_kwh == 55.0
+    unknown = operator.request("GET", "/cars/car-zz")
+    assert unknown.status == 404 and "No car car-zz is known" in unknown.text
