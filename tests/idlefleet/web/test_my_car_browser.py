@@ -145,9 +145,21 @@ def test_desktop_owner_and_viewer_pages(
         assert "no rate is set" in driver.find_element(By.ID, "compensation").text
         assert "not measured" in driver.find_element(By.ID, "carbon-avoided").text
         driver.save_screenshot(str(tmp_path / "my-car.png"))
-        driver.find_element(By.ID, "live").screenshot(str(tmp_path / "tonight.png"))
-        only_loopback(requested_urls(driver))
         assert_no_console_errors(driver)
+        driver.find_element(By.ID, "live").screenshot(str(tmp_path / "tonight.png"))
+        reserve = driver.find_element(By.ID, "reserve_kwh")
+        reserve.clear()
+        reserve.send_keys("60", Keys.ENTER)  # above the target of 50 kWh
+        WebDriverWait(driver, WAIT_S).until(
+            lambda d: d.find_elements(By.ID, "target_kwh-error"), "no error at the target"
+        )
+        assert "below reserve_kwh" in driver.find_element(By.ID, "target_kwh-error").text
+        assert driver.find_element(By.ID, "reserve_kwh").get_attribute("value") == "60"
+        target = driver.find_element(By.ID, "target_kwh")
+        assert target.get_attribute("aria-invalid") == "true"
+        driver.save_screenshot(str(tmp_path / "my-car-refused-field.png"))
+        assert_only_refused(driver, "/my-car", 400)
+        only_loopback(requested_urls(driver))
     with chromium(tmp_path / "viewer") as driver:
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
         driver.get(console + f"cars/{OWNED_CAR}")
