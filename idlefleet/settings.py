@@ -29,6 +29,12 @@ class PlannerSettings(BaseSettings):
         300.0, gt=0, description="a plan not made by then falls back to immediate [s]"
     )
     carbon_price_per_tonne: float = Field(100.0, ge=0)
+    compensation_per_kwh: float | None = Field(
+        None,
+        ge=0,
+        description="paid to owners per kWh of battery energy their cars' accepted work used "
+        "[currency/kWh]; None: no rate is set, owners' statements show none",
+    )
     heartbeat_timeout_s: float = Field(
         60.0, gt=0, description="a car whose agent is silent this long loses its work [s]"
     )

@@ -18,9 +18,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
 
 from idlefleet.proto_gen.v1 import fleet_planner_pb2 as pb
-from idlefleet.queries.errors import InvalidFieldError
+from idlefleet.queries.errors import InvalidFieldError, field_path, validated
 from idlefleet.queries.job_outlook import planned_executions
-from idlefleet.queries.owners import VehicleEntry, VehiclePage
+from idlefleet.queries.owners import VehicleEntry, VehiclePage, stamped_preferences
 from idlefleet.queries.ports import FleetStatusView, JobRecord, JobState
 from idlefleet.queries.views import FLEET, PlanViews, Scope, ScopeKind
 from idlefleet.queries.what_if import Overrides
@@ -73,8 +73,6 @@ _ENERGY_SOURCES = {
     "estimated": pb.ENERGY_SOURCE_ESTIMATED,
     "unknown": pb.ENERGY_SOURCE_UNKNOWN,
 }
-#: Longest principal name a record keeps as its writer (OwnerPreferences.updated_by).
-_MAX_PRINCIPAL_CHARS = 200
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -95,22 +93,6 @@ def _non_negative(value: float, path: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise InvalidFieldError(path, f"must be a finite number >= 0, got {value}")
     return value
-
-
-def _pydantic_path(prefix: str, loc: tuple[int | str, ...]) -> str:
-    path = prefix
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{_JOB_FIELD_NAMES.get(part, part)}"
-    return path.removeprefix(".") or "request"
-
-
-def _validated(model: type[Any], fields: dict[str, Any], prefix: str) -> Any:
-    """`model` made of `fields`; InvalidFieldError naming the first field it refuses."""
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise InvalidFieldError(_pydantic_path(prefix, first["loc"]), first["msg"]) from exc
 
 
 def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
@@ -147,7 +129,8 @@ def job_from_proto(spec: pb.JobSpec, submitted_at: datetime) -> Job:
         job = Job.model_validate(fields)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        raise InvalidFieldError(_pydantic_path("job", first["loc"]), first["msg"]) from exc
+        path = field_path("job", first["loc"], _JOB_FIELD_NAMES)
+        raise InvalidFieldError(path, first["msg"]) from exc
     size_bytes = len(encode(job))
     if size_bytes > MAX_MESSAGE_BYTES:  # the jobs topic's readers would refuse it
         raise InvalidFieldError(
@@ -189,32 +172,21 @@ def vehicle_id_of(request: pb.GetOwnerPreferencesRequest) -> str:
 def preferences_of(
     request: pb.SetOwnerPreferencesRequest, updated_at: datetime, updated_by: str
 ) -> OwnerPreferences:
-    """The preferences to store, stamped; InvalidFieldError naming the request field (the
-    context's checks are `idlefleet.queries.owners.check_preferences`)."""
-    rules: dict[str, Any] = {
-        "only_at_sites": list(request.rules.only_at_sites) or None,
-        "solar_surplus_only": request.rules.solar_surplus_only,
-    }
-    if request.rules.HasField("min_soc_frac"):
-        rules["min_soc_frac"] = request.rules.min_soc_frac
-    fields: dict[str, Any] = {
-        "vehicle_id": request.vehicle_id,
-        "updated_at": updated_at,
-        "reserve_kwh": request.reserve_kwh,
-        "participating": request.participating,
-        "rules": rules,
-        "updated_by": updated_by[:_MAX_PRINCIPAL_CHARS],
-        "expected_departure": _time(request, "expected_departure", "expected_departure"),
-    }
-    if request.HasField("target_kwh"):
-        fields["target_kwh"] = request.target_kwh
-        if request.target_kwh < request.reserve_kwh:  # (NaN is refused below)
-            raise InvalidFieldError(
-                "target_kwh",
-                f"{request.target_kwh:g} kWh is below reserve_kwh ({request.reserve_kwh:g})",
-            )
-    preferences: OwnerPreferences = _validated(OwnerPreferences, fields, "")
-    return preferences
+    """The preferences to store, stamped; InvalidFieldError naming the request field
+    (`idlefleet.queries.owners.stamped_preferences`; the context's checks are its
+    `check_preferences`)."""
+    return stamped_preferences(
+        request.vehicle_id,
+        updated_at=updated_at,
+        updated_by=updated_by,
+        participating=request.participating,
+        reserve_kwh=request.reserve_kwh,
+        target_kwh=request.target_kwh if request.HasField("target_kwh") else None,
+        expected_departure=_time(request, "expected_departure", "expected_departure"),
+        only_at_sites=list(request.rules.only_at_sites) or None,
+        min_soc_frac=request.rules.min_soc_frac if request.rules.HasField("min_soc_frac") else None,
+        solar_surplus_only=request.rules.solar_surplus_only,
+    )
 
 
 def vehicle_record_of(request: pb.RegisterVehicleRequest, updated_at: datetime) -> VehicleRecord:
@@ -238,7 +210,7 @@ def vehicle_record_of(request: pb.RegisterVehicleRequest, updated_at: datetime) 
     for name in ("accelerator", "home_site_id", "vin", "evse"):
         if getattr(v, name):
             fields[name] = getattr(v, name)
-    record: VehicleRecord = _validated(VehicleRecord, fields, "vehicle")
+    record: VehicleRecord = validated(VehicleRecord, fields, "vehicle", _JOB_FIELD_NAMES)
     return record
 
 

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
 
 class ApiError(Exception):
     """Base of the errors the API reports to callers."""
@@ -12,6 +19,8 @@ class InvalidFieldError(ApiError, ValueError):
 
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 class UnknownIdError(ApiError, LookupError):
@@ -43,3 +52,24 @@ class UnavailableError(ApiError):
 
 class NotAllowedError(ApiError):
     """The caller may not change this object (another principal's DR cap)."""
+
+
+def field_path(prefix: str, loc: tuple[int | str, ...], renames: Mapping[str, str]) -> str:
+    """The request path of a pydantic error's location under `prefix`: `a.b[0].c`, with the
+    domain names in `renames` given their request names."""
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{renames.get(part, part)}"
+    return path.removeprefix(".") or "request"
+
+
+def validated(
+    model: type[M], fields: dict[str, Any], prefix: str, renames: Mapping[str, str] | None = None
+) -> M:
+    """`model` made of `fields`; InvalidFieldError naming the first field it refuses."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = field_path(prefix, first["loc"], renames or {})
+        raise InvalidFieldError(path, first["msg"]) from exc

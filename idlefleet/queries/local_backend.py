@@ -142,6 +142,10 @@ class LocalBackend:
         assert stored is not None  # just applied
         return stored
 
+    def vehicle_results(self, vehicle_id: str) -> list[Result]:
+        """None: nothing runs in a local backend."""
+        return []
+
     def vehicles(self, after: str = "", limit: int | None = None) -> VehiclePage:
         with self.lock:
             return vehicle_page(self.state, after, limit)

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from idlefleet.queries.errors import InvalidFieldError, UnknownIdError
+from idlefleet.queries.errors import InvalidFieldError, UnknownIdError, validated
 from streams.messages import OwnerPreferences, VehicleRecord
 from streams.sources import DataNote, split_telemetry
 from streams.state import FleetState
 
 #: How often a read-back looks at state again [s].
 READ_BACK_POLL_S = 0.02
+#: Longest principal name a record keeps as its writer (OwnerPreferences.updated_by).
+MAX_PRINCIPAL_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,47 @@ def record_of(state: FleetState, vehicle_id: str) -> VehicleRecord | None:
         return sources.record
     legacy = state.vehicles.get(vehicle_id)
     return None if legacy is None else split_telemetry(legacy)[2]
+
+
+def stamped_preferences(
+    vehicle_id: str,
+    *,
+    updated_at: datetime,
+    updated_by: str,
+    participating: bool,
+    reserve_kwh: float,
+    target_kwh: float | None,
+    expected_departure: datetime | None,
+    only_at_sites: Sequence[str] | None,
+    min_soc_frac: float | None,
+    solar_surplus_only: bool,
+) -> OwnerPreferences:
+    """An owner's preferences as a caller set them (energies [kWh], times UTC), stamped with
+    when and by whom; InvalidFieldError naming the field (`target_kwh`, `rules.min_soc_frac`,
+    ...) when they are malformed. Whether the fleet can plan with them is `check_preferences`.
+    """
+    rules: dict[str, Any] = {
+        "only_at_sites": list(only_at_sites) if only_at_sites else None,
+        "solar_surplus_only": solar_surplus_only,
+    }
+    if min_soc_frac is not None:
+        rules["min_soc_frac"] = min_soc_frac
+    fields: dict[str, Any] = {
+        "vehicle_id": vehicle_id,
+        "updated_at": updated_at,
+        "reserve_kwh": reserve_kwh,
+        "participating": participating,
+        "rules": rules,
+        "updated_by": updated_by[:MAX_PRINCIPAL_CHARS],
+        "expected_departure": expected_departure,
+    }
+    if target_kwh is not None:
+        fields["target_kwh"] = target_kwh
+        if target_kwh < reserve_kwh:  # (NaN is refused below)
+            raise InvalidFieldError(
+                "target_kwh", f"{target_kwh:g} kWh is below reserve_kwh ({reserve_kwh:g})"
+            )
+    return validated(OwnerPreferences, fields, "")
 
 
 def check_preferences(

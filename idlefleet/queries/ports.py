@@ -137,6 +137,11 @@ class FleetBackend(Protocol):
         taken it. InvalidFieldError naming the field (`owners.check_record`)."""
         ...
 
+    def vehicle_results(self, vehicle_id: str) -> list[Result]:
+        """The done results of the car's executions that the ledger accepted, in the order
+        it accepted them (none for a car that never ran work)."""
+        ...
+
     def vehicles(self, after: str = "", limit: int | None = None) -> VehiclePage:
         """The cars the fleet knows whose ids sort after `after`, at most `limit`, in
         vehicle_id order (`owners.vehicle_page`)."""

@@ -113,6 +113,11 @@ class PlannerPort(Protocol):
         accepted, in shard order."""
         ...
 
+    @property
+    def accepted_results(self) -> list[Result]:
+        """Done results the ledger accepted, in order (a copy)."""
+        ...
+
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
@@ -269,6 +274,9 @@ class ServiceBackend:
         stored = record_of(state, vehicle_id)
         assert stored is not None  # read back
         return stored
+
+    def vehicle_results(self, vehicle_id: str) -> list[Result]:
+        return [r for r in self._service.accepted_results if r.vehicle_id == vehicle_id]
 
     def vehicles(self, after: str = "", limit: int | None = None) -> VehiclePage:
         return vehicle_page(self._service.state, after, limit)

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from idlefleet.queries.errors import UnknownIdError
+from idlefleet.queries.errors import InvalidFieldError, UnknownIdError
 from idlefleet.queries.health import HealthSource
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.tokens import Role, TokenTable
@@ -28,6 +28,7 @@ from idlefleet.web.fleet_page import fleet_page
 from idlefleet.web.formatting import FILTERS
 from idlefleet.web.health_page import health_page
 from idlefleet.web.jobs_page import job_detail, jobs_page, submit_command
+from idlefleet.web.my_car_page import Access, PreferencesForm, access, car_page
 from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
 from idlefleet.web.site_page import site_page
 
@@ -55,6 +56,8 @@ MAX_TOKEN_CHARS = 512
 SUBMIT_ROLE = Role.OPERATOR
 #: Longest job id a Jobs page query may carry [characters] (`streams.messages.Identifier`).
 MAX_ID_CHARS = 200
+#: A form's text field, bounded like a token.
+FormText = Annotated[str, Form(max_length=MAX_TOKEN_CHARS)]
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
@@ -201,6 +204,75 @@ def create_app(
             return render(request, "job_unknown.html", 404, session=session, job_id=job_id)
         return render(request, "job.html", session=session, detail=detail)
 
+    def car(
+        request: Request,
+        session: Session,
+        vehicle_id: str,
+        form: PreferencesForm | None = None,
+    ) -> Response:
+        """A car's page (the owner's own, or any for viewers and above); with `form`, the
+        preferences posted: saved and redirected to the page, or shown again, refused."""
+        grant = access(session, vehicle_id)
+        if grant is Access.REFUSED:
+            return render(request, "not_your_car.html", 403, session=session, asked=vehicle_id)
+        if form is not None and grant is Access.READ:  # as SetOwnerPreferences refuses it
+            return render(request, "refused.html", 403, session=session, needed="operator")
+        status = 200
+        if form is not None:
+            try:
+                preferences = form.preferences(vehicle_id, backend.now(), session.name)
+                backend.set_preferences(preferences)
+                return RedirectResponse(f"{request.url.path}?saved=1", status_code=303)
+            except InvalidFieldError as error:
+                form, status = form.refused(error), 400
+        try:
+            view = car_page(backend, vehicle_id, grant, form, "saved" in request.query_params)
+        except UnknownIdError:
+            return render(
+                request, "not_your_car.html", 404, session=session, asked=vehicle_id, unknown=True
+            )
+        return render(request, "my_car.html", status, session=session, page=view)
+
+    def my_car(request: Request, session: Session) -> Response:
+        if session.vehicle_id is None:  # no car of one's own: the fleet
+            return RedirectResponse(_home(session.role), status_code=303)
+        return car(request, session, session.vehicle_id)
+
+    def any_car(request: Request, session: Session) -> Response:
+        return car(request, session, request.path_params["vehicle_id"])
+
+    def set_preferences(
+        request: Request,
+        csrf: FormText = "",
+        participating: FormText = "",
+        reserve_kwh: FormText = "",
+        target_kwh: FormText = "",
+        expected_departure: FormText = "",
+        only_at_sites: Annotated[list[str] | None, Form()] = None,
+        min_soc_frac: FormText = "",
+        solar_surplus_only: FormText = "",
+    ) -> Response:
+        session = signed_in(request)
+        if session is None:
+            return RedirectResponse("/login", status_code=303)
+        if not session.csrf_matches(csrf):
+            return Response("CSRF token missing or wrong", status_code=400, media_type="text/plain")
+        vehicle_id = request.path_params.get("vehicle_id", session.vehicle_id or "")
+        form = PreferencesForm(
+            participating=bool(participating),
+            reserve_kwh=reserve_kwh,
+            target_kwh=target_kwh,
+            expected_departure=expected_departure,
+            only_at_sites=tuple(only_at_sites or ()),
+            min_soc_frac=min_soc_frac,
+            solar_surplus_only=bool(solar_surplus_only),
+        )
+        return car(request, session, vehicle_id, form)
+
+    app.add_api_route("/my-car", page(my_car, least=Role.OWNER), methods=["GET"])
+    app.add_api_route("/my-car", set_preferences, methods=["POST"])
+    app.add_api_route("/cars/{vehicle_id}", page(any_car, least=Role.OWNER), methods=["GET"])
+    app.add_api_route("/cars/{vehicle_id}", set_preferences, methods=["POST"])
     app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/sites/{site_id}", page(site), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/jobs", page(jobs), methods=["GET"], response_class=HTMLResponse)

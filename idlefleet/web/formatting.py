@@ -24,4 +24,14 @@ def kw(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-FILTERS: dict[str, Callable[..., Any]] = {"utc_time": utc_time, "slot_time": slot_time, "kw": kw}
+def kwh(value: float | None) -> str:
+    """`12.3`: an energy [kWh] to a tenth, or `—` when unknown."""
+    return "—" if value is None else f"{value:.1f}"
+
+
+FILTERS: dict[str, Callable[..., Any]] = {
+    "utc_time": utc_time,
+    "slot_time": slot_time,
+    "kw": kw,
+    "kwh": kwh,
+}
