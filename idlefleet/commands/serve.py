@@ -220,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
                         lambda: [*service.health_notes(), *poller.notes()],
                         lambda: service.dead_letters,
                     ),
+                    api.settings if api is not None else None,
                 ) as web_port,
                 running_ven(vtn, args, service, kafka, publisher, clock) as ven,
                 running_ocpp(ocpp, service, kafka, ocpp_trust) as chargers,

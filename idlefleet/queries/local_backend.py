@@ -11,6 +11,7 @@ from datetime import datetime
 
 from executor.ledger import JobLedger
 from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.dr_decisions import DrDecisionLog
 from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.errors import UnknownIdError
 from idlefleet.queries.fleet_status import current_inputs, current_scenario, fleet_status
@@ -59,6 +60,7 @@ class LocalBackend:
         self.cancelled: set[str] = set()
         self.lock = threading.RLock()
         self.dr_owners = DrOwners(self.state.dr_events.get)
+        self.dr_decisions = DrDecisionLog()
 
     def now(self) -> datetime:
         return self.clock()
@@ -98,6 +100,10 @@ class LocalBackend:
             changed = self.state.apply_dr_event(event)
         if changed:
             self.replan()
+
+    def dr_events(self) -> list[DemandResponseEvent]:
+        with self.lock:
+            return sorted(self.state.dr_events.values(), key=lambda event: event.event_id)
 
     def current_scenario(self) -> Scenario:
         with self.lock:

@@ -1,4 +1,4 @@
-"""The console's FastAPI app: login, logout, and the Fleet and Health pages.
+"""The console's FastAPI app: login, logout, and the Fleet, Grid and Health pages.
 
 Pages need a signed session of at least the viewer role; a login exchanges a token from the
 same token file as the gRPC API (`idlefleet.tokens`) for one. Every form carries a CSRF
@@ -22,9 +22,19 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from idlefleet.queries.health import HealthSource
 from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.what_if import WhatIfRunner
 from idlefleet.tokens import Role, TokenTable
 from idlefleet.web.fleet_page import fleet_page
 from idlefleet.web.formatting import FILTERS
+from idlefleet.web.grid_page import SCOPE_PARAM, GridPage, grid_page
+from idlefleet.web.grid_what_if import (
+    MAX_FIELD_CHARS,
+    WHAT_IF_ROLE,
+    FormError,
+    WhatIfForm,
+    WhatIfResult,
+    run_what_if,
+)
 from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
 
 log = logging.getLogger(__name__)
@@ -64,9 +74,11 @@ def create_app(
     signer: SessionSigner | None = None,
     *,
     secure_cookies: bool = False,
+    what_if: WhatIfRunner | None = None,
 ) -> FastAPI:
     """The console over `backend`, signing in callers with `tokens`; `secure_cookies` marks
-    the session cookie Secure (set it when serving over TLS)."""
+    the session cookie Secure (set it when serving over TLS); `what_if` plans the Grid
+    page's what-ifs (None: the page offers none)."""
     signer = signer or SessionSigner()
     package = resources.files("idlefleet.web")
     env = jinja2.Environment(
@@ -173,7 +185,71 @@ def create_app(
             plan_start=None if views is None else views.snapshot.scenario.horizon.start,
         )
 
+    def grid_view(
+        request: Request,
+        session: Session,
+        form: WhatIfForm | None = None,
+        result: WhatIfResult | None = None,
+        error: FormError | None = None,
+    ) -> Response:
+        view: GridPage = grid_page(backend, request.query_params.get(SCOPE_PARAM))
+        status = 400 if error is not None else 200
+        if view.scope_error is not None:
+            status = view.scope_error.status
+        if form is None:
+            first_site = next((c.value for c in view.scopes if c.value.startswith("site:")), "")
+            form = WhatIfForm.default(view.now, backend.settings.slot_minutes, first_site)
+        return render(
+            request,
+            "grid.html",
+            status,
+            session=session,
+            page=view,
+            form=form,
+            result=result,
+            error=error,
+            what_if_role=WHAT_IF_ROLE.name.lower(),
+            may_try=session.role >= WHAT_IF_ROLE and what_if is not None,
+            what_if_served=what_if is not None,
+        )
+
+    def grid(request: Request, session: Session) -> Response:
+        return grid_view(request, session)
+
+    @app.post("/grid", response_class=HTMLResponse)
+    def grid_what_if(
+        request: Request,
+        csrf: Annotated[str, Form(max_length=MAX_TOKEN_CHARS)] = "",
+        change: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        target: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        start: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        end: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        cap_kw: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        shards: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        value_per_shard: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+    ) -> Response:
+        """A what-if from the Grid page's form, answered on the page (nothing is changed)."""
+        form = WhatIfForm(change, target, start, end, cap_kw, shards, value_per_shard)
+
+        def answer(request: Request, session: Session) -> Response:
+            if not session.csrf_matches(csrf):
+                return Response(
+                    "CSRF token missing or wrong", status_code=400, media_type="text/plain"
+                )
+            if what_if is None:
+                return grid_view(request, session, form, error=FormError("change", "not served"))
+            sites = {s.site.site_id: s.site.region for s in backend.fleet_status().sites}
+            try:
+                result = run_what_if(form, backend, what_if, sites)
+            except FormError as exc:
+                return grid_view(request, session, form, error=exc)
+            log.info("web console: %s tried a what-if: %s", session.name, result.description)
+            return grid_view(request, session, form, result)
+
+        return page(answer, least=WHAT_IF_ROLE)(request)
+
     app.add_api_route("/fleet", page(fleet), methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/grid", page(grid), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/health", page(health_page), methods=["GET"], response_class=HTMLResponse)
     return app
 

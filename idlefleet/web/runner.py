@@ -3,6 +3,7 @@
 `--web-port P [--web-host H]` (P 0: off, the default). It signs callers in with the gRPC
 API's token file (`--tokens`, or a lab's token), binds loopback unless told otherwise and
 serves plain HTTP only there: elsewhere it needs `--tls-cert` and `--tls-key` like the API.
+The Grid page's what-ifs run in a solver child of the console's own, started by the first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from idlefleet.queries.health import HealthSource
     from idlefleet.queries.ports import FleetBackend
+    from idlefleet.settings import ApiSettings
     from idlefleet.tokens import TokenTable
 
 log = logging.getLogger(__name__)
@@ -98,10 +100,11 @@ def serving_web(
     backend: FleetBackend,
     tokens: TokenTable | None,
     health: HealthSource,
+    limits: ApiSettings | None = None,
 ) -> Iterator[int | None]:
     """Serve the console over `backend` on a thread while the block runs, signing callers in
-    with `tokens`; the bound port (None: no console). RuntimeError when it does not start
-    listening."""
+    with `tokens` and bounding what-ifs by `limits` (default: the API's defaults); the bound
+    port (None: no console). RuntimeError when it does not start listening."""
     if config is None:
         yield None
         return
@@ -109,9 +112,18 @@ def serving_web(
         raise WebConfigError("the web console needs a token file to sign callers in")
     import uvicorn
 
+    from idlefleet.queries.solver import ApiSolver
+    from idlefleet.queries.what_if import WhatIfRunner
+    from idlefleet.settings import ApiSettings
     from idlefleet.web.app import create_app
 
-    app = create_app(backend, tokens, health, secure_cookies=config.tls_cert is not None)
+    limits = limits or ApiSettings()
+    solver = ApiSolver(limits.solves_max_waiting)
+    planner = backend.settings
+    what_if = WhatIfRunner(solver, limits, planner.solver_time_limit_s, planner.solver_mip_gap_frac)
+    app = create_app(
+        backend, tokens, health, secure_cookies=config.tls_cert is not None, what_if=what_if
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -132,6 +144,7 @@ def serving_web(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        solver.close()
 
 
 def _bound_port(server: object, thread: threading.Thread) -> int:
