@@ -162,6 +162,17 @@ def test_operator_reads_caps_picks_a_site_and_tries_a_cap(
         }
         assert "blackout" not in live.service.state.dr_events, "a what-if changes nothing"
         screenshot(driver, tmp_path / "grid-what-if.png", "what-if-result")
+        driver.set_window_size(390, 844)  # charts are drawn at load: load again
+        driver.get(console + "grid")
+        wait_for_charts(driver, CHARTS)
+        no_overflow(driver)
+        driver.find_element(By.ID, "cap_kw").send_keys("0")
+        driver.find_element(By.ID, "try-what-if").send_keys(Keys.ENTER)
+        WebDriverWait(driver, WHAT_IF_WAIT_S).until(
+            presence_of_element_located((By.ID, "what-if-result")), "no what-if result"
+        )
+        no_overflow(driver)
+        screenshot(driver, tmp_path / "grid-what-if-phone.png", "what-if-result")
 
         only_loopback(requested_urls(driver))
         assert_no_console_errors(driver)
@@ -177,6 +188,8 @@ def test_viewer_is_refused_the_what_if_and_the_page_fits_a_phone(
     live: LiveFleet,  # noqa: F811
     tmp_path: Path,
 ) -> None:
+    assert submit_cap(live, "evening-peak", 1000.0, 1.0)
+    wait_until_held(live, "evening-peak")
     with chromium(tmp_path / "profile", width=390, height=844) as driver:
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
         driver.get(console + "grid")
@@ -187,6 +200,7 @@ def test_viewer_is_refused_the_what_if_and_the_page_fits_a_phone(
         screenshot(driver, tmp_path / "grid-phone-what-if.png", "what-if-heading")
         closed = driver.find_element(By.ID, "what-if-closed").text
         assert "needs role operator" in closed
+        assert "in force now" in driver.find_element(By.ID, "dr-events").text
         assert not driver.find_elements(By.ID, "what-if-form")
         status, text = driver.execute_async_script(
             """
