@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from idlefleet.queries.errors import ApiError, InvalidFieldError
+from idlefleet.queries.fleet_status import slot_floor
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.queries.what_if import Overrides, WhatIfRunner, overridden_scenario
 from idlefleet.tokens import Role
@@ -73,9 +74,7 @@ class WhatIfForm:
     @classmethod
     def default(cls, now: datetime, slot_minutes: int, target: str) -> WhatIfForm:
         """A cap on `target` from the current slot for an hour."""
-        slot = timedelta(minutes=slot_minutes)
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        start = midnight + ((now - midnight) // slot) * slot
+        start = slot_floor(now, slot_minutes)
         end = start + timedelta(hours=1)
         return cls(target=target, start=_form_time(start), end=_form_time(end))
 
