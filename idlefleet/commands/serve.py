@@ -230,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
                         chargers=None if chargers is None else chargers.connections,
                     ),
                     api_target=_api_target(api, grpc_port),
+                    limits=api.settings if api is not None else None,
                 ) as web_port,
                 running_ven(vtn, args, service, kafka, publisher, clock) as ven,
             ):

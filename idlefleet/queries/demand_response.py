@@ -1,11 +1,13 @@
 """SubmitDemandResponse: a cap decided in the API's solver child, changed only by its creator.
 
 The decision is `idlefleet.service.dr.decide_caps` on the current scenario: accepted only if
-it adds no departure shortfall, then made binding through the backend.
+it adds no departure shortfall, then made binding through the backend. Every decision, a
+withdrawal included, goes to the backend's `dr_decisions` log with its reason.
 """
 
 from __future__ import annotations
 
+from idlefleet.queries.dr_decisions import DrDecision
 from idlefleet.queries.ports import FleetBackend
 from idlefleet.queries.solver import ApiSolver
 from idlefleet.service.dr import Decision, decide_caps
@@ -40,16 +42,24 @@ class DemandResponseDesk:
             if event.cancelled:
                 self._backend.apply_dr_event(event)
                 owners.release(event.event_id)
-                return Decision(True, "withdrawn", 0.0)
+                return self._logged(event, principal, Decision(True, "withdrawn", 0.0))
             decision = self._decide(event, time_left_s)
             if decision.honour:
                 self._backend.apply_dr_event(event)
+            self._logged(event, principal, decision)
         except BaseException:
             if fresh:
                 owners.release(event.event_id)
             raise
         if fresh and not decision.honour:
             owners.release(event.event_id)
+        return decision
+
+    def _logged(self, event: DemandResponseEvent, principal: str, decision: Decision) -> Decision:
+        """`decision`, once recorded in the backend's log."""
+        self._backend.dr_decisions.record(
+            DrDecision(event, principal, self._backend.now(), decision.honour, decision.reason)
+        )
         return decision
 
     def _decide(self, event: DemandResponseEvent, time_left_s: float | None) -> Decision:

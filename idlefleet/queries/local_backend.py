@@ -14,6 +14,7 @@ import numpy as np
 from executor.ledger import JobLedger
 from executor.validation import ReplicaValidator, ShardReport, shard_reports
 from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.dr_decisions import DrDecisionLog
 from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.errors import UnknownIdError
 from idlefleet.queries.fleet_status import current_inputs, current_scenario, fleet_status
@@ -64,6 +65,7 @@ class LocalBackend:
         self.cancelled: set[str] = set()
         self.lock = threading.RLock()
         self.dr_owners = DrOwners(self.state.dr_events.get)
+        self.dr_decisions = DrDecisionLog()
 
     def now(self) -> datetime:
         return self.clock()
@@ -110,6 +112,10 @@ class LocalBackend:
             changed = self.state.apply_dr_event(event)
         if changed:
             self.replan()
+
+    def dr_events(self) -> list[DemandResponseEvent]:
+        with self.lock:
+            return sorted(self.state.dr_events.values(), key=lambda event: event.event_id)
 
     def current_scenario(self) -> Scenario:
         with self.lock:

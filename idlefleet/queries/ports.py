@@ -19,6 +19,7 @@ from streams.messages import DemandResponseEvent, Job, OwnerPreferences, Result,
 
 if TYPE_CHECKING:
     from idlefleet.queries.board import PlanBoard
+    from idlefleet.queries.dr_decisions import DrDecisionLog
     from idlefleet.queries.dr_owners import DrOwners
     from idlefleet.queries.owners import VehiclePage
     from idlefleet.settings import PlannerSettings
@@ -72,6 +73,7 @@ class FleetBackend(Protocol):
 
     board: PlanBoard
     dr_owners: DrOwners
+    dr_decisions: DrDecisionLog
 
     @property
     def settings(self) -> PlannerSettings:
@@ -88,6 +90,10 @@ class FleetBackend(Protocol):
 
     def apply_dr_event(self, event: DemandResponseEvent) -> None:
         """Make a decided DR cap binding, or withdraw it when `event.cancelled`."""
+        ...
+
+    def dr_events(self) -> list[DemandResponseEvent]:
+        """Every DR cap the fleet holds binding (ended ones until withdrawn), by event_id."""
         ...
 
     def job(self, job_id: str) -> JobRecord:

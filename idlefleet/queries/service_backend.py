@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 from executor.ledger import LedgerSnapshot
 from executor.validation import ShardReport
 from idlefleet.queries.board import PlanBoard
+from idlefleet.queries.dr_decisions import DrDecisionLog
 from idlefleet.queries.dr_owners import DrOwners
 from idlefleet.queries.errors import PreconditionError, UnavailableError, UnknownIdError
 from idlefleet.queries.fleet_status import current_scenario, fleet_status, state_copy
@@ -140,6 +141,7 @@ class ServiceBackend:
         self._service = service
         # A dict lookup is GIL-atomic: safe while the service's reader changes the dict.
         self.dr_owners = DrOwners(service.state.dr_events.get)
+        self.dr_decisions = DrDecisionLog()
         self._publisher = publisher
         self._clock = clock
         self._poll_s = poll_s
@@ -300,6 +302,11 @@ class ServiceBackend:
             self._publisher.publish(Stream.DR_EVENTS, event).get(timeout=self._ack_timeout_s)
         except KafkaError as exc:
             raise UnavailableError(f"the broker did not take the DR event: {exc}") from exc
+
+    def dr_events(self) -> list[DemandResponseEvent]:
+        # a dict copy is GIL-atomic: safe while the service's reader changes the dict
+        events = dict(self._service.state.dr_events).values()
+        return sorted(events, key=lambda event: event.event_id)
 
     def current_scenario(self) -> Scenario:
         s = self._service

@@ -1,4 +1,5 @@
-"""The console's FastAPI app: login, logout, and the Fleet, Jobs and Health pages.
+"""The console's FastAPI app: login, logout, and the Fleet, Site, Jobs, Grid, My car and
+Health pages.
 
 Pages need a signed session of at least the viewer role; a login exchanges a token from the
 same token file as the gRPC API (`idlefleet.tokens`) for one. Every form carries a CSRF
@@ -23,9 +24,19 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from idlefleet.queries.errors import InvalidFieldError, UnknownIdError
 from idlefleet.queries.health import HealthSource
 from idlefleet.queries.ports import FleetBackend
+from idlefleet.queries.what_if import WhatIfRunner
 from idlefleet.tokens import Role, TokenTable
 from idlefleet.web.fleet_page import fleet_page
 from idlefleet.web.formatting import FILTERS
+from idlefleet.web.grid_page import SCOPE_PARAM, GridPage, grid_page
+from idlefleet.web.grid_what_if import (
+    MAX_FIELD_CHARS,
+    WHAT_IF_ROLE,
+    FormError,
+    WhatIfForm,
+    WhatIfResult,
+    run_what_if,
+)
 from idlefleet.web.health_page import health_page
 from idlefleet.web.jobs_page import job_detail, jobs_page, submit_command
 from idlefleet.web.my_car_page import Access, PreferencesForm, access, car_page
@@ -76,10 +87,12 @@ def create_app(
     *,
     secure_cookies: bool = False,
     api_target: str | None = None,
+    what_if: WhatIfRunner | None = None,
 ) -> FastAPI:
     """The console over `backend`, signing in callers with `tokens`; `secure_cookies` marks
     the session cookie Secure (set it when serving over TLS); `api_target` is the gRPC API's
-    HOST:PORT that the Jobs page's submit command names (None: a placeholder)."""
+    HOST:PORT that the Jobs page's submit command names (None: a placeholder); `what_if`
+    plans the Grid page's what-ifs (None: the page offers none)."""
     signer = signer or SessionSigner()
     package = resources.files("idlefleet.web")
     env = jinja2.Environment(
@@ -278,6 +291,71 @@ def create_app(
     app.add_api_route("/jobs", page(jobs), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/jobs/{job_id}", page(job), methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/health", page(health_status), methods=["GET"], response_class=HTMLResponse)
+
+    def grid_view(
+        request: Request,
+        session: Session,
+        form: WhatIfForm | None = None,
+        result: WhatIfResult | None = None,
+        error: FormError | None = None,
+    ) -> Response:
+        view: GridPage = grid_page(backend, request.query_params.get(SCOPE_PARAM))
+        status = 400 if error is not None else 200
+        if view.scope_error is not None:
+            status = view.scope_error.status
+        if form is None:
+            first_site = next((c.value for c in view.scopes if c.value.startswith("site:")), "")
+            form = WhatIfForm.default(view.now, backend.settings.slot_minutes, first_site)
+        return render(
+            request,
+            "grid.html",
+            status,
+            session=session,
+            page=view,
+            form=form,
+            result=result,
+            error=error,
+            what_if_role=WHAT_IF_ROLE.name.lower(),
+            may_try=session.role >= WHAT_IF_ROLE and what_if is not None,
+            what_if_served=what_if is not None,
+        )
+
+    def grid(request: Request, session: Session) -> Response:
+        return grid_view(request, session)
+
+    @app.post("/grid", response_class=HTMLResponse)
+    def grid_what_if(
+        request: Request,
+        csrf: Annotated[str, Form(max_length=MAX_TOKEN_CHARS)] = "",
+        change: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        target: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        start: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        end: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        cap_kw: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        shards: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+        value_per_shard: Annotated[str, Form(max_length=MAX_FIELD_CHARS)] = "",
+    ) -> Response:
+        """A what-if from the Grid page's form, answered on the page (nothing is changed)."""
+        form = WhatIfForm(change, target, start, end, cap_kw, shards, value_per_shard)
+
+        def answer(request: Request, session: Session) -> Response:
+            if not session.csrf_matches(csrf):
+                return Response(
+                    "CSRF token missing or wrong", status_code=400, media_type="text/plain"
+                )
+            if what_if is None:
+                return grid_view(request, session, form, error=FormError("change", "not served"))
+            sites = {s.site.site_id: s.site.region for s in backend.fleet_status().sites}
+            try:
+                result = run_what_if(form, backend, what_if, sites)
+            except FormError as exc:
+                return grid_view(request, session, form, error=exc)
+            log.info("web console: %s tried a what-if: %s", session.name, result.description)
+            return grid_view(request, session, form, result)
+
+        return page(answer, least=WHAT_IF_ROLE)(request)
+
+    app.add_api_route("/grid", page(grid), methods=["GET"], response_class=HTMLResponse)
     return app
 
 

@@ -5,6 +5,7 @@ free port when that one is taken); elsewhere it is off until `--web-port` names 
 signs callers in with the gRPC API's token file (`--tokens`, or a lab's token), binds
 loopback unless told otherwise and serves plain HTTP only there: elsewhere it needs
 `--tls-cert` and `--tls-key` like the API.
+The Grid page's what-ifs run in a solver child of the console's own, started by the first.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from idlefleet.queries.health import HealthSource
     from idlefleet.queries.ports import FleetBackend
+    from idlefleet.settings import ApiSettings
     from idlefleet.tokens import TokenTable
 
 log = logging.getLogger(__name__)
@@ -127,11 +129,12 @@ def serving_web(
     health: HealthSource,
     *,
     api_target: str | None = None,
+    limits: ApiSettings | None = None,
 ) -> Iterator[int | None]:
     """Serve the console over `backend` on a thread while the block runs, signing callers in
-    with `tokens`; the bound port (None: no console). RuntimeError when it does not start
-    listening. `api_target` is the gRPC API's HOST:PORT, named in the Jobs page's submit
-    command."""
+    with `tokens` and bounding what-ifs by `limits` (default: the API's defaults); the bound
+    port (None: no console). RuntimeError when it does not start listening. `api_target` is
+    the gRPC API's HOST:PORT, named in the Jobs page's submit command."""
     if config is None:
         yield None
         return
@@ -139,14 +142,22 @@ def serving_web(
         raise WebConfigError("the web console needs a token file to sign callers in")
     import uvicorn
 
+    from idlefleet.queries.solver import ApiSolver
+    from idlefleet.queries.what_if import WhatIfRunner
+    from idlefleet.settings import ApiSettings
     from idlefleet.web.app import create_app
 
+    limits = limits or ApiSettings()
+    solver = ApiSolver(limits.solves_max_waiting)
+    planner = backend.settings
+    what_if = WhatIfRunner(solver, limits, planner.solver_time_limit_s, planner.solver_mip_gap_frac)
     app = create_app(
         backend,
         tokens,
         health,
         secure_cookies=config.tls_cert is not None,
         api_target=api_target,
+        what_if=what_if,
     )
     server = uvicorn.Server(
         uvicorn.Config(
@@ -168,6 +179,7 @@ def serving_web(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        solver.close()
 
 
 def _bound_port(server: object, thread: threading.Thread) -> int:
