@@ -253,8 +253,10 @@ def run_demo(
                     demo_console(
                         config.web,
                         service,
+                        kafka,
                         console_publisher,
                         clock,
+                        store_settings,
                         out_dir,
                         [car.vehicle_id for car in fleet],
                     )

@@ -183,7 +183,10 @@ def create_app(
         return StreamingResponse(_plan_events(request, backend), media_type="text/event-stream")
 
     def fleet(request: Request, session: Session) -> Response:
-        return render(request, "fleet.html", session=session, page=fleet_page(backend, health()))
+        number = request.query_params.get("sites", "1")
+        chart_page = int(number) if number.isascii() and number.isdigit() and len(number) < 7 else 1
+        view = fleet_page(backend, health(), chart_page)
+        return render(request, "fleet.html", session=session, page=view)
 
     def health_status(request: Request, session: Session) -> Response:
         return render(request, "health.html", session=session, page=health_page(backend, health()))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 #: How a series is drawn: `step` holds a slot's value over the slot, `line` joins points,
@@ -49,3 +49,17 @@ class Chart:
     def cell(self, value: float | None) -> str:
         """A value as the table prints it (`—` when not known)."""
         return "—" if value is None else f"{value:.{self.decimals}f}"
+
+    def rows(self) -> list[tuple[int, str, list[tuple[str, str]]]]:
+        """The numbers table's rows: the slot's start [s since the epoch] and its label
+        (HH:MM UTC), and per series the value for the script (`data-y`, "" when not known)
+        and as printed. Built in one pass: a template looping cell by cell is ten times
+        slower at a fleet's size."""
+        columns = [
+            [("" if v is None else repr(float(v)), self.cell(v)) for v in series.values]
+            for series in self.series
+        ]
+        return [
+            (int(start.timestamp()), start.astimezone(UTC).strftime("%H:%M"), list(cells))
+            for start, *cells in zip(self.slot_starts, *columns, strict=True)
+        ]

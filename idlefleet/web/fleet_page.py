@@ -1,42 +1,32 @@
-"""The Fleet page's rows: each site's cars and its plan slot by slot (PV included), each
-region's carbon intensity forecast, and how fresh each data source is, read from a
-`FleetBackend` and the service's `HealthView` on every request (the console keeps nothing)."""
+"""The Fleet page: each site's cars and its plan over the horizon (peak import, headroom,
+PV, shortfall), the fleet's import against its caps, each region's carbon intensity
+forecast, a page of sites charted slot by slot, and how fresh each data source is; read from
+a `FleetBackend` and the service's `HealthView` on every request (the console keeps
+nothing), from the per-plan aggregates of `PlanViews` (no walk over the cars)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from idlefleet.queries.freshness import SourceFreshness, freshness
 from idlefleet.queries.health import HealthView
 from idlefleet.queries.ports import FleetBackend
-from idlefleet.queries.views import PlanViews, Scope
+from idlefleet.queries.views import FLEET, PlanViews, Scope
 from idlefleet.web.charts import Chart, Series
 
-
-@dataclass(frozen=True)
-class SlotRow:
-    """One plan slot of a site: its start [UTC] and powers [kW], cars computing [count]."""
-
-    start: datetime
-    import_kw: float
-    cap_kw: float
-    charge_kw: float
-    compute_kw: float
-    pv_kw: float
-    computing: int
-
-    @property
-    def over_cap(self) -> bool:
-        """The import is above the cap by more than rounding [kW]."""
-        return self.import_kw > self.cap_kw + 1e-6
+#: Sites charted slot by slot on one Fleet page; the Site page charts each in full.
+SITES_CHARTED_PER_PAGE = 8
 
 
 @dataclass(frozen=True)
 class SiteRow:
     """A site: region, grid limit [kW], cars parked and taking part now [count], cars
-    computing in the current slot [count] (None: no plan covers now), what its cars will
-    lack at departure in the plan [kWh] (None: no plan covers it), and its plan."""
+    computing in the current slot [count] (None: no plan covers now), and over the plan's
+    horizon (None without a plan): what its cars will lack at departure [kWh], its highest
+    planned import [kW] and when, its least headroom under the cap [kW] and its PV [kWh]."""
 
     site_id: str
     region: str
@@ -45,26 +35,15 @@ class SiteRow:
     participating: int
     computing_now: int | None
     shortfall_kwh: float | None
-    slots: tuple[SlotRow, ...]
+    peak_import_kw: float | None
+    peak_at: datetime | None
+    least_headroom_kw: float | None
+    pv_kwh: float | None
 
     @property
-    def chart(self) -> Chart | None:
-        """The site's import against its cap, charging and compute per slot [kW]."""
-        if not self.slots:
-            return None
-        return Chart(
-            id=f"import-{self.site_id}",
-            title=f"{self.site_id}: planned import, cap, charging, compute and PV",
-            unit="kW",
-            slot_starts=[row.start for row in self.slots],
-            series=[
-                Series("Import [kW]", [row.import_kw for row in self.slots], "area"),
-                Series("Cap [kW]", [row.cap_kw for row in self.slots], "limit"),
-                Series("Charging [kW]", [row.charge_kw for row in self.slots]),
-                Series("Compute [kW]", [row.compute_kw for row in self.slots]),
-                Series("PV [kW]", [row.pv_kw for row in self.slots]),
-            ],
-        )
+    def over_cap(self) -> bool:
+        """The plan imports above the cap in some slot, by more than rounding [kW]."""
+        return self.least_headroom_kw is not None and self.least_headroom_kw < -1e-6
 
 
 @dataclass(frozen=True)
@@ -79,17 +58,25 @@ class FleetPage:
     plan_status: str | None
     vehicles_known: int
     sites: tuple[SiteRow, ...]
+    #: The whole fleet's import against the sum of its caps (None before the first plan).
+    fleet_chart: Chart | None
     #: Each region's carbon intensity over the plan's horizon (None before the first plan).
     intensity: Chart | None
+    #: This page's sites charted slot by slot (`SITES_CHARTED_PER_PAGE` from `chart_page`).
+    site_charts: tuple[Chart, ...]
+    chart_page: int  # 1-based
+    chart_pages: int
     sources: tuple[SourceFreshness, ...]
 
 
-def fleet_page(backend: FleetBackend, health: HealthView) -> FleetPage:
+def fleet_page(backend: FleetBackend, health: HealthView, chart_page: int = 1) -> FleetPage:
     """The Fleet page from the backend's status, its newest plan's views and the service's
-    health (for the freshness of the sources)."""
+    health (for the freshness of the sources), with the sites of `chart_page` charted (a
+    page out of range shows the nearest)."""
     status = backend.fleet_status()
     views = backend.board.views
     now = backend.now()
+    slot = None if views is None else _current_slot(views, now)
     rows = tuple(
         _site_row(
             site.site.site_id,
@@ -98,10 +85,14 @@ def fleet_page(backend: FleetBackend, health: HealthView) -> FleetPage:
             site.vehicles_parked,
             site.vehicles_participating,
             views,
-            now,
+            slot,
         )
         for site in status.sites
     )
+    pages = max(1, -(-len(rows) // SITES_CHARTED_PER_PAGE))
+    chart_page = min(max(chart_page, 1), pages)
+    first = (chart_page - 1) * SITES_CHARTED_PER_PAGE
+    charted = rows[first : first + SITES_CHARTED_PER_PAGE]
     return FleetPage(
         as_of=status.as_of,
         latest_telemetry=status.latest_telemetry,
@@ -110,7 +101,15 @@ def fleet_page(backend: FleetBackend, health: HealthView) -> FleetPage:
         plan_status=None if views is None else str(views.plan.status),
         vehicles_known=status.vehicles_known,
         sites=rows,
+        fleet_chart=None if views is None else _fleet_chart(views),
         intensity=None if views is None else _intensity_chart(views),
+        site_charts=()
+        if views is None
+        else tuple(
+            chart for row in charted if (chart := site_chart(views, row.site_id)) is not None
+        ),
+        chart_page=chart_page,
+        chart_pages=pages,
         sources=freshness(
             health, status.latest_telemetry, views, now, backend.settings.slot_minutes
         ),
@@ -124,13 +123,66 @@ def _intensity_chart(views: PlanViews) -> Chart:
         id="intensity",
         title="Carbon intensity forecast per region",
         unit="g/kWh",
-        slot_starts=[datetime.fromtimestamp(start_s, UTC) for start_s in views.slot_start_s],
+        slot_starts=_slot_starts(views),
         series=[
             Series(f"{region.id} [g/kWh]", list(region.intensity_g_per_kwh))
             for region in scenario.regions
         ],
         decimals=0,
     )
+
+
+def _slot_starts(views: PlanViews) -> list[datetime]:
+    return [datetime.fromtimestamp(start_s, UTC) for start_s in views.slot_start_s]
+
+
+def _fleet_chart(views: PlanViews) -> Chart:
+    """The fleet's planned import against the sum of its sites' caps, charging and compute
+    per slot [kW]."""
+    series = views.series[FLEET]
+    slots = len(views.slot_start_s)
+    return Chart(
+        id="import-fleet",
+        title="The fleet: planned import against its sites' caps, charging and compute",
+        unit="kW",
+        slot_starts=_slot_starts(views),
+        series=[
+            Series("Import [kW]", series.grid_import_kw or [0.0] * slots, "area"),
+            Series("Caps [kW]", views.flexibility[FLEET].import_cap_kw, "limit"),
+            Series("Charging [kW]", series.charge_power_kw),
+            Series("Compute [kW]", series.compute_power_kw),
+        ],
+    )
+
+
+def site_chart(views: PlanViews, site_id: str) -> Chart | None:
+    """A site's planned import against its cap, charging, compute and PV per slot [kW]
+    (None: the plan does not cover the site)."""
+    scope = Scope("site", site_id)
+    if scope not in views.series:
+        return None
+    series = views.series[scope]
+    slots = len(views.slot_start_s)
+    return Chart(
+        id=f"import-{site_id}",
+        title=f"{site_id}: planned import, cap, charging, compute and PV",
+        unit="kW",
+        slot_starts=_slot_starts(views),
+        series=[
+            Series("Import [kW]", series.grid_import_kw or [0.0] * slots, "area"),
+            Series("Cap [kW]", views.flexibility[scope].import_cap_kw, "limit"),
+            Series("Charging [kW]", series.charge_power_kw),
+            Series("Compute [kW]", series.compute_power_kw),
+            Series("PV [kW]", list(views.snapshot.scenario.site_by_id[site_id].pv_kw)),
+        ],
+    )
+
+
+def _current_slot(views: PlanViews, now: datetime) -> int | None:
+    """The plan's slot holding `now`, or None when `now` is outside its horizon."""
+    horizon = views.snapshot.scenario.horizon
+    slot = int((now - horizon.start) / horizon.slot_delta) if now >= horizon.start else -1
+    return slot if 0 <= slot < len(views.slot_start_s) else None
 
 
 def _site_row(
@@ -140,39 +192,38 @@ def _site_row(
     parked: int,
     participating: int,
     views: PlanViews | None,
-    now: datetime,
+    slot: int | None,
 ) -> SiteRow:
-    slots = () if views is None else _slots(views, site_id)
-    current = [row for row in slots if row.start <= now] if views is not None else []
-    slot_delta = None if views is None else views.snapshot.scenario.horizon.slot_delta
-    computing_now = (
-        current[-1].computing
-        if current and slot_delta is not None and now < current[-1].start + slot_delta
-        else None
-    )
-    shortfall_kwh = None if views is None else views.site_shortfall_kwh.get(site_id)
-    return SiteRow(
-        site_id, region, grid_limit_kw, parked, participating, computing_now, shortfall_kwh, slots
-    )
-
-
-def _slots(views: PlanViews, site_id: str) -> tuple[SlotRow, ...]:
     scope = Scope("site", site_id)
-    if scope not in views.series:
-        return ()
-    series = views.series[scope]
-    caps = views.flexibility[scope].import_cap_kw
-    imports = series.grid_import_kw or [0.0] * len(views.slot_start_s)
-    pv_kw = views.snapshot.scenario.site_by_id[site_id].pv_kw
-    return tuple(
-        SlotRow(
-            start=datetime.fromtimestamp(start_s, UTC),
-            import_kw=imports[s],
-            cap_kw=caps[s],
-            charge_kw=series.charge_power_kw[s],
-            compute_kw=series.compute_power_kw[s],
-            pv_kw=pv_kw[s],
-            computing=series.running_vehicles[s],
+    if views is None or scope not in views.series:
+        return SiteRow(
+            site_id,
+            region,
+            grid_limit_kw,
+            parked,
+            participating,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
         )
-        for s, start_s in enumerate(views.slot_start_s)
+    series = views.series[scope]
+    imports_kw = np.asarray(series.grid_import_kw or [0.0] * len(views.slot_start_s))
+    headroom_kw = np.asarray(views.flexibility[scope].import_cap_kw) - imports_kw
+    peak = int(np.argmax(imports_kw))
+    slot_h = views.snapshot.scenario.horizon.slot_minutes / 60
+    return SiteRow(
+        site_id,
+        region,
+        grid_limit_kw,
+        parked,
+        participating,
+        computing_now=None if slot is None else series.running_vehicles[slot],
+        shortfall_kwh=views.site_shortfall_kwh.get(site_id),
+        peak_import_kw=float(imports_kw[peak]),
+        peak_at=datetime.fromtimestamp(views.slot_start_s[peak], UTC),
+        least_headroom_kw=float(headroom_kw.min()),
+        pv_kwh=float(sum(views.snapshot.scenario.site_by_id[site_id].pv_kw)) * slot_h,
     )

@@ -37,8 +37,11 @@ def test_viewer_reads_fleet_and_health(
             assert site.site_id in sites
         assert "revision 1" in driver.find_element(By.ID, "last-plan").text
         charts = driver.find_elements(By.CSS_SELECTOR, "#live figure.chart[id^='import-']")
-        assert len(charts) == len(SITES)
-        wait_for_charts(driver, len(SITES))
+        assert [chart.get_attribute("id") for chart in charts] == [
+            "import-fleet",
+            *(f"import-{site.site_id}" for site in SITES),
+        ]
+        wait_for_charts(driver, len(charts))
         numbers = charts[0].find_element(By.CSS_SELECTOR, "details table")
         shown = "return arguments[0].closest('details').open"
         assert not driver.execute_script(shown, numbers), "the numbers wait behind a toggle"

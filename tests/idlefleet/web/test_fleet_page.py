@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from idlefleet.queries.health import HealthView
 from idlefleet.queries.local_backend import LocalBackend
-from idlefleet.queries.views import Scope
+from idlefleet.queries.views import FLEET, Scope
 from idlefleet.sim.clock import SteppedClock
-from idlefleet.web.fleet_page import fleet_page
+from idlefleet.web.fleet_page import fleet_page, site_chart
 from streams.catalog import T0
 from tests.idlefleet.conftest import SETTINGS, SITES, fill
 
@@ -30,20 +32,39 @@ def test_every_site_with_its_cars_and_plan(backend: LocalBackend) -> None:
         assert site.grid_limit_kw == config.grid_limit_kw
         assert site.parked == status[site.site_id].vehicles_parked
         assert site.participating == status[site.site_id].vehicles_participating
-        series = views.series[Scope("site", site.site_id)]
-        assert [row.import_kw for row in site.slots] == series.grid_import_kw
-        assert [row.computing for row in site.slots] == series.running_vehicles
-        assert all(row.cap_kw <= config.grid_limit_kw + 1e-9 for row in site.slots)
+        scope = Scope("site", site.site_id)
+        series, caps = views.series[scope], views.flexibility[scope].import_cap_kw
+        assert series.grid_import_kw is not None
+        assert site.peak_import_kw == max(series.grid_import_kw)
+        assert site.peak_at is not None
+        peak = int((site.peak_at - page.plan_start) / timedelta(minutes=15))
+        assert series.grid_import_kw[peak] == site.peak_import_kw
+        assert site.least_headroom_kw == pytest.approx(
+            min(c - i for c, i in zip(caps, series.grid_import_kw, strict=True))
+        )
+        assert not site.over_cap
         assert site.computing_now == series.running_vehicles[0]  # the clock is at T0
-        assert site.slots[1].start - site.slots[0].start == timedelta(minutes=15)
-        [scenario_site] = [s for s in views.snapshot.scenario.sites if s.id == site.site_id]
-        assert [row.pv_kw for row in site.slots] == list(scenario_site.pv_kw)
-        assert site.chart is not None and site.chart.series[-1].label == "PV [kW]"
+        scenario_site = views.snapshot.scenario.site_by_id[site.site_id]
+        assert site.pv_kwh == pytest.approx(sum(scenario_site.pv_kw) * 0.25)
+        chart = site_chart(views, site.site_id)
+        assert chart is not None and chart.series[-1].label == "PV [kW]"
+        assert list(chart.series[0].values) == series.grid_import_kw
+        assert chart.slot_starts[1] - chart.slot_starts[0] == timedelta(minutes=15)
         assert site.shortfall_kwh == sum(
             views.plan.vehicles[v.id].shortfall_kwh
             for v in views.snapshot.scenario.vehicles
             if v.site == site.site_id
         )
+
+
+def test_a_page_of_sites_charted_and_the_fleet_against_its_caps(backend: LocalBackend) -> None:
+    page = fleet_page(backend, QUIET, chart_page=7)  # out of range: the last page
+    views = backend.board.views
+    assert views is not None and page.fleet_chart is not None
+    assert page.chart_page == page.chart_pages == 1
+    assert [c.id for c in page.site_charts] == [f"import-{s.site_id}" for s in SITES]
+    assert list(page.fleet_chart.series[0].values) == views.series[FLEET].grid_import_kw
+    assert list(page.fleet_chart.series[1].values) == views.flexibility[FLEET].import_cap_kw
 
 
 def test_each_regions_intensity_forecast_as_the_plan_used_it(backend: LocalBackend) -> None:
@@ -74,7 +95,8 @@ def test_before_the_first_plan_no_slots_and_no_plan_time(clock: SteppedClock) ->
     fill(fresh.state)
     page = fleet_page(fresh, QUIET)
     assert page.plan_start is None and page.plan_revision is None
-    assert all(site.slots == () and site.computing_now is None for site in page.sites)
+    assert all(site.peak_import_kw is None and site.computing_now is None for site in page.sites)
     assert all(site.shortfall_kwh is None for site in page.sites) and page.intensity is None
+    assert page.site_charts == () and page.fleet_chart is None
     assert sum(site.parked for site in page.sites) > 0
     assert clock() == T0
