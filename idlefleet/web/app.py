@@ -39,6 +39,7 @@ from idlefleet.web.grid_what_if import (
 )
 from idlefleet.web.health_page import health_page
 from idlefleet.web.jobs_page import job_detail, jobs_page, submit_command
+from idlefleet.web.live import LiveParts, wants_live_part
 from idlefleet.web.my_car_page import Access, PreferencesForm, access, car_page
 from idlefleet.web.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner
 from idlefleet.web.site_page import site_page
@@ -104,7 +105,12 @@ def create_app(
     app.add_middleware(_SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(package / "static")), name="static")
 
+    live = LiveParts(env)
+
     def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        """The page `name` (only its live part when htmx asks for that)."""
+        if status == 200 and wants_live_part(request) and "live" in env.get_template(name).blocks:
+            return HTMLResponse(live.render(request, name, context))
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def signed_in(request: Request) -> Session | None:
@@ -123,7 +129,23 @@ def create_app(
                 return render(
                     request, "refused.html", 403, session=session, needed=least.name.lower()
                 )
-            return handler(request, session)
+            if not wants_live_part(request):
+                return handler(request, session)
+            views = backend.board.views
+            key = (
+                None if views is None else views.revision,
+                request.url.path,
+                request.url.query,
+                int(session.role),
+                session.vehicle_id,
+            )
+            kept = live.kept(key)
+            if kept is not None:
+                return HTMLResponse(kept)
+            response = handler(request, session)
+            if response.status_code == 200 and isinstance(response.body, bytes):
+                live.keep(key, response.body.decode())
+            return response
 
         return guarded
 

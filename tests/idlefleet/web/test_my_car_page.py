@@ -4,13 +4,8 @@ for the car changing when its departure does, and a statement with no invented f
 
 from __future__ import annotations
 
-import http.client
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.cookies import SimpleCookie
-from urllib.parse import urlencode
 
 import pytest
 
@@ -31,6 +26,7 @@ from idlefleet.web.runner import WebConfig, serving_web
 from idlefleet.web.sessions import Session
 from streams.catalog import T0
 from tests.idlefleet.conftest import OWNED_CAR, SITES, Tokens
+from tests.idlefleet.web.http_client import Client, csrf_of, signed_in
 
 SLOT = timedelta(minutes=15)
 
@@ -148,43 +144,6 @@ def test_the_statement_shows_compensation_only_at_a_set_rate(backend: LocalBacke
     assert paid.compensation == pytest.approx(0.75)
 
 
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match is not None
-    return match.group(1)
-
-
-@dataclass
-class Answer:
-    status: int
-    location: str | None
-    text: str
-
-
-@dataclass
-class Client:
-    """Plain HTTP to the console on `port`, keeping its cookies (no redirects followed)."""
-
-    port: int
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> Answer:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        body = None
-        if form is not None:
-            body = urlencode(form, doseq=True)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        connection.request(method, path, body, headers)
-        response = connection.getresponse()
-        for header in response.headers.get_all("Set-Cookie") or ():
-            for name, morsel in SimpleCookie(header).items():
-                self.cookies[name] = morsel.value
-        answer = Answer(response.status, response.getheader("Location"), response.read().decode())
-        connection.close()
-        return answer
-
-
 @pytest.fixture
 def port(backend: LocalBackend, tokens: Tokens) -> Iterator[int]:
     """The console over the local backend; its port."""
@@ -192,15 +151,6 @@ def port(backend: LocalBackend, tokens: Tokens) -> Iterator[int]:
     with serving_web(WebConfig("127.0.0.1", 0), backend, tokens.table, health) as bound:
         assert bound is not None
         yield bound
-
-
-def signed_in(port: int, tokens: Tokens, role: Role) -> Client:
-    client = Client(port)
-    login = client.request("GET", "/login")
-    token = tokens.by_role[role]
-    answer = client.request("POST", "/login", {"token": token, "csrf": _csrf(login.text)})
-    assert answer.status == 303
-    return client
 
 
 @pytest.fixture
@@ -216,7 +166,7 @@ def test_the_form_posts_through_csrf_and_redirects(
     page = client.request("GET", "/my-car")
     assert page.status == 200
     assert "Departure (UTC)" in page.text and 'type="datetime-local"' in page.text
-    csrf = _csrf(page.text)
+    csrf = csrf_of(page.text)
     form = {"participating": "on", "reserve_kwh": "5", "target_kwh": "40"}
 
     assert client.request("POST", "/my-car", {**form, "csrf": "wrong"}).status == 400
@@ -252,12 +202,12 @@ def test_viewers_may_not_post_and_operators_may_for_any_car(
     viewer = signed_in(port, tokens, Role.VIEWER)
     page = viewer.request("GET", "/cars/car-b")
     assert page.status == 200 and "Preferences are shown to" in page.text
-    refused = viewer.request("POST", "/cars/car-b", {**form, "csrf": _csrf(page.text)})
+    refused = viewer.request("POST", "/cars/car-b", {**form, "csrf": csrf_of(page.text)})
     assert refused.status == 403 and "needs role operator" in refused.text
     assert viewer.request("GET", "/my-car").location == "/fleet", "no car of one's own"
     operator = signed_in(port, tokens, Role.OPERATOR)
     page = operator.request("GET", "/cars/car-b")
-    saved = operator.request("POST", "/cars/car-b", {**form, "csrf": _csrf(page.text)})
+    saved = operator.request("POST", "/cars/car-b", {**form, "csrf": csrf_of(page.text)})
     assert saved.status == 303 and saved.location == "/cars/car-b?saved=1"
     stored = backend.preferences("car-b")
     assert stored is not None and stored.target_kwh == 55.0
