@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from idlefleet.queries.errors import BusyError, UnavailableError
@@ -12,6 +13,8 @@ from optimizer.plan import PlanSnapshot
 from streams.sources import DataNote
 
 DEFAULT_MAX_WATCHERS = 16
+
+log = logging.getLogger(__name__)
 
 
 class PlanBoard:
@@ -27,6 +30,7 @@ class PlanBoard:
         self._views: PlanViews | None = None
         self._watchers = 0
         self._closed = False
+        self._listeners: list[Callable[[PlanViews], object]] = []
 
     @property
     def views(self) -> PlanViews | None:
@@ -42,7 +46,17 @@ class PlanBoard:
             with self._changed:
                 self._views = views
                 self._changed.notify_all()
+            for listener in self._listeners:
+                try:
+                    listener(views)
+                except Exception:  # a listener's fault is its own: the plan stays published
+                    log.exception("a listener failed on plan revision %d", views.revision)
         return views
+
+    def on_publish(self, listener: Callable[[PlanViews], object]) -> None:
+        """Call `listener` with every plan's views once they are current, in the publishing
+        thread: work done there is part of publishing (once per plan), not of requests."""
+        self._listeners.append(listener)
 
     def close(self) -> None:
         """End every watch (the server is shutting down)."""

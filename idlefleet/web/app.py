@@ -106,6 +106,9 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(package / "static")), name="static")
 
     live = LiveParts(env)
+    views = backend.board.views
+    live.ready_revision = None if views is None else views.revision
+    backend.board.on_publish(lambda views: live.prerender(views.revision))
 
     def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         """The page `name` (only its live part when htmx asks for that)."""
@@ -129,23 +132,29 @@ def create_app(
                 return render(
                     request, "refused.html", 403, session=session, needed=least.name.lower()
                 )
+            audience = (request.url.path, request.url.query, int(session.role), session.vehicle_id)
+
+            def live_part(live_request: Request) -> str | None:
+                response = handler(live_request, session)
+                if response.status_code != 200 or not isinstance(response.body, bytes):
+                    return None
+                html = response.body.decode()
+                return html if html.startswith('<div id="live"') else None  # a page has one
+
+            if request.method != "GET":
+                return handler(request, session)
+            live.watch(audience, request, live_part)
             if not wants_live_part(request):
                 return handler(request, session)
             views = backend.board.views
-            key = (
-                None if views is None else views.revision,
-                request.url.path,
-                request.url.query,
-                int(session.role),
-                session.vehicle_id,
-            )
-            kept = live.kept(key)
-            if kept is not None:
-                return HTMLResponse(kept)
-            response = handler(request, session)
-            if response.status_code == 200 and isinstance(response.body, bytes):
-                live.keep(key, response.body.decode())
-            return response
+            key = (None if views is None else views.revision, audience)
+            html = live.kept(key)
+            if html is None:
+                html = live_part(request)
+                if html is None:
+                    return handler(request, session)
+                live.keep(key, html)
+            return HTMLResponse(html)
 
         return guarded
 
@@ -202,7 +211,7 @@ def create_app(
         and a comment every `KEEPALIVE_S` so proxies keep the stream open."""
         if signed_in(request) is None:
             return Response("sign in first", status_code=401, media_type="text/plain")
-        return StreamingResponse(_plan_events(request, backend), media_type="text/event-stream")
+        return StreamingResponse(_plan_events(request, live), media_type="text/event-stream")
 
     def fleet(request: Request, session: Session) -> Response:
         number = request.query_params.get("sites", "1")
@@ -389,16 +398,15 @@ def _home(role: Role) -> str:
     return "/my-car" if role is Role.OWNER else "/fleet"
 
 
-async def _plan_events(request: Request, backend: FleetBackend) -> AsyncIterator[str]:
-    """The `/events` stream of one page: polls the board's revision (a field read, no lock)
-    every `EVENT_POLL_S`, so an open page costs the service no thread while it waits."""
-    views = backend.board.views
-    revision = None if views is None else views.revision
+async def _plan_events(request: Request, live: LiveParts) -> AsyncIterator[str]:
+    """The `/events` stream of one page: polls the newest plan whose live parts are ready (a
+    field read, no lock) every `EVENT_POLL_S`, so an open page costs the service no thread
+    while it waits."""
+    revision = live.ready_revision
     quiet_s = 0.0
     while not await request.is_disconnected():
-        views = backend.board.views
-        if views is not None and views.revision != revision:
-            revision = views.revision
+        if live.ready_revision != revision:
+            revision = live.ready_revision
             quiet_s = 0.0
             yield f"event: plan\ndata: {revision}\n\n"
         elif quiet_s >= KEEPALIVE_S:

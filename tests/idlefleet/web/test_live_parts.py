@@ -4,6 +4,7 @@ within its lifetime, and rendered again for the next plan."""
 
 from __future__ import annotations
 
+import http.client
 from collections.abc import Iterator
 
 import pytest
@@ -59,3 +60,25 @@ def test_rendered_once_per_plan_for_everyone(
     backend.board.publish(views.snapshot)
     third = signed_in(port, tokens, Role.VIEWER).request("GET", "/fleet", headers=LIVE)
     assert f"revision {views.revision + 1}" in third.text
+
+
+def test_pages_hear_of_a_plan_once_their_live_parts_are_ready(
+    port: int, tokens: Tokens, backend: LocalBackend
+) -> None:
+    client = signed_in(port, tokens, Role.VIEWER)
+    assert client.request("GET", "/fleet").status == 200  # the page is open: it is watched
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    connection.request("GET", "/events", headers={"Cookie": cookies})
+    stream = connection.getresponse()
+    assert stream.status == 200 and stream.getheader("Content-Type", "").startswith(
+        "text/event-stream"
+    )
+    views = backend.board.views
+    assert views is not None
+    published = backend.board.publish(views.snapshot)  # renders the open page's live part
+    assert stream.readline() == b"event: plan\n"
+    assert stream.readline() == f"data: {published.revision}\n".encode()
+    connection.close()
+    part = client.request("GET", "/fleet", headers=LIVE)
+    assert f"revision {published.revision}" in part.text
