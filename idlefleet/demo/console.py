@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from idlefleet.api.runner import ApiConfig, serving_api
@@ -68,7 +69,9 @@ def demo_console(
     tokens_path = write_console_tokens(out_dir, vehicle_ids)
     tokens = TokenTable.load(tokens_path)
     write_lab_store(store)
-    backend = ServiceBackend(service, publisher, clock).start()
+    # Owners and operators act between the demo's steps: later than the cars' reports.
+    step = timedelta(minutes=service.settings.slot_minutes)
+    backend = ServiceBackend(service, publisher, clock.within(step)).start()
     try:
         with (
             serving_api(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,8 +19,28 @@ class SteppedClock:
     def __init__(self, now: datetime) -> None:
         self.now = now
 
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._now = value
+        self._set_wall_s = time.monotonic()
+
     def __call__(self) -> datetime:
         return self.now
+
+    def within(self, step: timedelta) -> Callable[[], datetime]:
+        """A clock for people acting between the driver's steps (the demo's console): `now`
+        plus the wall time since it was set, short of the next step `step` later. What they
+        do is then newer than what the world reported at the step."""
+
+        def read() -> datetime:
+            elapsed = timedelta(seconds=time.monotonic() - self._set_wall_s)
+            return self._now + min(elapsed, step - timedelta(milliseconds=1))
+
+        return read
 
 
 @dataclass(frozen=True)

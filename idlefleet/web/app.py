@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Annotated, Any
@@ -60,6 +61,9 @@ SECURITY_HEADERS = {
 PAGE_ROLE = Role.VIEWER
 #: How often an open page's event stream looks for a new plan [s].
 EVENT_POLL_S = 1.0
+#: Pages hear of a new plan spread over this long [s], each at a random moment, so that
+#: their requests for it do not all land at once beside the gRPC API's.
+REFRESH_SPREAD_S = 5.0
 #: Longest silence on an event stream before a keepalive comment [s].
 KEEPALIVE_S = 15.0
 #: Longest token a login form may post [characters]: bounds the work of a bad request.
@@ -406,6 +410,7 @@ async def _plan_events(request: Request, live: LiveParts) -> AsyncIterator[str]:
     quiet_s = 0.0
     while not await request.is_disconnected():
         if live.ready_revision != revision:
+            await asyncio.sleep(random.uniform(0.0, REFRESH_SPREAD_S))
             revision = live.ready_revision
             quiet_s = 0.0
             yield f"event: plan\ndata: {revision}\n\n"

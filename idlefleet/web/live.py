@@ -10,6 +10,7 @@ request and kept for `FRAGMENT_TTL_S`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -19,6 +20,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 from starlette.requests import Request
+
+log = logging.getLogger(__name__)
 
 #: The header htmx sends with the requests it makes.
 LIVE_HEADER = "HX-Request"
@@ -94,8 +97,14 @@ class LiveParts:
         """Render every watched live part of plan `revision`, then let pages hear of it."""
         with self._lock:
             watched = list(self._watched.items())
-        for audience, (request, renderer) in watched:
-            html = renderer(request)
-            if html is not None:
-                self.keep((revision, audience), html)
-        self.ready_revision = revision
+        try:
+            for audience, (request, renderer) in watched:
+                try:
+                    html = renderer(request)
+                except Exception:  # that page renders on request (and fails there)
+                    log.exception("live part of %s not rendered ahead", audience[0])
+                    continue
+                if html is not None:
+                    self.keep((revision, audience), html)
+        finally:
+            self.ready_revision = revision

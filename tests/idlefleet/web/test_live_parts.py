@@ -5,10 +5,13 @@ within its lifetime, and rendered again for the next plan."""
 from __future__ import annotations
 
 import http.client
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from idlefleet import web
 from idlefleet.queries.health import health_source
 from idlefleet.queries.local_backend import LocalBackend
 from idlefleet.tokens import Role
@@ -82,3 +85,18 @@ def test_pages_hear_of_a_plan_once_their_live_parts_are_ready(
     connection.close()
     part = client.request("GET", "/fleet", headers=LIVE)
     assert f"revision {published.revision}" in part.text
+
+
+def test_every_template_keeps_what_its_live_part_needs_inside_it() -> None:
+    """A live part is rendered alone (its block, not the page): whatever a template sets at
+    its top level, its live block cannot see."""
+    templates = Path(web.__file__).parent / "templates"
+    for path in templates.glob("*.html"):
+        text = path.read_text()
+        if "{% block live %}" not in text:
+            continue
+        top = re.sub(r"{%-? *block (\w+).*?{%-? *endblock", "", text, flags=re.S)
+        top_names = set(re.findall(r"{%-? *(?:set|macro) (\w+)", top)) - {"active"}
+        live = text.split("{% block live %}", 1)[1].split("{% endblock %}", 1)[0]
+        used = {name for name in top_names if re.search(rf"\b{name}\b", live)}
+        assert not used, f"{path.name}: its live block uses {used}, set outside it"
