@@ -1,5 +1,6 @@
-// The console's one script: draws every chart from its numbers table with uPlot, and again
-// after htmx swaps a live part of the page. Pages work without it (the tables stay).
+// The console's one script: draws every chart from its numbers table with uPlot, again after
+// htmx swaps a live part of the page and after the window is resized. Pages work without it
+// (the tables stay).
 (function () {
   "use strict";
   var COLOURS = ["#0b62a4", "#2f9e44", "#e67700", "#7048e8", "#0c8599", "#5c940d"];
@@ -61,4 +62,10 @@
 
   document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawAll(event.target); });
+  // A chart takes its box's width when drawn: draw again once a resize has settled.
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(function () { drawAll(document); }, 200);
+  });
 })();

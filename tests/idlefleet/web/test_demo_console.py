@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shlex
 import subprocess
 import sys
@@ -39,6 +40,8 @@ DEMO = {"cars": 8, "sites": 2, "hours": 6.0, "slot_wall_s": 4.0}
 #: Where the screenshots go when set (the README's come from here), else the test's tmp_path.
 SCREENSHOTS = os.environ.get("IDLEFLEET_SCREENSHOTS")
 WAIT_S = 60.0
+#: The plan the operator waits for before looking: some cars in, some work done.
+SETTLED_REVISION = 4
 
 
 @pytest.fixture
@@ -62,6 +65,12 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DemoConsole:
         raise AssertionError(f"the demo's console did not start: {failures}") from None
 
 
+def plan_revision(driver: WebDriver) -> int:
+    """The Fleet page's plan revision (0 before the first plan)."""
+    match = re.search(r"revision (\d+)", driver.find_element(By.ID, "last-plan").text)
+    return 0 if match is None else int(match.group(1))
+
+
 def shoot(driver: WebDriver, out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(out / f"{name}.png"))
@@ -78,9 +87,13 @@ def test_the_demos_console_end_to_end(demo: DemoConsole, tmp_path: Path) -> None
     operator = tokens[0][0]
     owners = {grant.removeprefix("owner:"): token for token, grant in tokens[1:]}
     sites = [site.site_id for site in demo_sites(DEMO["sites"], DEMO["cars"])]  # type: ignore[arg-type]
-    with chromium(tmp_path / "profile") as driver:
+    with chromium(tmp_path / "profile", height=1600) as driver:
         sign_in(driver, demo.url, operator)
         assert urlsplit(driver.current_url).path == "/fleet"
+        # a few slots in, when cars have arrived and work is under way
+        WebDriverWait(driver, WAIT_S).until(
+            lambda d: d.refresh() is None and plan_revision(d) >= SETTLED_REVISION
+        )
         table = driver.find_element(By.ID, "sites-table").text
         assert all(site in table for site in sites)
         wait_for_charts(driver, 2)
@@ -141,6 +154,8 @@ def test_the_demos_console_end_to_end(demo: DemoConsole, tmp_path: Path) -> None
             f"no plan after {revision} took the departure {shown}",
         )
         shoot(driver, out, "my-car-replanned-phone")
+        driver.execute_script("document.getElementById('tonight').scrollIntoView()")
+        shoot(driver, out, "my-car-tonight-phone")
         overflow = driver.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
