@@ -166,6 +166,19 @@ class Tonight:
     departure_kwh: float | None
     compute_energy_kwh: float
     note: DataNote | None
+    #: The car's charger [kW] and its region's carbon intensity per slot [g/kWh].
+    charger_kw: float = 0.0
+    intensity_g_per_kwh: tuple[float, ...] = ()
+
+    @property
+    def carbon_avoided_kg(self) -> float:
+        """CO2 the plan's charging avoids against charging the same energy at full power
+        from the car's first parked slot on (what it would draw plugged in unmanaged) [kg]."""
+        dt_h = (self.slot_starts[1] - self.slot_starts[0]).total_seconds() / 3600
+        parked = [energy is not None for energy in self.energy_kwh]
+        return charging_carbon_avoided_kg(
+            self.charge_kw, parked, self.charger_kw, self.intensity_g_per_kwh, dt_h
+        )
 
     @property
     def power_chart(self) -> Chart:
@@ -236,7 +249,30 @@ def tonight(views: PlanViews | None, vehicle_id: str) -> Tonight | None:
         departure_kwh=None if math.isnan(departure_kwh) else departure_kwh,
         compute_energy_kwh=sum(series.compute_power_kw) * scenario.horizon.dt_h,
         note=_note(views.data_notes, vehicle_id),
+        charger_kw=vehicle.charger_kw,
+        intensity_g_per_kwh=tuple(scenario.region_of(vehicle).intensity_g_per_kwh),
     )
+
+
+def charging_carbon_avoided_kg(
+    charge_kw: Sequence[float],
+    parked: Sequence[bool],
+    charger_kw: float,
+    intensity_g_per_kwh: Sequence[float],
+    dt_h: float,
+) -> float:
+    """The CO2 [kg] that charging at `charge_kw` per slot of `dt_h` hours emits less than
+    charging the same energy at `charger_kw` in the first `parked` slots (never negative
+    when the plan charges in the cleanest slots; negative when it charges dirtier)."""
+    planned_g = sum(p * dt_h * i for p, i in zip(charge_kw, intensity_g_per_kwh, strict=True))
+    left_kwh = sum(charge_kw) * dt_h
+    unmanaged_g = 0.0
+    for here, intensity in zip(parked, intensity_g_per_kwh, strict=True):
+        if here and left_kwh > 0:
+            energy_kwh = min(charger_kw * dt_h, left_kwh)
+            unmanaged_g += energy_kwh * intensity
+            left_kwh -= energy_kwh
+    return (unmanaged_g - planned_g) / 1000
 
 
 def _note(notes: Sequence[DataNote], vehicle_id: str) -> DataNote | None:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from idlefleet.queries.errors import InvalidFieldError, UnknownIdError
 from idlefleet.queries.health import health_source
@@ -21,6 +23,7 @@ from idlefleet.web.my_car_page import (
     Statement,
     access,
     car_page,
+    charging_carbon_avoided_kg,
 )
 from idlefleet.web.runner import WebConfig, serving_web
 from idlefleet.web.sessions import Session
@@ -213,3 +216,35 @@ def test_viewers_may_not_post_and_operators_may_for_any_car(
     assert stored is not None and stored.target_kwh == 55.0
     unknown = operator.request("GET", "/cars/car-zz")
     assert unknown.status == 404 and "No car car-zz is known" in unknown.text
+
+
+def test_carbon_avoided_against_charging_at_once_on_arrival() -> None:
+    # 10 kWh in half-hour slots: unmanaged, 7 kW then 3 kW in the first two parked slots
+    intensity = [500.0, 400.0, 300.0, 100.0]
+    parked = [False, True, True, True]
+    planned = [0.0, 0.0, 0.0, 20.0]  # all in the cleanest slot, 10 kWh
+    avoided = charging_carbon_avoided_kg(planned, parked, 14.0, intensity, 0.5)
+    unmanaged_g = 7.0 * 400.0 + 3.0 * 300.0
+    assert avoided == pytest.approx((unmanaged_g - 10.0 * 100.0) / 1000)
+    unmanaged = [0.0, 14.0, 6.0, 0.0]
+    assert charging_carbon_avoided_kg(unmanaged, parked, 14.0, intensity, 0.5) == 0.0
+
+
+@given(
+    st.lists(st.floats(0.0, 11.0), min_size=2, max_size=12),
+    st.lists(st.floats(10.0, 900.0), min_size=12, max_size=12),
+)
+def test_charging_in_the_cleanest_slots_never_emits_more(
+    charge_kw: list[float], intensity: list[float]
+) -> None:
+    slots = len(charge_kw)
+    intensity = intensity[:slots]
+    energy_kwh = sum(charge_kw) * 0.25
+    # the same energy, at 11 kW, in the cleanest slots first
+    cleanest = [0.0] * slots
+    left = energy_kwh
+    for s in sorted(range(slots), key=lambda s: intensity[s]):
+        cleanest[s] = min(11.0, left / 0.25)
+        left -= cleanest[s] * 0.25
+    avoided = charging_carbon_avoided_kg(cleanest, [True] * slots, 11.0, intensity, 0.25)
+    assert avoided >= -1e-6
