@@ -233,9 +233,7 @@ def create_app(
         return StreamingResponse(_plan_events(request, live), media_type="text/event-stream")
 
     def fleet(request: Request, session: Session) -> Response:
-        number = request.query_params.get("sites", "1")
-        chart_page = int(number) if number.isascii() and number.isdigit() and len(number) < 7 else 1
-        view = fleet_page(backend, health(), chart_page)
+        view = fleet_page(backend, health(), _count(request, "sites", 1))
         return render(request, "fleet.html", session=session, page=view)
 
     def health_status(request: Request, session: Session) -> Response:
@@ -243,11 +241,9 @@ def create_app(
 
     def site(request: Request, session: Session) -> Response:
         site_id = request.path_params["site_id"]
-        query = request.query_params
-        number = query.get("page", "1")
         try:
             view = site_page(
-                backend, site_id, int(number) if number.isdigit() else 1, query.get("car")
+                backend, site_id, _count(request, "page", 1), request.query_params.get("car")
             )
         except UnknownIdError:
             return render(request, "site_unknown.html", 404, session=session, site_id=site_id)
@@ -262,8 +258,7 @@ def create_app(
 
     def job(request: Request, session: Session) -> Response:
         job_id = request.path_params["job_id"]
-        first = request.query_params.get("first", "0")
-        shard = int(first) if first.isascii() and first.isdigit() and len(first) <= 9 else 0
+        shard = _count(request, "first", 0)
         try:
             detail = job_detail(backend, job_id, shard)
         except UnknownIdError:
@@ -410,6 +405,13 @@ def create_app(
 
     app.add_api_route("/grid", page(grid), methods=["GET"], response_class=HTMLResponse)
     return app
+
+
+def _count(request: Request, name: str, default: int) -> int:
+    """Query parameter `name` as a count (a page, a first row), or `default` when it is
+    missing or is not a whole number of at most nine digits."""
+    text = request.query_params.get(name, "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else default
 
 
 def _home(role: Role) -> str:
