@@ -139,19 +139,8 @@ def _slot_starts(views: PlanViews) -> list[datetime]:
 def _fleet_chart(views: PlanViews) -> Chart:
     """The fleet's planned import against the sum of its sites' caps, charging and compute
     per slot [kW]."""
-    series = views.series[FLEET]
-    slots = len(views.slot_start_s)
-    return Chart(
-        id="import-fleet",
-        title="The fleet: planned import against its sites' caps, charging and compute",
-        unit="kW",
-        slot_starts=_slot_starts(views),
-        series=[
-            Series("Import [kW]", series.grid_import_kw or [0.0] * slots, "area"),
-            Series("Caps [kW]", views.flexibility[FLEET].import_cap_kw, "limit"),
-            Series("Charging [kW]", series.charge_power_kw),
-            Series("Compute [kW]", series.compute_power_kw),
-        ],
+    return _import_chart(
+        views, FLEET, "The fleet: planned import against its sites' caps, charging and compute"
     )
 
 
@@ -161,19 +150,29 @@ def site_chart(views: PlanViews, site_id: str) -> Chart | None:
     scope = Scope("site", site_id)
     if scope not in views.series:
         return None
+    pv_kw = list(views.snapshot.scenario.site_by_id[site_id].pv_kw)
+    title = f"{site_id}: planned import, cap, charging, compute and PV"
+    return _import_chart(views, scope, title, Series("PV [kW]", pv_kw))
+
+
+def _import_chart(views: PlanViews, scope: Scope, title: str, *more: Series) -> Chart:
+    """A scope's planned import against its cap(s), charging and compute per slot [kW]."""
     series = views.series[scope]
-    slots = len(views.slot_start_s)
     return Chart(
-        id=f"import-{site_id}",
-        title=f"{site_id}: planned import, cap, charging, compute and PV",
+        id=f"import-{scope.id or scope.kind}",
+        title=title,
         unit="kW",
         slot_starts=_slot_starts(views),
         series=[
-            Series("Import [kW]", series.grid_import_kw or [0.0] * slots, "area"),
-            Series("Cap [kW]", views.flexibility[scope].import_cap_kw, "limit"),
+            Series("Import [kW]", series.grid_import_kw or [0.0] * len(views.slot_start_s), "area"),
+            Series(
+                "Caps [kW]" if scope == FLEET else "Cap [kW]",
+                views.flexibility[scope].import_cap_kw,
+                "limit",
+            ),
             Series("Charging [kW]", series.charge_power_kw),
             Series("Compute [kW]", series.compute_power_kw),
-            Series("PV [kW]", list(views.snapshot.scenario.site_by_id[site_id].pv_kw)),
+            *more,
         ],
     )
 

@@ -142,6 +142,10 @@ def _departure(text: str) -> datetime | None:
         ) from None
 
 
+#: The least energy the page shows as a shortfall [kWh] (it prints tenths).
+SHOWN_KWH = 0.05
+
+
 @dataclass(frozen=True)
 class Tonight:
     """What the current plan does to the car: per slot [UTC] its charging and compute power
@@ -176,9 +180,10 @@ class Tonight:
         from the car's first parked slot on (what it would draw plugged in unmanaged) [kg]."""
         dt_h = (self.slot_starts[1] - self.slot_starts[0]).total_seconds() / 3600
         parked = [energy is not None for energy in self.energy_kwh]
-        return charging_carbon_avoided_kg(
+        avoided_kg = charging_carbon_avoided_kg(
             self.charge_kw, parked, self.charger_kw, self.intensity_g_per_kwh, dt_h
         )
+        return round(avoided_kg, 2) + 0.0  # as shown, without a "-0.00"
 
     @property
     def power_chart(self) -> Chart:
@@ -212,10 +217,12 @@ class Tonight:
 
     @property
     def short_kwh(self) -> float:
-        """How far the planned departure energy falls below what is owed [kWh] (0: none)."""
+        """How far the planned departure energy falls below what is owed [kWh] (0: none, or
+        less than the page's tenth of a kWh: the solver's tolerance, not a shortfall)."""
         if self.owed_kwh is None or self.departure_kwh is None:
             return 0.0
-        return max(0.0, self.owed_kwh - self.departure_kwh)
+        short_kwh = self.owed_kwh - self.departure_kwh
+        return short_kwh if short_kwh >= SHOWN_KWH else 0.0
 
 
 def tonight(views: PlanViews | None, vehicle_id: str) -> Tonight | None:

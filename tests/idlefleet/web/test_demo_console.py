@@ -71,6 +71,12 @@ def plan_revision(driver: WebDriver) -> int:
     return 0 if match is None else int(match.group(1))
 
 
+def settled(driver: WebDriver) -> bool:
+    """The Fleet page, read again, shows a plan of `SETTLED_REVISION` or later."""
+    driver.refresh()
+    return plan_revision(driver) >= SETTLED_REVISION
+
+
 def shoot(driver: WebDriver, out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(out / f"{name}.png"))
@@ -91,9 +97,7 @@ def test_the_demos_console_end_to_end(demo: DemoConsole, tmp_path: Path) -> None
         sign_in(driver, demo.url, operator)
         assert urlsplit(driver.current_url).path == "/fleet"
         # a few slots in, when cars have arrived and work is under way
-        WebDriverWait(driver, WAIT_S).until(
-            lambda d: d.refresh() is None and plan_revision(d) >= SETTLED_REVISION
-        )
+        WebDriverWait(driver, WAIT_S).until(lambda d: settled(d))
         table = driver.find_element(By.ID, "sites-table").text
         assert all(site in table for site in sites)
         wait_for_charts(driver, 2)

@@ -143,7 +143,8 @@ def test_desktop_owner_and_viewer_pages(
         wait_for_charts(driver, 2)
         assert driver.find_element(By.ID, "compute-energy").text.startswith("0.0 kWh")
         assert "no rate is set" in driver.find_element(By.ID, "compensation").text
-        assert "not measured" in driver.find_element(By.ID, "carbon-avoided").text
+        assert "not yet kept" in driver.find_element(By.ID, "carbon-avoided").text
+        assert "kg CO₂" in driver.find_element(By.ID, "car-carbon-avoided").text
         driver.save_screenshot(str(tmp_path / "my-car.png"))
         assert_no_console_errors(driver)
         driver.find_element(By.ID, "live").screenshot(str(tmp_path / "tonight.png"))

@@ -5,7 +5,6 @@ the page fits the screen while the heat map scrolls inside its box."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +13,6 @@ from selenium.webdriver.common.keys import Keys
 
 from idlefleet.tokens import Role
 from streams.catalog import T0
-from streams.messages import MeasuredState, VehicleRecord
 from tests.idlefleet.live import WAIT_S, LiveFleet, live  # noqa: F401  (the fixture)
 from tests.idlefleet.web.browser import (
     assert_no_console_errors,
@@ -24,6 +22,7 @@ from tests.idlefleet.web.browser import (
     sign_in,
     wait_for_charts,
 )
+from tests.idlefleet.web.test_site_page import ESTIMATED_CAR, estimated_car
 from tests.streams.factories import job
 
 BERLIN = "berlin-depot"
@@ -34,29 +33,7 @@ PHONE = (390, 844)
 def _add_work_and_an_estimated_car(live: LiveFleet) -> None:  # noqa: F811
     """A job, and car-e at Berlin: read 90 min before T0, metered since, registered; no
     preferences."""
-    live.publish(
-        job(),
-        MeasuredState(
-            vehicle_id="car-e",
-            event_time=T0 - timedelta(minutes=90),
-            source="car",
-            site_id=BERLIN,
-            plugged_in=True,
-            energy_kwh=20.0,
-            session_id="tx-1",
-            session_energy_kwh=0.0,
-        ),
-        MeasuredState(
-            vehicle_id="car-e",
-            event_time=T0 - timedelta(minutes=5),
-            source="ocpp:cs-1/1",
-            session_id="tx-1",
-            session_energy_kwh=4.0,
-        ),
-        VehicleRecord(
-            vehicle_id="car-e", updated_at=T0, battery_kwh=60.0, charger_kw=7.4, compute_kw=0.2
-        ),
-    )
+    live.publish(job(), *estimated_car(), ESTIMATED_CAR)
     assert live.service.catch_up(WAIT_S)
     assert live.tick(T0) is not None, "the service did not plan the new car"
 

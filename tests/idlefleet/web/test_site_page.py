@@ -112,9 +112,15 @@ def test_a_cells_class_says_parked_level_and_compute() -> None:
     assert HeatCell(True, 7.4, 5, 2).text == "7.4"
 
 
-def test_an_estimated_and_stale_car_is_marked(backend: LocalBackend) -> None:
-    # car-e: read 90 min before the plan, then its charger metered 4 kWh; no preferences
-    for record in (
+#: car-e at Berlin, registered: no owner preferences, and its energy known only by estimate.
+ESTIMATED_CAR = VehicleRecord(
+    vehicle_id="car-e", updated_at=T0, battery_kwh=60.0, charger_kw=7.4, compute_kw=0.2
+)
+
+
+def estimated_car() -> tuple[MeasuredState, MeasuredState]:
+    """car-e's measurements: read 90 min before T0, then its charger metered 4 kWh."""
+    return (
         MeasuredState(
             vehicle_id="car-e",
             event_time=T0 - timedelta(minutes=90),
@@ -132,13 +138,13 @@ def test_an_estimated_and_stale_car_is_marked(backend: LocalBackend) -> None:
             session_id="tx-1",
             session_energy_kwh=4.0,
         ),
-    ):
-        backend.state.apply_measured(record)
-    backend.register_vehicle(
-        VehicleRecord(
-            vehicle_id="car-e", updated_at=T0, battery_kwh=60.0, charger_kw=7.4, compute_kw=0.2
-        )
     )
+
+
+def test_an_estimated_and_stale_car_is_marked(backend: LocalBackend) -> None:
+    for record in estimated_car():
+        backend.state.apply_measured(record)
+    backend.register_vehicle(ESTIMATED_CAR)
     backend.replan()
     cars = {car.vehicle_id: car for car in site_page(backend, BERLIN).cars}
     marks = cars["car-e"].marks
