@@ -133,6 +133,9 @@ def create_app(
         """The page `name` (only its live part when htmx asks for that)."""
         if status == 200 and wants_live_part(request) and "live" in env.get_template(name).blocks:
             return HTMLResponse(live.render(request, name, context))
+        # the plan the page shows: its event stream tells of any newer one, even one ready
+        # before the stream connects
+        context = {"plan_revision": live.ready_revision, **context}
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def signed_in(request: Request) -> Session | None:
@@ -226,11 +229,14 @@ def create_app(
 
     @app.get("/events")
     async def events(request: Request) -> Response:
-        """Server-sent events: `plan` (data: its revision) whenever a new plan is published,
-        and a comment every `KEEPALIVE_S` so proxies keep the stream open."""
+        """Server-sent events: `plan` (data: its revision) whenever a plan newer than the
+        page's (`?since=REVISION`; default: the newest now) is published, and a comment
+        every `KEEPALIVE_S` so proxies keep the stream open."""
         if signed_in(request) is None:
             return Response("sign in first", status_code=401, media_type="text/plain")
-        return StreamingResponse(_plan_events(request, live), media_type="text/event-stream")
+        shown = _count(request, "since", -1)
+        since = live.ready_revision if shown < 0 else shown
+        return StreamingResponse(_plan_events(request, live, since), media_type="text/event-stream")
 
     def fleet(request: Request, session: Session) -> Response:
         view = fleet_page(backend, health(), _count(request, "sites", 1))
@@ -419,11 +425,12 @@ def _home(role: Role) -> str:
     return "/my-car" if role is Role.OWNER else "/fleet"
 
 
-async def _plan_events(request: Request, live: LiveParts) -> AsyncIterator[str]:
-    """The `/events` stream of one page: polls the newest plan whose live parts are ready (a
-    field read, no lock) every `EVENT_POLL_S`, so an open page costs the service no thread
-    while it waits."""
-    revision = live.ready_revision
+async def _plan_events(
+    request: Request, live: LiveParts, revision: int | None
+) -> AsyncIterator[str]:
+    """The `/events` stream of a page showing plan `revision`: polls the newest plan whose
+    live parts are ready (a field read, no lock) every `EVENT_POLL_S`, so an open page costs
+    the service no thread while it waits."""
     quiet_s = 0.0
     while not await request.is_disconnected():
         if live.ready_revision != revision:
