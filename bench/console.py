@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     if shed:
         print(f"gRPC calls shed (RESOURCE_EXHAUSTED): {len(shed)} of {len(calls)}")
     quiet = between_ticks([call for call in calls if call.code == "OK"], ticks)
-    with_pages, without = [], []
+    with_pages: list[float] = []
+    without: list[float] = []
     for call in quiet:
         quarter, into_s = divmod(call.sent_wall_s - start_wall_s, quarter_s)
         if into_s >= OPENING_S:
