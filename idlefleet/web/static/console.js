@@ -35,6 +35,14 @@
     return options;
   }
 
+  // Slot times as the tables print them: 24-hour UTC.
+  function utcTimes(u, splits) {
+    var hhmm = uPlot.fmtDate("{HH}:{mm}");
+    return splits.map(function (ts) {
+      return hhmm(uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"));
+    });
+  }
+
   function draw(plot) {
     var table = document.getElementById(plot.dataset.table);
     if (!table || typeof uPlot === "undefined") { return; }
@@ -51,7 +59,7 @@
       height: 220,
       series: series,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
-      axes: [{}, { label: plot.dataset.unit, size: 60 }],
+      axes: [{ values: utcTimes }, { label: plot.dataset.unit, size: 60 }],
       legend: { live: false },
     }, read.data, plot);
   }
