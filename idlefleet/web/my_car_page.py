@@ -170,18 +170,19 @@ class Tonight:
     departure_kwh: float | None
     compute_energy_kwh: float
     note: DataNote | None
-    #: The car's charger [kW] and its region's carbon intensity per slot [g/kWh].
+    #: The car's charger [kW], its region's carbon intensity per slot [g/kWh] and the
+    #: plan's slot length [h].
     charger_kw: float = 0.0
     intensity_g_per_kwh: tuple[float, ...] = ()
+    slot_h: float = 0.25
 
     @property
     def carbon_avoided_kg(self) -> float:
         """CO2 the plan's charging avoids against charging the same energy at full power
         from the car's first parked slot on (what it would draw plugged in unmanaged) [kg]."""
-        dt_h = (self.slot_starts[1] - self.slot_starts[0]).total_seconds() / 3600
         parked = [energy is not None for energy in self.energy_kwh]
         avoided_kg = charging_carbon_avoided_kg(
-            self.charge_kw, parked, self.charger_kw, self.intensity_g_per_kwh, dt_h
+            self.charge_kw, parked, self.charger_kw, self.intensity_g_per_kwh, self.slot_h
         )
         return round(avoided_kg, 2) + 0.0  # as shown, without a "-0.00"
 
@@ -258,6 +259,7 @@ def tonight(views: PlanViews | None, vehicle_id: str) -> Tonight | None:
         note=_note(views.data_notes, vehicle_id),
         charger_kw=vehicle.charger_kw,
         intensity_g_per_kwh=tuple(scenario.region_of(vehicle).intensity_g_per_kwh),
+        slot_h=scenario.horizon.dt_h,
     )
 
 

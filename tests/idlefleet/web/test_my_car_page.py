@@ -4,6 +4,7 @@ for the car changing when its departure does, and a statement with no invented f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -71,6 +72,16 @@ def test_the_page_shows_the_stored_preferences_and_tonight(backend: LocalBackend
         sum(tonight.compute_kw) * SLOT.total_seconds() / 3600
     )
     assert tonight.note is None, "a version-1 car's data comes whole"
+    assert tonight.slot_h == SLOT.total_seconds() / 3600
+    last_slot = dataclasses.replace(  # a plan's last slot (the end of a demo): one of them
+        tonight,
+        slot_starts=tonight.slot_starts[:1],
+        charge_kw=(11.0,),
+        compute_kw=(0.0,),
+        energy_kwh=tonight.energy_kwh[:1],
+        intensity_g_per_kwh=tonight.intensity_g_per_kwh[:1],
+    )
+    assert last_slot.carbon_avoided_kg == 0.0  # it charges as it would unmanaged
 
 
 def test_viewers_see_no_preferences_and_unknown_cars_are_unknown(backend: LocalBackend) -> None:
