@@ -41,11 +41,14 @@ class DemoConsole:
 
 
 def write_console_tokens(out_dir: Path, vehicle_ids: Sequence[str]) -> Path:
-    """Fresh tokens for this run in `out_dir/TOKENS_FILE` (mode 0600)."""
+    """Fresh tokens for this run in `out_dir/TOKENS_FILE` (mode 0600), replacing an earlier
+    run's: those no longer sign anyone in."""
     lines = [f"{secrets.token_urlsafe(32)} admin demo-operator"]
     lines += [f"{secrets.token_urlsafe(32)} owner:{vehicle_id}" for vehicle_id in vehicle_ids]
     path = out_dir / TOKENS_FILE
-    write_private(path, ("\n".join(lines) + "\n").encode())
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    write_private(temporary, ("\n".join(lines) + "\n").encode())
+    temporary.replace(path)
     return path
 
 
