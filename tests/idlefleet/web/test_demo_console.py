@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,13 +41,16 @@ DEMO = {"cars": 8, "sites": 2, "hours": 6.0, "slot_wall_s": 4.0}
 #: Where the screenshots go when set (the README's come from here), else the test's tmp_path.
 SCREENSHOTS = os.environ.get("IDLEFLEET_SCREENSHOTS")
 WAIT_S = 60.0
+#: Longest the demo may take to end after the test [s] (24 slots of 4 s, and more).
+DEMO_END_S = 240.0
 #: The plan the operator waits for before looking: some cars in, some work done.
 SETTLED_REVISION = 4
 
 
 @pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DemoConsole:
-    """The demo running on a thread, its console listening; the thread ends with the demo."""
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoConsole]:
+    """The demo running on a thread, its console listening; after the test the demo runs to
+    its end, so that it stops its embedded broker and store itself."""
     monkeypatch.setenv("IDLEFLEET_STATE_DIR", str(tmp_path / "state"))
     consoles: queue.Queue[DemoConsole] = queue.Queue()
     config = DemoConfig(out_dir=tmp_path / "demo", web=WebConfig("127.0.0.1", 0), **DEMO)  # type: ignore[arg-type]
@@ -58,11 +62,16 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DemoConsole:
         except BaseException as exc:  # reported by the test
             failures.append(exc)
 
-    threading.Thread(target=run, name="demo", daemon=True).start()
+    thread = threading.Thread(target=run, name="demo", daemon=True)
+    thread.start()
     try:
-        return consoles.get(timeout=120)
+        console = consoles.get(timeout=120)
     except queue.Empty:
         raise AssertionError(f"the demo's console did not start: {failures}") from None
+    yield console
+    thread.join(timeout=DEMO_END_S)
+    assert not thread.is_alive(), f"the demo did not end within {DEMO_END_S:.0f} s"
+    assert not failures, f"the demo failed: {failures}"
 
 
 def plan_revision(driver: WebDriver) -> int:
