@@ -108,3 +108,11 @@ def only_loopback(urls: list[str]) -> None:
     ]
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert any(urlsplit(url).hostname == "127.0.0.1" for url in urls), "no request was logged"
+
+
+def overflow_px(driver: webdriver.Chrome) -> int:
+    """How much wider than the window the page is [CSS px] (0 or less: it fits)."""
+    width: int = driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return width

@@ -17,6 +17,7 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
     wait_for_charts,
@@ -99,9 +100,7 @@ def test_phone_width_and_keyboard(
     with chromium(tmp_path / "profile", width=390, height=844) as driver:
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
         assert urlsplit(driver.current_url).path == "/fleet"
-        overflow = driver.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+        overflow = overflow_px(driver)
         assert overflow <= 0, f"the page is {overflow} px wider than a phone's screen"
         driver.save_screenshot(str(tmp_path / "fleet-phone.png"))
 

@@ -31,6 +31,7 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
     wait_for_charts,
@@ -169,9 +170,7 @@ def test_the_demos_console_end_to_end(demo: DemoConsole, tmp_path: Path) -> None
         shoot(driver, out, "my-car-replanned-phone")
         driver.execute_script("document.getElementById('tonight').scrollIntoView()")
         shoot(driver, out, "my-car-tonight-phone")
-        overflow = driver.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+        overflow = overflow_px(driver)
         assert overflow <= 0, f"the owner's page is {overflow} px wider than a phone"
         assert_no_console_errors(driver)
         only_loopback(requested_urls(driver))

@@ -26,6 +26,7 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
     wait_for_charts,
@@ -77,9 +78,7 @@ def expected_only(driver: WebDriver, status: str) -> None:
 
 
 def no_overflow(driver: WebDriver) -> None:
-    overflow = driver.execute_script(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
+    overflow = overflow_px(driver)
     assert overflow <= 0, f"the page is {overflow} px wider than its window"
 
 

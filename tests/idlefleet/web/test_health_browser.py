@@ -16,6 +16,7 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
     wait_for_charts,
@@ -74,9 +75,7 @@ def test_health_at_phone_width_by_keyboard(
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
         for page in ("health", "fleet"):
             driver.get(console + page)
-            overflow = driver.execute_script(
-                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
+            overflow = overflow_px(driver)
             assert overflow <= 0, f"{page} is {overflow} px wider than a phone's screen"
             driver.save_screenshot(str(tmp_path / f"{page}-phone.png"))
         driver.get(console + "health")

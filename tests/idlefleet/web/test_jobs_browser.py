@@ -24,16 +24,12 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
 )
 
 PHONE = {"width": 390, "height": 844}
-
-
-def _overflow_px(driver: object) -> int:
-    script = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    return int(driver.execute_script(script))  # type: ignore[attr-defined]
 
 
 def test_operator_submits_and_follows_a_job(
@@ -109,7 +105,7 @@ def test_viewer_reads_jobs_on_a_phone_without_a_submit_command(
         main = driver.find_element(By.TAG_NAME, "main").text
         assert "needs role operator" in main
         assert not driver.find_elements(By.ID, "submit-command")
-        assert _overflow_px(driver) <= 0, "the Jobs page is wider than a phone's screen"
+        assert overflow_px(driver) <= 0, "the Jobs page is wider than a phone's screen"
         driver.save_screenshot(str(tmp_path / "jobs-phone.png"))
 
         # The keyboard reaches the jobs table and the job's link.
@@ -125,7 +121,7 @@ def test_viewer_reads_jobs_on_a_phone_without_a_submit_command(
         rows = driver.find_elements(By.CSS_SELECTOR, "#shards-table tbody tr")
         assert len(rows) == 100, "a page of shards, not all 250"
         assert driver.find_element(By.LINK_TEXT, "Next shards")
-        assert _overflow_px(driver) <= 0, "the job's page is wider than a phone's screen"
+        assert overflow_px(driver) <= 0, "the job's page is wider than a phone's screen"
         driver.save_screenshot(str(tmp_path / "job-phone.png"))
         driver.find_element(By.LINK_TEXT, "Next shards").click()
         driver.find_element(By.LINK_TEXT, "Next shards").click()

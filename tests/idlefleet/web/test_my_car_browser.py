@@ -22,6 +22,7 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
     wait_for_charts,
@@ -30,14 +31,6 @@ from tests.idlefleet.web.browser import (
 SLOT = timedelta(minutes=15)
 #: Most Tab presses from the top of the page to the form's Save button.
 MOST_TABS = 40
-
-
-def overflow_px(driver: WebDriver) -> int:
-    """How much wider than the window the page is [CSS px]."""
-    width: int = driver.execute_script(
-        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    return width
 
 
 def text_of(driver: WebDriver, element_id: str) -> str:

@@ -18,6 +18,7 @@ from tests.idlefleet.web.browser import (
     assert_no_console_errors,
     chromium,
     only_loopback,
+    overflow_px,
     requested_urls,
     sign_in,
     wait_for_charts,
@@ -107,9 +108,7 @@ def test_site_on_a_phone_and_by_keyboard(
         sign_in(driver, console, live.tokens.by_role[Role.VIEWER])
         driver.get(console + f"sites/{BERLIN}")
         wait_for_charts(driver, 2)
-        overflow = driver.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+        overflow = overflow_px(driver)
         assert overflow <= 0, f"the page is {overflow} px wider than a phone's screen"
         box = driver.find_element(By.CSS_SELECTOR, ".heat-scroll")
         inner, outer = driver.execute_script(
